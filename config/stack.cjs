@@ -1,0 +1,200 @@
+'use strict';
+/**
+ * Stage parameters that need more than a default: validated here, at `serverless package`
+ * time, so that a bad value is refused with a message naming the parameter instead of
+ * failing half-way through a CloudFormation deployment.
+ *
+ * Used from serverless.yml as `${file(./config/stack.cjs):<export>}`.
+ */
+
+const SERVICE_TAG_PREFIX = 'kms-rotation:';
+
+class StackParameterError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'StackParameterError';
+  }
+}
+
+const readParam = async (resolveVariable, name) => {
+  const value = await resolveVariable(`param:${name}`);
+  return value == null ? '' : String(value).trim();
+};
+
+const integerInRange = (name, raw, min, max) => {
+  if (!/^\d+$/.test(raw)) {
+    throw new StackParameterError(`Parameter "${name}" must be a whole number of days, got "${raw}".`);
+  }
+  const value = Number(raw);
+  if (value < min || value > max) {
+    throw new StackParameterError(
+      `Parameter "${name}" must be between ${min} and ${max} days (AWS KMS limits), got ${value}.`,
+    );
+  }
+  return value;
+};
+
+/** Comma- or space-separated list of IAM principal ARNs; each must be an IAM ARN, never "*". */
+const principalList = (name, raw) => {
+  const principals = raw.split(/[\s,]+/).filter(Boolean);
+  for (const principal of principals) {
+    if (!/^arn:aws[a-z-]*:iam::\d{12}:(root|role\/.+|user\/.+)$/.test(principal)) {
+      throw new StackParameterError(
+        `Parameter "${name}" must list IAM role, user or account-root ARNs; "${principal}" is not one (wildcards are refused).`,
+      );
+    }
+  }
+  return principals;
+};
+
+const aliasName = (name, raw) => {
+  if (!/^alias\/[a-zA-Z0-9/_-]{1,250}$/.test(raw) || raw.startsWith('alias/aws/')) {
+    throw new StackParameterError(
+      `Parameter "${name}" must be a KMS alias name like "alias/app/secure-key" (not under alias/aws/), got "${raw}".`,
+    );
+  }
+  return raw;
+};
+
+const rotationPeriodDays = async ({ resolveVariable }) =>
+  integerInRange('rotationPeriodDays', await readParam(resolveVariable, 'rotationPeriodDays'), 90, 2560);
+
+const deletionWindowDays = async ({ resolveVariable }) =>
+  integerInRange('deletionWindowDays', await readParam(resolveVariable, 'deletionWindowDays'), 7, 30);
+
+const alias = async ({ resolveVariable }) => aliasName('aliasName', await readParam(resolveVariable, 'aliasName'));
+
+/** Key actions an administrator needs to run the key's lifecycle; deliberately no cryptographic use. */
+const ADMIN_ACTIONS = [
+  'kms:DescribeKey',
+  'kms:GetKeyPolicy',
+  'kms:PutKeyPolicy',
+  'kms:GetKeyRotationStatus',
+  'kms:EnableKeyRotation',
+  'kms:DisableKeyRotation',
+  'kms:RotateKeyOnDemand',
+  'kms:ListKeyRotations',
+  'kms:ListResourceTags',
+  'kms:TagResource',
+  'kms:UntagResource',
+  'kms:EnableKey',
+  'kms:DisableKey',
+  'kms:ScheduleKeyDeletion',
+  'kms:CancelKeyDeletion',
+  'kms:UpdateKeyDescription',
+  'kms:CreateAlias',
+  'kms:UpdateAlias',
+  'kms:DeleteAlias',
+  'kms:ListGrants',
+  'kms:RevokeGrant',
+];
+
+const USER_ACTIONS = ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:DescribeKey'];
+
+const accountRoot = { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' };
+
+/**
+ * The key policy of the provisioned key. Kept as an object (what CloudFormation expects);
+ * the only principal-wide statement is the account root, which delegates to IAM.
+ */
+const keyPolicy = async ({ resolveVariable }) => {
+  const administrators = principalList('keyAdministrators', await readParam(resolveVariable, 'keyAdministrators'));
+  const users = principalList('keyUsers', await readParam(resolveVariable, 'keyUsers'));
+  const viaServices = (await readParam(resolveVariable, 'keyViaServices')).split(/[\s,]+/).filter(Boolean);
+  for (const service of viaServices) {
+    if (!/^[a-z0-9-]+$/.test(service)) {
+      throw new StackParameterError(`Parameter "keyViaServices" lists service names like "sns" or "sqs", got "${service}".`);
+    }
+  }
+
+  const statements = [
+    {
+      Sid: 'EnableIamPoliciesOfThisAccount',
+      Effect: 'Allow',
+      Principal: { AWS: accountRoot },
+      Action: 'kms:*',
+      Resource: '*',
+    },
+  ];
+  if (administrators.length > 0) {
+    statements.push({
+      Sid: 'KeyAdministrators',
+      Effect: 'Allow',
+      Principal: { AWS: administrators },
+      Action: ADMIN_ACTIONS,
+      Resource: '*',
+    });
+  }
+  if (users.length > 0) {
+    statements.push(
+      {
+        Sid: 'KeyUsers',
+        Effect: 'Allow',
+        Principal: { AWS: users },
+        Action: USER_ACTIONS,
+        Resource: '*',
+      },
+      {
+        Sid: 'KeyUsersGrantsOnlyForAwsResources',
+        Effect: 'Allow',
+        Principal: { AWS: users },
+        Action: ['kms:CreateGrant', 'kms:ListGrants', 'kms:RevokeGrant'],
+        Resource: '*',
+        Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+      },
+    );
+  }
+  if (viaServices.length > 0) {
+    statements.push({
+      Sid: 'AccountPrincipalsOnlyThroughAwsServices',
+      Effect: 'Allow',
+      Principal: { AWS: accountRoot },
+      Action: USER_ACTIONS,
+      Resource: '*',
+      Condition: {
+        StringEquals: {
+          'kms:CallerAccount': { Ref: 'AWS::AccountId' },
+          'kms:ViaService': viaServices.map((service) => ({ 'Fn::Sub': `${service}.\${AWS::Region}.amazonaws.com` })),
+        },
+      },
+    });
+  }
+  // CloudWatch alarms publish to the topic, which this key encrypts: only alarms of this account.
+  statements.push({
+    Sid: 'CloudWatchAlarmsPublishToEncryptedTopic',
+    Effect: 'Allow',
+    Principal: { Service: 'cloudwatch.amazonaws.com' },
+    Action: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+    Resource: '*',
+    Condition: {
+      StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+      ArnLike: { 'aws:SourceArn': { 'Fn::Sub': 'arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*' } },
+    },
+  });
+
+  return { Version: '2012-10-17', Statement: statements };
+};
+
+/** The declared state of the provisioned key, as tags (DESIGN.md "Declared state"). */
+const keyTags = async ({ resolveVariable }) => {
+  const period = await rotationPeriodDays({ resolveVariable });
+  const declaredAlias = await alias({ resolveVariable });
+  const stage = await resolveVariable('sls:stage');
+  return [
+    { Key: `${SERVICE_TAG_PREFIX}managed`, Value: 'true' },
+    { Key: `${SERVICE_TAG_PREFIX}aliases`, Value: declaredAlias },
+    { Key: `${SERVICE_TAG_PREFIX}period-days`, Value: String(period) },
+    { Key: `${SERVICE_TAG_PREFIX}stage`, Value: String(stage) },
+  ];
+};
+
+module.exports = {
+  StackParameterError,
+  rotationPeriodDays,
+  deletionWindowDays,
+  alias,
+  keyPolicy,
+  keyTags,
+  ADMIN_ACTIONS,
+  USER_ACTIONS,
+};
