@@ -103,7 +103,9 @@ const keyPolicy = async ({ resolveVariable }) => {
   const viaServices = (await readParam(resolveVariable, 'keyViaServices')).split(/[\s,]+/).filter(Boolean);
   for (const service of viaServices) {
     if (!/^[a-z0-9-]+$/.test(service)) {
-      throw new StackParameterError(`Parameter "keyViaServices" lists service names like "sns" or "sqs", got "${service}".`);
+      throw new StackParameterError(
+        `Parameter "keyViaServices" lists service names like "sns" or "sqs", got "${service}".`,
+      );
     }
   }
 
@@ -168,7 +170,9 @@ const keyPolicy = async ({ resolveVariable }) => {
     Resource: '*',
     Condition: {
       StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
-      ArnLike: { 'aws:SourceArn': { 'Fn::Sub': 'arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*' } },
+      ArnLike: {
+        'aws:SourceArn': { 'Fn::Sub': 'arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*' },
+      },
     },
   });
 

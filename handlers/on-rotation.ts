@@ -1,1 +1,53 @@
-export const handler = async () => ({ok: true});
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import type { Context } from 'aws-lambda';
+import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
+import { recordRotationValidation } from '../src/adapters/metrics';
+import { logTo, secureRandom, serviceLocationOf, sha256, systemClock } from '../src/adapters/runtime';
+import { parseRotationEvent } from '../src/adapters/schemas/rotation-event';
+import { SnsNotifier } from '../src/adapters/sns-notifier';
+import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
+import { loadOnRotationConfig } from '../src/config';
+import { failureOf, type RotationValidationReport, validateRotation } from '../src/domain/validate-rotation';
+
+const config = loadOnRotationConfig(process.env);
+const logger = new Logger();
+const metrics = new Metrics();
+const log = logTo(logger);
+const keys = new KmsKeyGateway(new KMSClient({}));
+const deps = {
+  keys,
+  crypto: keys,
+  state: new SsmValidationStateStore(new SSMClient({}), config.stateParameterPrefix, log),
+  notifier: new SnsNotifier(new SNSClient({}), config.topicArn),
+  clock: systemClock,
+  random: secureRandom,
+  digest: sha256,
+  log,
+  toleranceMs: config.rotationEventToleranceMs,
+};
+
+/** `KMS CMK Rotation` -> validate the new key material and the aliases, record, notify. */
+export const handler = async (event: unknown, context: Context): Promise<RotationValidationReport> => {
+  logger.addContext(context);
+  const startedAt = Date.now();
+  try {
+    const rotation = parseRotationEvent(event);
+    logger.appendKeys({ keyId: rotation.keyId, eventId: rotation.eventId });
+    const report = await validateRotation(rotation, { ...deps, location: serviceLocationOf(context, config.region) });
+    recordRotationValidation(metrics, report, Date.now() - startedAt);
+    const failure = failureOf(report);
+    if (failure) throw failure;
+    logger.info(report.summary, { outcome: report.outcome });
+    return report;
+  } catch (error) {
+    logger.error('Rotation event not processed', error as Error);
+    throw error;
+  } finally {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+    logger.resetKeys();
+  }
+};

@@ -1,0 +1,30 @@
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { RotationValidationReport } from '../domain/validate-rotation';
+
+/**
+ * Metrics of one rotation event. Dimensions stay `service` only (alarms match on it);
+ * key and event ids go to metadata, never to dimensions.
+ */
+export const recordRotationValidation = (
+  metrics: Metrics,
+  report: RotationValidationReport,
+  latencyMs: number,
+): void => {
+  metrics.addMetadata('keyId', report.keyId);
+  metrics.addMetadata('eventId', report.eventId);
+  switch (report.outcome) {
+    case 'validated':
+      metrics.addMetric('RotationValidated', MetricUnit.Count, 1);
+      metrics.addMetric('AliasDrift', MetricUnit.Count, report.aliases?.drift.length ?? 0);
+      break;
+    case 'failed':
+      // Once per event: a retry of an already-reported failure does not count again.
+      if (report.firstReport) metrics.addMetric('RotationValidationFailed', MetricUnit.Count, 1);
+      if (report.aliases) metrics.addMetric('AliasDrift', MetricUnit.Count, report.aliases.drift.length);
+      break;
+    case 'skipped':
+      metrics.addMetric('RotationEventsSkipped', MetricUnit.Count, 1);
+      break;
+  }
+  metrics.addMetric('RotationValidationLatency', MetricUnit.Milliseconds, latencyMs);
+};

@@ -1,0 +1,26 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Context } from 'aws-lambda';
+import { InvalidInputError } from '../domain/errors';
+import type { ServiceLocation } from '../domain/model';
+import type { Clock, Digest, Log, RandomSource } from '../domain/ports';
+
+export const systemClock: Clock = { now: () => new Date() };
+export const secureRandom: RandomSource = { bytes: (size) => new Uint8Array(randomBytes(size)) };
+export const sha256: Digest = { sha256Hex: (data) => createHash('sha256').update(data).digest('hex') };
+
+/** The domain's log port over the Powertools logger. */
+export const logTo = (logger: Logger): Log => ({
+  info: (message, attributes) => logger.info(message, attributes ?? {}),
+  warn: (message, attributes) => logger.warn(message, attributes ?? {}),
+  error: (message, attributes) => logger.error(message, attributes ?? {}),
+});
+
+/** Account and Region the function runs in, from its own ARN (`arn:aws:lambda:<region>:<account>:function:<name>`). */
+export const serviceLocationOf = (context: Pick<Context, 'invokedFunctionArn'>, region: string): ServiceLocation => {
+  const account = /^arn:aws[a-z-]*:lambda:[a-z0-9-]+:(\d{12}):function:/.exec(context?.invokedFunctionArn ?? '')?.[1];
+  if (!account) {
+    throw new InvalidInputError('The Lambda context has no function ARN to tell which account this function serves');
+  }
+  return { account, region };
+};

@@ -1,0 +1,40 @@
+import { z } from 'zod';
+
+const Environment = z.object({
+  AWS_REGION: z.string().regex(/^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/, 'must be a Region name'),
+  TOPIC_ARN: z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$/, 'must be an SNS topic ARN'),
+  STATE_PARAMETER_PREFIX: z
+    .string()
+    .regex(/^(\/[\w.-]+)+$/, 'must be an SSM parameter path like /kms-rotation/dev/keys'),
+  ROTATION_EVENT_TOLERANCE_MINUTES: z.coerce.number().int().min(1).max(1440).default(60),
+});
+
+export interface OnRotationConfig {
+  region: string;
+  topicArn: string;
+  stateParameterPrefix: string;
+  rotationEventToleranceMs: number;
+}
+
+/** Thrown at cold start when the function's environment is wrong: the message names the variable. */
+export class ConfigurationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigurationError';
+  }
+}
+
+/** Reads and validates the environment once, at cold start. */
+export const loadOnRotationConfig = (env: NodeJS.ProcessEnv): OnRotationConfig => {
+  const parsed = Environment.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`).join('; ');
+    throw new ConfigurationError(`Invalid environment: ${problems}`);
+  }
+  return {
+    region: parsed.data.AWS_REGION,
+    topicArn: parsed.data.TOPIC_ARN,
+    stateParameterPrefix: parsed.data.STATE_PARAMETER_PREFIX,
+    rotationEventToleranceMs: parsed.data.ROTATION_EVENT_TOLERANCE_MINUTES * 60_000,
+  };
+};

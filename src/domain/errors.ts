@@ -1,0 +1,72 @@
+/**
+ * The one error taxonomy of the service (STYLE.md): invalid input, precondition failed,
+ * verification failed, AWS service error. SDK exceptions are translated into these in
+ * `src/adapters`, where the SDK is called; nothing else inspects SDK errors.
+ */
+
+/** Base class: every error the service raises on purpose. */
+export abstract class KmsRotationError extends Error {
+  abstract readonly kind: 'invalid-input' | 'precondition-failed' | 'verification-failed' | 'aws-service';
+  /** Whether trying the same work again may succeed (drives Lambda's asynchronous retries). */
+  abstract readonly retryable: boolean;
+}
+
+/** The event or payload is malformed, hostile, or addressed to another account or Region. */
+export class InvalidInputError extends KmsRotationError {
+  readonly kind = 'invalid-input';
+  readonly retryable = false;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'InvalidInputError';
+  }
+}
+
+export type PreconditionReason =
+  | 'key-not-found'
+  | 'key-disabled'
+  | 'key-pending-deletion'
+  | 'key-invalid-state'
+  | 'wrong-key-type'
+  | 'not-managed';
+
+/** The key is not in a state or of a type that the requested work needs. Nothing was changed. */
+export class PreconditionFailedError extends KmsRotationError {
+  readonly kind = 'precondition-failed';
+  readonly retryable = false;
+  constructor(
+    readonly reason: PreconditionReason,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'PreconditionFailedError';
+  }
+}
+
+/** Key material or aliases did not pass verification. */
+export class VerificationFailedError extends KmsRotationError {
+  readonly kind = 'verification-failed';
+  readonly retryable = false;
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'VerificationFailedError';
+  }
+}
+
+/** An AWS call failed for a reason of the service's own (throttling, outage, access denied). */
+export class AwsServiceError extends KmsRotationError {
+  readonly kind = 'aws-service';
+  constructor(
+    readonly operation: string,
+    readonly retryable: boolean,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'AwsServiceError';
+  }
+}
+
+/** Short text of any thrown value, for reports and logs. */
+export const describeError = (error: unknown): string =>
+  error instanceof Error ? `${error.name}: ${error.message}` : String(error);

@@ -1,0 +1,90 @@
+/** What the service knows about a KMS key, independent of the SDK's shapes. */
+export interface KeyDescription {
+  keyId: string;
+  arn: string;
+  /** `Enabled`, `Disabled`, `PendingDeletion`, `PendingImport`, ... */
+  keyState: string;
+  keySpec?: string;
+  keyUsage?: string;
+  /** `AWS_KMS`, `EXTERNAL`, `AWS_CLOUDHSM`, `EXTERNAL_KEY_STORE`. */
+  origin?: string;
+  /** `CUSTOMER` or `AWS`. */
+  keyManager?: string;
+  multiRegion?: boolean;
+  multiRegionKeyType?: string;
+  currentKeyMaterialId?: string;
+  creationDate?: Date;
+  deletionDate?: Date;
+  description?: string;
+}
+
+export interface RotationStatus {
+  enabled: boolean;
+  /** Absent when KMS does not report it. */
+  periodDays?: number;
+  nextRotationDate?: Date;
+  /** Present while an on-demand rotation is in progress. */
+  onDemandRotationStartDate?: Date;
+}
+
+export type RotationType = 'AUTOMATIC' | 'ON_DEMAND';
+
+/** One entry of ListKeyRotations. */
+export interface RotationRecord {
+  keyMaterialId?: string;
+  rotationDate?: Date;
+  rotationType?: RotationType;
+  keyMaterialState?: string;
+}
+
+export interface AliasEntry {
+  aliasName: string;
+  targetKeyId?: string;
+}
+
+export type Tags = Readonly<Record<string, string>>;
+
+/** A KMS rotation as reported by the `KMS CMK Rotation` event, after schema validation. */
+export interface RotationEvent {
+  eventId: string;
+  time: Date;
+  account: string;
+  region: string;
+  keyId: string;
+  keyArn: string;
+  rotationType?: RotationType;
+  keyOrigin?: string;
+  previousKeyMaterialId?: string;
+  currentKeyMaterialId?: string;
+}
+
+export type Severity = 'INFO' | 'WARNING' | 'CRITICAL';
+
+export type NotificationType =
+  | 'RotationValidated'
+  | 'RotationValidationFailed'
+  | 'RotationCompleted'
+  | 'RotationFailed'
+  | 'DriftDetected'
+  | 'DriftRemediated'
+  | 'AuditCompleted';
+
+/** The SNS message contract of DESIGN.md. */
+export interface Notification {
+  type: NotificationType;
+  severity: Severity;
+  keyId: string;
+  keyArn: string;
+  aliases: string[];
+  account: string;
+  region: string;
+  occurredAt: string;
+  summary: string;
+  details: Record<string, unknown>;
+}
+
+/** Where the service runs: events from elsewhere are refused. */
+export interface ServiceLocation {
+  account: string;
+  region: string;
+}

@@ -1,0 +1,433 @@
+import { type AliasVerification, describeAliasDrift, verifyDeclaredAliases } from './alias-verification';
+import { type DeclaredState, readDeclaredState } from './declared-state';
+import {
+  describeError,
+  InvalidInputError,
+  KmsRotationError,
+  PreconditionFailedError,
+  VerificationFailedError,
+} from './errors';
+import { keyIdOf, sameKey } from './key-ref';
+import type { KeyDescription, Notification, RotationEvent, RotationType, ServiceLocation, Severity } from './model';
+import type {
+  Canary,
+  Clock,
+  Digest,
+  EncryptionContext,
+  KeyCrypto,
+  KeyReader,
+  Log,
+  Notifier,
+  RandomSource,
+  ValidationState,
+  ValidationStateStore,
+} from './ports';
+import {
+  type CheckResult,
+  checkCurrentMaterial,
+  checkKeyState,
+  checkKeyType,
+  checkRotationRecorded,
+  checkRotationSchedule,
+} from './rotation-checks';
+
+export interface RotationValidationDeps {
+  keys: KeyReader;
+  crypto: KeyCrypto;
+  state: ValidationStateStore;
+  notifier: Notifier;
+  clock: Clock;
+  random: RandomSource;
+  digest: Digest;
+  log: Log;
+  location: ServiceLocation;
+  /** How far a history entry's date may be from the event's time and still be "this rotation". */
+  toleranceMs: number;
+}
+
+export interface RotationValidationReport {
+  outcome: 'validated' | 'failed' | 'skipped';
+  eventId: string;
+  keyId: string;
+  keyArn: string;
+  rotationType?: RotationType;
+  summary: string;
+  checks: CheckResult[];
+  aliases?: AliasVerification;
+  declaredStateProblems: string[];
+  /** Set when the outcome is `failed`: why, in the error taxonomy's terms. */
+  failure?: { kind: 'precondition-failed' | 'verification-failed'; message: string };
+  notification?: { type: Notification['type']; severity: Severity; status: 'published' | 'already-notified' };
+  /** False when an earlier attempt at the same event already reported this failure. */
+  firstReport: boolean;
+}
+
+/** Plaintext test data is random and never logged; the context binds a ciphertext to its key and purpose. */
+const CANARY_BYTES = 32;
+const canaryContext = (keyId: string): EncryptionContext => ({
+  'kms-rotation:purpose': 'rotation-canary',
+  'kms-rotation:key-id': keyId,
+});
+const MAX_REMEMBERED_FAILURES = 20;
+
+/**
+ * Validates a rotation of a managed key against the key's real state: the event only says
+ * which key to look at. Shared by `onRotation` (events) and `rotate` (after an on-demand rotation).
+ */
+export const validateRotation = async (
+  event: RotationEvent,
+  deps: RotationValidationDeps,
+): Promise<RotationValidationReport> => {
+  assertEventIsForThisService(event, deps.location);
+  const { keys } = deps;
+
+  // One round trip for everything the checks read; independent calls, in parallel.
+  const [describedKey, tags, status, history, aliasesOfKey, savedState] = await Promise.allSettled([
+    keys.describeKey(event.keyId),
+    keys.listTags(event.keyId),
+    keys.getRotationStatus(event.keyId),
+    keys.listRotations(event.keyId),
+    keys.listAliasesOf(event.keyId),
+    deps.state.load(event.keyId),
+  ]);
+  const key = settledValue(describedKey);
+  const base = { eventId: event.eventId, keyId: key.keyId, keyArn: key.arn, declaredStateProblems: [] as string[] };
+
+  if (key.keyManager === 'AWS') {
+    return skip(base, `${key.keyId} is an AWS managed key: AWS rotates it, kms-rotation does not manage it`);
+  }
+  const declared = readDeclaredState(settledValue(tags));
+  if (!declared.managed) {
+    return skip(base, `${key.keyId} is not managed by kms-rotation (tag kms-rotation:managed is not "true")`);
+  }
+  base.declaredStateProblems = declared.problems;
+
+  const preconditions = [checkKeyState(key), checkKeyType(key)];
+  if (preconditions.some((check) => check.status === 'failed')) {
+    return reportFailure(event, key, declared, preconditions, undefined, 'precondition-failed', savedState, deps);
+  }
+
+  const rotations = settledValue(history);
+  const recorded = checkRotationRecorded(event, rotations, deps.toleranceMs);
+  const rotationType = event.rotationType ?? recorded.record?.rotationType;
+  const readChecks = [
+    ...preconditions,
+    checkRotationSchedule(rotationType, settledValue(status), declared),
+    recorded.check,
+    checkCurrentMaterial(event, key, rotations),
+  ];
+
+  const aliases = settledValue(aliasesOfKey);
+  const state = stateOrEmpty(savedState, deps.log);
+  const roundTripVia = declared.aliases.find((name) => aliases.some((alias) => alias.aliasName === name)) ?? key.arn;
+  const [roundTrip, canary, aliasVerification] = await Promise.all([
+    runRoundTrip(key, roundTripVia, deps),
+    checkCanary(key, state.canary, deps),
+    verifyDeclaredAliases(key.keyId, declared.aliases, aliases, (name) => resolveAliasTarget(name, keys)),
+  ]);
+  const checks = [...readChecks, roundTrip.check, canary];
+
+  if (checks.some((check) => check.status === 'failed')) {
+    return reportFailure(event, key, declared, checks, aliasVerification, 'verification-failed', savedState, deps, {
+      rotationType,
+    });
+  }
+
+  if (roundTrip.newCanary) await refreshCanary(key.keyId, { ...state, canary: roundTrip.newCanary }, deps);
+  const summary = validatedSummary(key, roundTripVia, aliasVerification, declared);
+  const severity: Severity = aliasVerification.drift.length > 0 || declared.problems.length > 0 ? 'WARNING' : 'INFO';
+  await deps.notifier.publish(
+    notificationOf(
+      'RotationValidated',
+      severity,
+      summary,
+      event,
+      key,
+      declared,
+      {
+        rotationType: rotationType ?? 'UNKNOWN',
+        checks,
+        aliasDrift: aliasVerification.drift,
+        undeclaredAliases: aliasVerification.undeclared,
+        declaredStateProblems: declared.problems,
+      },
+      deps.clock,
+    ),
+  );
+  deps.log.info('Rotation validated', { keyId: key.keyId, eventId: event.eventId, severity, checks });
+  return {
+    ...base,
+    outcome: 'validated',
+    rotationType,
+    summary,
+    checks,
+    aliases: aliasVerification,
+    notification: { type: 'RotationValidated', severity, status: 'published' },
+    firstReport: true,
+  };
+};
+
+/**
+ * The error a failed report ends the invocation with, so that Lambda retries it and the
+ * on-failure destination keeps the event. Precondition failures name the key's state.
+ */
+export const failureOf = (report: RotationValidationReport): Error | undefined => {
+  if (report.outcome !== 'failed' || !report.failure) return undefined;
+  const message = `${report.summary} [${report.failure.message}]`;
+  if (report.failure.kind === 'precondition-failed') {
+    const state = report.checks.find((check) => check.id === 'key-state' && check.status === 'failed');
+    const reason = state
+      ? /PendingDeletion/.test(state.detail)
+        ? 'key-pending-deletion'
+        : 'key-disabled'
+      : 'wrong-key-type';
+    return new PreconditionFailedError(reason, message);
+  }
+  return new VerificationFailedError(message);
+};
+
+/** Events name their account and Region; the service only acts on its own. */
+const assertEventIsForThisService = (event: RotationEvent, location: ServiceLocation): void => {
+  if (event.account !== location.account || event.region !== location.region) {
+    throw new InvalidInputError(
+      `Event ${event.eventId} is for account ${event.account} in ${event.region}; this function serves account ${location.account} in ${location.region}`,
+    );
+  }
+};
+
+const settledValue = <T>(settled: PromiseSettledResult<T>): T => {
+  if (settled.status === 'fulfilled') return settled.value;
+  throw settled.reason;
+};
+
+const stateOrEmpty = (settled: PromiseSettledResult<ValidationState>, log: Log): ValidationState => {
+  if (settled.status === 'fulfilled') return settled.value;
+  // A store outage must not hide a rotation's result: validate without the canary, say so.
+  log.warn('Validation state could not be read; validating without the canary', {
+    error: describeError(settled.reason),
+  });
+  return {};
+};
+
+const skip = (
+  base: Pick<RotationValidationReport, 'eventId' | 'keyId' | 'keyArn' | 'declaredStateProblems'>,
+  summary: string,
+): RotationValidationReport => ({ ...base, outcome: 'skipped', summary, checks: [], firstReport: true });
+
+/** Only retryable AWS errors escape a check: a retry may succeed. Everything else is the check's verdict. */
+const verdictOrRethrow = (error: unknown): string => {
+  if (error instanceof KmsRotationError && error.retryable) throw error;
+  return describeError(error);
+};
+
+const runRoundTrip = async (
+  key: KeyDescription,
+  via: string,
+  deps: RotationValidationDeps,
+): Promise<{ check: CheckResult; newCanary?: Canary }> => {
+  const plaintext = deps.random.bytes(CANARY_BYTES);
+  const context = canaryContext(key.keyId);
+  try {
+    const encrypted = await deps.crypto.encrypt(via, plaintext, context);
+    if (!sameKey(encrypted.keyArn, key.arn)) {
+      return {
+        check: {
+          id: 'round-trip',
+          status: 'failed',
+          detail: `encrypting through ${via} used key ${keyIdOf(encrypted.keyArn)}, not ${key.keyId}`,
+        },
+      };
+    }
+    const decrypted = await deps.crypto.decrypt(key.arn, encrypted.ciphertext, context);
+    if (!equalBytes(decrypted.plaintext, plaintext)) {
+      return {
+        check: { id: 'round-trip', status: 'failed', detail: 'decryption returned different data than was encrypted' },
+      };
+    }
+    return {
+      check: {
+        id: 'round-trip',
+        status: 'passed',
+        detail: `encrypted through ${via} and decrypted with ${key.keyId}, with an encryption context`,
+      },
+      newCanary: {
+        ciphertext: Buffer.from(encrypted.ciphertext).toString('base64'),
+        plaintextSha256: deps.digest.sha256Hex(plaintext),
+        createdAt: deps.clock.now().toISOString(),
+      },
+    };
+  } catch (error) {
+    return {
+      check: {
+        id: 'round-trip',
+        status: 'failed',
+        detail: `round trip through ${via} failed: ${verdictOrRethrow(error)}`,
+      },
+    };
+  }
+};
+
+/** Data encrypted before the rotation must still decrypt after it: KMS keeps every earlier material. */
+const checkCanary = async (
+  key: KeyDescription,
+  canary: Canary | undefined,
+  deps: RotationValidationDeps,
+): Promise<CheckResult> => {
+  if (!canary) {
+    return {
+      id: 'canary',
+      status: 'skipped',
+      detail: 'no data encrypted before this rotation is on record yet; this validation records it for the next one',
+    };
+  }
+  try {
+    const decrypted = await deps.crypto.decrypt(
+      key.arn,
+      Buffer.from(canary.ciphertext, 'base64'),
+      canaryContext(key.keyId),
+    );
+    if (deps.digest.sha256Hex(decrypted.plaintext) !== canary.plaintextSha256) {
+      return {
+        id: 'canary',
+        status: 'failed',
+        detail: `data encrypted on ${canary.createdAt} decrypts to something else`,
+      };
+    }
+    return {
+      id: 'canary',
+      status: 'passed',
+      detail: `data encrypted on ${canary.createdAt}, before the rotation, still decrypts`,
+    };
+  } catch (error) {
+    return {
+      id: 'canary',
+      status: 'failed',
+      detail: `data encrypted on ${canary.createdAt}, before the rotation, no longer decrypts: ${verdictOrRethrow(error)}`,
+    };
+  }
+};
+
+const resolveAliasTarget = async (aliasName: string, keys: KeyReader): Promise<string | undefined> => {
+  try {
+    return (await keys.describeKey(aliasName)).keyId;
+  } catch (error) {
+    if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') return undefined;
+    throw error;
+  }
+};
+
+/** The canary is refreshed only after a passed validation; losing a refresh is logged, not fatal. */
+const refreshCanary = async (keyId: string, state: ValidationState, deps: RotationValidationDeps): Promise<void> => {
+  try {
+    await deps.state.save(keyId, state);
+  } catch (error) {
+    deps.log.warn('Canary could not be refreshed; the previous one stays on record', {
+      keyId,
+      error: describeError(error),
+    });
+  }
+};
+
+const reportFailure = async (
+  event: RotationEvent,
+  key: KeyDescription,
+  declared: DeclaredState,
+  checks: CheckResult[],
+  aliases: AliasVerification | undefined,
+  kind: 'precondition-failed' | 'verification-failed',
+  savedState: PromiseSettledResult<ValidationState>,
+  deps: RotationValidationDeps,
+  extra: { rotationType?: RotationType } = {},
+): Promise<RotationValidationReport> => {
+  const failedChecks = checks.filter((check) => check.status === 'failed');
+  const message = failedChecks.map((check) => `${check.id}: ${check.detail}`).join('; ');
+  const summary = `Rotation of ${declared.aliases[0] ?? key.keyId} FAILED validation: ${failedChecks[0]?.detail ?? message}`;
+  const state = stateOrEmpty(savedState, deps.log);
+  const failureKey = `${key.keyId}:${event.currentKeyMaterialId ?? `${event.rotationType ?? 'ROTATION'}@${event.time.toISOString()}`}`;
+  const alreadyNotified = state.notifiedFailures?.includes(failureKey) ?? false;
+  const report: RotationValidationReport = {
+    outcome: 'failed',
+    eventId: event.eventId,
+    keyId: key.keyId,
+    keyArn: key.arn,
+    rotationType: extra.rotationType ?? event.rotationType,
+    summary,
+    checks,
+    aliases,
+    declaredStateProblems: declared.problems,
+    failure: { kind, message },
+    notification: {
+      type: 'RotationValidationFailed',
+      severity: 'CRITICAL',
+      status: alreadyNotified ? 'already-notified' : 'published',
+    },
+    firstReport: !alreadyNotified,
+  };
+  deps.log.error('Rotation validation failed', { keyId: key.keyId, eventId: event.eventId, checks, alreadyNotified });
+  if (alreadyNotified) return report;
+
+  await deps.notifier.publish(
+    notificationOf(
+      'RotationValidationFailed',
+      'CRITICAL',
+      summary,
+      event,
+      key,
+      declared,
+      {
+        rotationType: report.rotationType ?? 'UNKNOWN',
+        failure: kind,
+        checks,
+        aliasDrift: aliases?.drift ?? [],
+        declaredStateProblems: declared.problems,
+      },
+      deps.clock,
+    ),
+  );
+  const notifiedFailures = [...(state.notifiedFailures ?? []), failureKey].slice(-MAX_REMEMBERED_FAILURES);
+  try {
+    await deps.state.save(key.keyId, { ...state, notifiedFailures });
+  } catch (error) {
+    // At worst a retry notifies a second time: better twice than never.
+    deps.log.warn('Could not record that the failure was notified', { keyId: key.keyId, error: describeError(error) });
+  }
+  return report;
+};
+
+const validatedSummary = (
+  key: KeyDescription,
+  via: string,
+  aliases: AliasVerification,
+  declared: DeclaredState,
+): string => {
+  const name = declared.aliases[0] ?? key.keyId;
+  const parts = [`Rotation of ${name} validated: new material encrypts and decrypts (through ${via})`];
+  if (aliases.drift.length > 0) parts.push(`alias drift: ${aliases.drift.map(describeAliasDrift).join('; ')}`);
+  if (declared.problems.length > 0) parts.push(`declared state unreadable: ${declared.problems.join('; ')}`);
+  return parts.join('; ');
+};
+
+const notificationOf = (
+  type: Notification['type'],
+  severity: Severity,
+  summary: string,
+  event: RotationEvent,
+  key: KeyDescription,
+  declared: DeclaredState,
+  details: Record<string, unknown>,
+  clock: Clock,
+): Notification => ({
+  type,
+  severity,
+  keyId: key.keyId,
+  keyArn: key.arn,
+  aliases: declared.aliases,
+  account: event.account,
+  region: event.region,
+  occurredAt: clock.now().toISOString(),
+  summary,
+  details: { eventId: event.eventId, eventTime: event.time.toISOString(), ...details },
+});
+
+const equalBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.length === b.length && a.every((byte, index) => byte === b[index]);
