@@ -72,9 +72,13 @@ export const checkRotationSchedule = (
   return passed('rotation-schedule', `automatic rotation is enabled every ${status.periodDays} days, as declared`);
 };
 
+/** Event times have second precision and follow the rotation they report. */
+const EVENT_TIME_SLACK_MS = 2_000;
+
 /**
  * Finds the history entry of the event's rotation: by key material id when both sides
- * carry one, else by rotation type and a date within `toleranceMs` of the event.
+ * carry one; otherwise the latest entry of the event's rotation type dated between
+ * `toleranceMs` before the event and a moment after it (events follow their rotation).
  */
 export const findRecordedRotation = (
   event: Pick<RotationEvent, 'time' | 'rotationType' | 'currentKeyMaterialId'>,
@@ -84,14 +88,16 @@ export const findRecordedRotation = (
   if (event.currentKeyMaterialId && history.some((record) => record.keyMaterialId)) {
     return history.find((record) => record.keyMaterialId === event.currentKeyMaterialId);
   }
-  let best: { record: RotationRecord; distance: number } | undefined;
+  const earliest = event.time.getTime() - toleranceMs;
+  const latest = event.time.getTime() + EVENT_TIME_SLACK_MS;
+  let found: RotationRecord | undefined;
   for (const record of history) {
-    if (!record.rotationDate) continue;
+    const at = record.rotationDate?.getTime();
+    if (at === undefined || at < earliest || at > latest) continue;
     if (event.rotationType && record.rotationType && record.rotationType !== event.rotationType) continue;
-    const distance = Math.abs(record.rotationDate.getTime() - event.time.getTime());
-    if (distance <= toleranceMs && (!best || distance < best.distance)) best = { record, distance };
+    if (!found?.rotationDate || at > found.rotationDate.getTime()) found = record;
   }
-  return best?.record;
+  return found;
 };
 
 export const checkRotationRecorded = (

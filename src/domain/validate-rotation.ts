@@ -343,7 +343,9 @@ const reportFailure = async (
   const message = failedChecks.map((check) => `${check.id}: ${check.detail}`).join('; ');
   const summary = `Rotation of ${declared.aliases[0] ?? key.keyId} FAILED validation: ${failedChecks[0]?.detail ?? message}`;
   const state = stateOrEmpty(savedState, deps.log);
-  const failureKey = `${key.keyId}:${event.currentKeyMaterialId ?? `${event.rotationType ?? 'ROTATION'}@${event.time.toISOString()}`}`;
+  // Lambda retries and EventBridge redeliveries carry the same event id; KMS may also send
+  // the same rotation twice, which the material id (when present) recognises.
+  const failureKey = `${key.keyId}:${event.currentKeyMaterialId ?? event.eventId}`;
   const alreadyNotified = state.notifiedFailures?.includes(failureKey) ?? false;
   const report: RotationValidationReport = {
     outcome: 'failed',

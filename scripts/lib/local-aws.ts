@@ -1,0 +1,97 @@
+import { KMSClient } from '@aws-sdk/client-kms';
+import { SNSClient, SubscribeCommand } from '@aws-sdk/client-sns';
+import {
+  CreateQueueCommand,
+  DeleteMessageBatchCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { SSMClient } from '@aws-sdk/client-ssm';
+
+const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
+
+/** SDK clients pointed at the local emulator. */
+export const emulatorClients = (endpoint: string, region = 'us-east-1') => {
+  const config = { endpoint, region, credentials };
+  return {
+    kms: new KMSClient(config),
+    sns: new SNSClient(config),
+    sqs: new SQSClient(config),
+    ssm: new SSMClient(config),
+  };
+};
+
+export type EmulatorClients = ReturnType<typeof emulatorClients>;
+
+export interface ReceivedNotification {
+  subject?: string;
+  attributes: Record<string, string>;
+  body: Record<string, unknown>;
+}
+
+/** Subscribes a fresh queue to the topic, the way a person's mailbox would be, and returns a reader of it. */
+export const subscribeQueueToTopic = async (clients: EmulatorClients, topicArn: string, queueName: string) => {
+  const { QueueUrl } = await clients.sqs.send(new CreateQueueCommand({ QueueName: queueName }));
+  if (!QueueUrl) throw new Error(`CreateQueue ${queueName} returned no URL`);
+  const { Attributes } = await clients.sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl, AttributeNames: ['QueueArn'] }),
+  );
+  await clients.sns.send(new SubscribeCommand({ TopicArn: topicArn, Protocol: 'sqs', Endpoint: Attributes?.QueueArn }));
+  return {
+    queueUrl: QueueUrl,
+    /** Every notification delivered so far, removed from the queue. */
+    drain: async (): Promise<ReceivedNotification[]> => {
+      const received: ReceivedNotification[] = [];
+      for (;;) {
+        const { Messages = [] } = await clients.sqs.send(
+          new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }),
+        );
+        if (Messages.length === 0) return received;
+        for (const message of Messages) {
+          const envelope = JSON.parse(message.Body ?? '{}') as {
+            Subject?: string;
+            Message: string;
+            MessageAttributes?: Record<string, { Value: string }>;
+          };
+          received.push({
+            subject: envelope.Subject,
+            attributes: Object.fromEntries(
+              Object.entries(envelope.MessageAttributes ?? {}).map(([name, attribute]) => [name, attribute.Value]),
+            ),
+            body: JSON.parse(envelope.Message) as Record<string, unknown>,
+          });
+        }
+        await clients.sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl,
+            Entries: Messages.map((message, index) => ({ Id: String(index), ReceiptHandle: message.ReceiptHandle })),
+          }),
+        );
+      }
+    },
+  };
+};
+
+/** A `KMS CMK Rotation` event as KMS sends it (kms-reference.md §1.1). */
+export const rotationEvent = (opts: {
+  keyId: string;
+  keyArn: string;
+  time: Date;
+  rotationType?: 'AUTOMATIC' | 'ON_DEMAND';
+  id?: string;
+  account?: string;
+  region?: string;
+}) => ({
+  version: '0',
+  id: opts.id ?? crypto.randomUUID(),
+  'detail-type': 'KMS CMK Rotation',
+  source: 'aws.kms',
+  account: opts.account ?? '123456789012',
+  time: opts.time.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+  region: opts.region ?? 'us-east-1',
+  resources: [opts.keyArn],
+  detail: opts.rotationType
+    ? { 'key-id': opts.keyId, 'key-origin': 'AWS_KMS', 'rotation-type': opts.rotationType }
+    : { 'key-id': opts.keyId },
+});

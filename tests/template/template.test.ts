@@ -1,0 +1,286 @@
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { lintTemplate, type PackagedService, packageService } from '../../scripts/lib/stack';
+
+/**
+ * The CloudFormation template that `serverless package` generates, asserted resource by
+ * resource, so that a change that widens IAM, drops an alarm or loosens the key policy fails.
+ */
+
+type Resource = { Type: string; Properties: Record<string, unknown> };
+type Statement = {
+  Sid?: string;
+  Effect: string;
+  Principal?: unknown;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+};
+
+const actionsOf = (statement: Statement): string[] =>
+  Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+
+const CRYPTO_ACTIONS =
+  /^kms:(Encrypt|Decrypt|ReEncrypt|GenerateDataKey|GenerateMac|VerifyMac|Sign|Verify|GenerateRandom)/;
+
+/** What each function's role may do: nothing else, and no wildcards. */
+const ALLOWED_ACTIONS: Record<string, string[]> = {
+  OnRotationRole: [
+    'logs:CreateLogStream',
+    'logs:PutLogEvents',
+    'kms:DescribeKey',
+    'kms:ListResourceTags',
+    'kms:GetKeyRotationStatus',
+    'kms:ListKeyRotations',
+    'kms:Encrypt',
+    'kms:Decrypt',
+    'kms:ListAliases',
+    'kms:GenerateDataKey*',
+    'sns:Publish',
+    'ssm:GetParameter',
+    'ssm:PutParameter',
+    'sqs:SendMessage',
+  ],
+};
+
+describe('Template: serverless package output', () => {
+  let pkg: PackagedService;
+  let resources: Record<string, Resource>;
+  const ofType = (type: string): [string, Resource][] =>
+    Object.entries(resources).filter(([, resource]) => resource.Type === type);
+  const only = (type: string): Resource => {
+    const found = ofType(type);
+    expect(found).toHaveLength(1);
+    return (found[0] as [string, Resource])[1];
+  };
+
+  beforeAll(async () => {
+    pkg = await packageService({ stage: 'tpl', region: 'us-east-1', outDir: join('.tmp', 'template-tpl') });
+    resources = pkg.template.Resources as Record<string, Resource>;
+  });
+
+  it('passes cfn-lint', async () => {
+    await expect(lintTemplate(pkg.updateTemplatePath)).resolves.toBeUndefined();
+  });
+
+  describe('Resource: the managed key', () => {
+    it('is a symmetric key with rotation on, the default period and deletion window, retained on stack deletion', () => {
+      const [[, key]] = ofType('AWS::KMS::Key') as [[string, Resource & { DeletionPolicy?: string }]];
+      expect(key.Properties).toMatchObject({
+        KeySpec: 'SYMMETRIC_DEFAULT',
+        KeyUsage: 'ENCRYPT_DECRYPT',
+        EnableKeyRotation: true,
+        RotationPeriodInDays: 365,
+        PendingWindowInDays: 30,
+      });
+      expect(key.DeletionPolicy).toBe('Retain');
+    });
+
+    it('carries its declared state as tags', () => {
+      const key = only('AWS::KMS::Key');
+      expect(key.Properties.Tags).toEqual(
+        expect.arrayContaining([
+          { Key: 'kms-rotation:managed', Value: 'true' },
+          { Key: 'kms-rotation:aliases', Value: 'alias/app/secure-key' },
+          { Key: 'kms-rotation:period-days', Value: '365' },
+        ]),
+      );
+    });
+
+    it('has the default alias pointing at it', () => {
+      const alias = only('AWS::KMS::Alias');
+      expect(alias.Properties).toEqual({ AliasName: 'alias/app/secure-key', TargetKeyId: { Ref: 'RotationKey' } });
+    });
+
+    it('has a key policy with no wildcard principal and only conditioned service access', () => {
+      const policy = only('AWS::KMS::Key').Properties.KeyPolicy as { Statement: Statement[] };
+      const text = JSON.stringify(policy);
+      expect(text).not.toMatch(/"Principal":"\*"/);
+      expect(text).not.toMatch(/"AWS":"\*"/);
+      const sids = policy.Statement.map((statement) => statement.Sid);
+      expect(sids).toEqual([
+        'EnableIamPoliciesOfThisAccount',
+        'AccountPrincipalsOnlyThroughAwsServices',
+        'CloudWatchAlarmsPublishToEncryptedTopic',
+      ]);
+      const viaServices = policy.Statement[1] as Statement;
+      expect(viaServices.Condition?.StringEquals).toHaveProperty('kms:ViaService');
+      expect(viaServices.Condition?.StringEquals).toHaveProperty('kms:CallerAccount');
+      const cloudwatch = policy.Statement[2] as Statement;
+      expect(cloudwatch.Principal).toEqual({ Service: 'cloudwatch.amazonaws.com' });
+      expect(cloudwatch.Condition?.StringEquals).toHaveProperty('aws:SourceAccount');
+    });
+  });
+
+  describe('Resource: notifications and dead letters', () => {
+    it('encrypts the topic with the managed key', () => {
+      expect(only('AWS::SNS::Topic').Properties.KmsMasterKeyId).toEqual({ Ref: 'RotationKey' });
+    });
+
+    it('encrypts the dead-letter queue with SQS-managed keys and keeps messages 14 days', () => {
+      expect(only('AWS::SQS::Queue').Properties).toMatchObject({
+        SqsManagedSseEnabled: true,
+        MessageRetentionPeriod: 1209600,
+      });
+    });
+
+    it("lets only this stack's EventBridge rules send to the dead-letter queue", () => {
+      const policy = only('AWS::SQS::QueuePolicy').Properties.PolicyDocument as { Statement: Statement[] };
+      const allow = policy.Statement.find((statement) => statement.Effect === 'Allow') as Statement;
+      expect(allow.Principal).toEqual({ Service: 'events.amazonaws.com' });
+      expect(actionsOf(allow)).toEqual(['sqs:SendMessage']);
+      expect(JSON.stringify(allow.Condition)).toContain(':rule/kms-rotation-tpl-');
+    });
+  });
+
+  describe('Function: onRotation', () => {
+    it('runs on nodejs22.x with its own role and its bundle packaged', () => {
+      const fn = resources.OnRotationLambdaFunction as Resource;
+      expect(fn.Properties).toMatchObject({
+        Runtime: 'nodejs22.x',
+        Handler: 'handlers/on-rotation.handler',
+        Role: { 'Fn::GetAtt': ['OnRotationRole', 'Arn'] },
+      });
+      expect(pkg.functionZips.onRotation).toMatch(/onRotation\.zip$/);
+    });
+
+    it('is triggered by KMS CMK Rotation events with retries and the dead-letter queue', () => {
+      const [[, rule]] = ofType('AWS::Events::Rule') as [[string, Resource]];
+      expect(rule.Properties.EventPattern).toEqual({ source: ['aws.kms'], 'detail-type': ['KMS CMK Rotation'] });
+      expect(rule.Properties.Targets).toEqual([
+        expect.objectContaining({
+          Arn: { 'Fn::GetAtt': ['OnRotationLambdaFunction', 'Arn'] },
+          RetryPolicy: { MaximumEventAgeInSeconds: 3600, MaximumRetryAttempts: 10 },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] } },
+        }),
+      ]);
+    });
+
+    it('retries failed asynchronous invocations a bounded number of times, then sends them to the dead-letter queue', () => {
+      const config = only('AWS::Lambda::EventInvokeConfig');
+      expect(config.Properties).toMatchObject({
+        MaximumRetryAttempts: 2,
+        MaximumEventAgeInSeconds: 3600,
+        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] } } },
+      });
+    });
+
+    it('keeps its logs for the configured retention', () => {
+      expect((resources.OnRotationLogGroup as Resource).Properties.RetentionInDays).toBe(90);
+    });
+  });
+
+  describe('Resource: function roles', () => {
+    const statementsOf = (role: Resource): Statement[] =>
+      (role.Properties.Policies as { PolicyDocument: { Statement: Statement[] } }[]).flatMap(
+        (policy) => policy.PolicyDocument.Statement,
+      );
+
+    it('gives each function only the actions it calls, never kms:* or *', () => {
+      for (const [logicalId, role] of ofType('AWS::IAM::Role')) {
+        const allowed = ALLOWED_ACTIONS[logicalId];
+        expect(allowed, `${logicalId} has no entry in ALLOWED_ACTIONS`).toBeDefined();
+        const actions = statementsOf(role).flatMap(actionsOf);
+        expect(new Set(actions)).toEqual(new Set(allowed));
+        expect(actions).not.toContain('kms:*');
+        expect(actions).not.toContain('*');
+        expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      }
+    });
+
+    it('scopes every statement to resources, except kms:ListAliases which AWS cannot scope', () => {
+      for (const [, role] of ofType('AWS::IAM::Role')) {
+        for (const statement of statementsOf(role)) {
+          if (statement.Resource === '*') expect(actionsOf(statement)).toEqual(['kms:ListAliases']);
+        }
+      }
+    });
+
+    it('lets onRotation use keys for cryptography only when they are tagged as managed, or through SNS for the topic', () => {
+      const statements = statementsOf(resources.OnRotationRole as Resource);
+      for (const statement of statements.filter((s) => actionsOf(s).some((action) => CRYPTO_ACTIONS.test(action)))) {
+        const condition = JSON.stringify(statement.Condition ?? {});
+        expect(condition).toMatch(/aws:ResourceTag\/kms-rotation:managed|kms:ViaService/);
+      }
+    });
+  });
+
+  describe('Resource: alarms', () => {
+    const alarms = (): Resource[] => ofType('AWS::CloudWatch::Alarm').map(([, alarm]) => alarm);
+
+    it('alarms on function errors, a non-empty dead-letter queue and failed validations, to the topic', () => {
+      const metrics = alarms().map((alarm) => `${alarm.Properties.Namespace}/${alarm.Properties.MetricName}`);
+      expect(metrics.sort()).toEqual(
+        [
+          'AWS/Lambda/Errors',
+          'AWS/SQS/ApproximateNumberOfMessagesVisible',
+          'KmsRotation/RotationValidationFailed',
+        ].sort(),
+      );
+      for (const alarm of alarms()) {
+        expect(alarm.Properties).toMatchObject({
+          Threshold: 0,
+          ComparisonOperator: 'GreaterThanThreshold',
+          AlarmActions: [{ Ref: 'NotificationTopic' }],
+        });
+      }
+    });
+
+    it('matches the validation-failure metric on the service dimension the functions emit', () => {
+      const validation = alarms().find((alarm) => alarm.Properties.MetricName === 'RotationValidationFailed');
+      expect(validation?.Properties.Dimensions).toEqual([{ Name: 'service', Value: 'kms-rotation' }]);
+    });
+  });
+
+  it('outputs the key id, key ARN, alias and topic ARN', () => {
+    expect(Object.keys(pkg.template.Outputs as object)).toEqual(
+      expect.arrayContaining(['KeyId', 'KeyArn', 'AliasName', 'TopicArn']),
+    );
+  });
+});
+
+describe('Template: stage parameters', () => {
+  it.each([
+    ['rotationPeriodDays', '30', /rotationPeriodDays.*between 90 and 2560/],
+    ['rotationPeriodDays', '2561', /rotationPeriodDays.*between 90 and 2560/],
+    ['deletionWindowDays', '60', /deletionWindowDays.*between 7 and 30/],
+    ['keyUsers', '*', /keyUsers.*wildcards are refused/],
+  ])('refuses %s=%s at package time, naming the parameter', async (name, value, message) => {
+    await expect(
+      packageService({
+        stage: 'tplbad',
+        region: 'us-east-1',
+        outDir: join('.tmp', 'template-bad'),
+        params: { [name]: value },
+      }),
+    ).rejects.toThrow(message);
+  });
+
+  it('takes key administrators and users into the key policy', async () => {
+    const admin = 'arn:aws:iam::123456789012:role/KeyAdmin';
+    const user = 'arn:aws:iam::123456789012:role/App';
+    const pkg = await packageService({
+      stage: 'tplroles',
+      region: 'us-east-1',
+      outDir: join('.tmp', 'template-roles'),
+      params: { keyAdministrators: admin, keyUsers: user, rotationPeriodDays: '180' },
+    });
+    const key = (pkg.template.Resources as Record<string, Resource>).RotationKey as Resource;
+    const statements = (key.Properties.KeyPolicy as { Statement: Statement[] }).Statement;
+    const admins = statements.find((statement) => statement.Sid === 'KeyAdministrators') as Statement;
+    expect(admins.Principal).toEqual({ AWS: [admin] });
+    expect(actionsOf(admins)).toContain('kms:RotateKeyOnDemand');
+    expect(actionsOf(admins).filter((action) => CRYPTO_ACTIONS.test(action))).toEqual([]);
+    const users = statements.find((statement) => statement.Sid === 'KeyUsers') as Statement;
+    expect(actionsOf(users)).toEqual([
+      'kms:Encrypt',
+      'kms:Decrypt',
+      'kms:ReEncrypt*',
+      'kms:GenerateDataKey*',
+      'kms:DescribeKey',
+    ]);
+    const grants = statements.find((statement) => statement.Sid === 'KeyUsersGrantsOnlyForAwsResources') as Statement;
+    expect(grants.Condition).toEqual({ Bool: { 'kms:GrantIsForAWSResource': 'true' } });
+    expect(key.Properties.RotationPeriodInDays).toBe(180);
+  });
+});
