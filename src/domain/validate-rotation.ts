@@ -70,14 +70,35 @@ const canaryContext = (keyId: string): EncryptionContext => ({
 });
 const MAX_REMEMBERED_FAILURES = 20;
 
+/** What a rotation's checks found, before anyone is told. */
+export type RotationAssessment =
+  | { kind: 'skipped'; keyId: string; keyArn: string; reason: string }
+  | {
+      kind: 'assessed';
+      key: KeyDescription;
+      declared: DeclaredState;
+      checks: CheckResult[];
+      rotationType?: RotationType;
+      aliases?: AliasVerification;
+      /** The key's saved state as read (possibly unreadable). */
+      savedState: PromiseSettledResult<ValidationState>;
+      /** Fresh ciphertext from the round trip, to keep as the next canary once everything passed. */
+      newCanary?: Canary;
+      roundTripVia?: string;
+      failure?: 'precondition-failed' | 'verification-failed';
+    };
+
+export type RotationAssessmentDeps = Omit<RotationValidationDeps, 'notifier'>;
+
 /**
- * Validates a rotation of a managed key against the key's real state: the event only says
- * which key to look at. Shared by `onRotation` (events) and `rotate` (after an on-demand rotation).
+ * Runs every check of a rotation of a managed key against the key's real state; the event
+ * only says which key to look at. Changes nothing. Shared by `onRotation` (events) and
+ * `rotate` (after an on-demand rotation): one validation, two callers.
  */
-export const validateRotation = async (
+export const assessRotation = async (
   event: RotationEvent,
-  deps: RotationValidationDeps,
-): Promise<RotationValidationReport> => {
+  deps: RotationAssessmentDeps,
+): Promise<RotationAssessment> => {
   assertEventIsForThisService(event, deps.location);
   const { keys } = deps;
 
@@ -91,20 +112,19 @@ export const validateRotation = async (
     deps.state.load(event.keyId),
   ]);
   const key = settledValue(describedKey);
-  const base = { eventId: event.eventId, keyId: key.keyId, keyArn: key.arn, declaredStateProblems: [] as string[] };
-
   if (key.keyManager === 'AWS') {
-    return skip(base, `${key.keyId} is an AWS managed key: AWS rotates it, kms-rotation does not manage it`);
+    const reason = `${key.keyId} is an AWS managed key: AWS rotates it, kms-rotation does not manage it`;
+    return { kind: 'skipped', keyId: key.keyId, keyArn: key.arn, reason };
   }
   const declared = readDeclaredState(settledValue(tags));
   if (!declared.managed) {
-    return skip(base, `${key.keyId} is not managed by kms-rotation (tag kms-rotation:managed is not "true")`);
+    const reason = `${key.keyId} is not managed by kms-rotation (tag kms-rotation:managed is not "true")`;
+    return { kind: 'skipped', keyId: key.keyId, keyArn: key.arn, reason };
   }
-  base.declaredStateProblems = declared.problems;
 
   const preconditions = [checkKeyState(key), checkKeyType(key)];
   if (preconditions.some((check) => check.status === 'failed')) {
-    return reportFailure(event, key, declared, preconditions, undefined, 'precondition-failed', savedState, deps);
+    return { kind: 'assessed', key, declared, checks: preconditions, savedState, failure: 'precondition-failed' };
   }
 
   const rotations = settledValue(history);
@@ -126,15 +146,43 @@ export const validateRotation = async (
     verifyDeclaredAliases(key.keyId, declared.aliases, aliases, (name) => resolveAliasTarget(name, keys)),
   ]);
   const checks = [...readChecks, roundTrip.check, canary];
+  return {
+    kind: 'assessed',
+    key,
+    declared,
+    checks,
+    rotationType,
+    aliases: aliasVerification,
+    savedState,
+    newCanary: roundTrip.newCanary,
+    roundTripVia,
+    failure: checks.some((check) => check.status === 'failed') ? 'verification-failed' : undefined,
+  };
+};
 
-  if (checks.some((check) => check.status === 'failed')) {
-    return reportFailure(event, key, declared, checks, aliasVerification, 'verification-failed', savedState, deps, {
+/** `onRotation`: assess, then tell: notification, canary refresh, and a report the handler records. */
+export const validateRotation = async (
+  event: RotationEvent,
+  deps: RotationValidationDeps,
+): Promise<RotationValidationReport> => {
+  const assessment = await assessRotation(event, deps);
+  if (assessment.kind === 'skipped') {
+    return skip(
+      { eventId: event.eventId, keyId: assessment.keyId, keyArn: assessment.keyArn, declaredStateProblems: [] },
+      assessment.reason,
+    );
+  }
+  const { key, declared, checks, rotationType, aliases, savedState } = assessment;
+  if (assessment.failure) {
+    return reportFailure(event, key, declared, checks, aliases, assessment.failure, savedState, deps, {
       rotationType,
     });
   }
-
-  if (roundTrip.newCanary) await refreshCanary(key.keyId, { ...state, canary: roundTrip.newCanary }, deps);
-  const summary = validatedSummary(key, roundTripVia, aliasVerification, declared);
+  const aliasVerification = aliases as AliasVerification;
+  if (assessment.newCanary) {
+    await refreshCanary(key.keyId, { ...stateOrEmpty(savedState, deps.log), canary: assessment.newCanary }, deps);
+  }
+  const summary = validatedSummary(key, assessment.roundTripVia ?? key.arn, aliasVerification, declared);
   const severity: Severity = aliasVerification.drift.length > 0 || declared.problems.length > 0 ? 'WARNING' : 'INFO';
   await deps.notifier.publish(
     notificationOf(
@@ -156,7 +204,10 @@ export const validateRotation = async (
   );
   deps.log.info('Rotation validated', { keyId: key.keyId, eventId: event.eventId, severity, checks });
   return {
-    ...base,
+    eventId: event.eventId,
+    keyId: key.keyId,
+    keyArn: key.arn,
+    declaredStateProblems: declared.problems,
     outcome: 'validated',
     rotationType,
     summary,
@@ -223,7 +274,7 @@ const verdictOrRethrow = (error: unknown): string => {
 const runRoundTrip = async (
   key: KeyDescription,
   via: string,
-  deps: RotationValidationDeps,
+  deps: RotationAssessmentDeps,
 ): Promise<{ check: CheckResult; newCanary?: Canary }> => {
   const plaintext = deps.random.bytes(CANARY_BYTES);
   const context = canaryContext(key.keyId);
@@ -271,7 +322,7 @@ const runRoundTrip = async (
 const checkCanary = async (
   key: KeyDescription,
   canary: Canary | undefined,
-  deps: RotationValidationDeps,
+  deps: RotationAssessmentDeps,
 ): Promise<CheckResult> => {
   if (!canary) {
     return {
@@ -317,7 +368,11 @@ const resolveAliasTarget = async (aliasName: string, keys: KeyReader): Promise<s
 };
 
 /** The canary is refreshed only after a passed validation; losing a refresh is logged, not fatal. */
-const refreshCanary = async (keyId: string, state: ValidationState, deps: RotationValidationDeps): Promise<void> => {
+export const refreshCanary = async (
+  keyId: string,
+  state: ValidationState,
+  deps: Pick<RotationValidationDeps, 'state' | 'log'>,
+): Promise<void> => {
   try {
     await deps.state.save(keyId, state);
   } catch (error) {
