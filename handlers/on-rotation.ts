@@ -10,10 +10,10 @@ import { logTo, secureRandom, serviceLocationOf, sha256, systemClock } from '../
 import { parseRotationEvent } from '../src/adapters/schemas/rotation-event';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
-import { loadOnRotationConfig } from '../src/config';
+import { loadConfig } from '../src/config';
 import { failureOf, type RotationValidationReport, validateRotation } from '../src/domain/validate-rotation';
 
-const config = loadOnRotationConfig(process.env);
+const config = loadConfig(process.env);
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);

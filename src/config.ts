@@ -7,13 +7,17 @@ const Environment = z.object({
     .string()
     .regex(/^(\/[\w.-]+)+$/, 'must be an SSM parameter path like /kms-rotation/dev/keys'),
   ROTATION_EVENT_TOLERANCE_MINUTES: z.coerce.number().int().min(1).max(1440).default(60),
+  ON_DEMAND_ROTATION_LIMIT: z.coerce.number().int().min(1).max(25).default(25),
+  ROTATION_WAIT_SECONDS: z.coerce.number().int().min(0).max(600).default(60),
 });
 
-export interface OnRotationConfig {
+export interface ServiceConfig {
   region: string;
   topicArn: string;
   stateParameterPrefix: string;
   rotationEventToleranceMs: number;
+  onDemandRotationLimit: number;
+  rotationWaitMs: number;
 }
 
 /** Thrown at cold start when the function's environment is wrong: the message names the variable. */
@@ -25,7 +29,7 @@ export class ConfigurationError extends Error {
 }
 
 /** Reads and validates the environment once, at cold start. */
-export const loadOnRotationConfig = (env: NodeJS.ProcessEnv): OnRotationConfig => {
+export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
   const parsed = Environment.safeParse(env);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`).join('; ');
@@ -36,5 +40,7 @@ export const loadOnRotationConfig = (env: NodeJS.ProcessEnv): OnRotationConfig =
     topicArn: parsed.data.TOPIC_ARN,
     stateParameterPrefix: parsed.data.STATE_PARAMETER_PREFIX,
     rotationEventToleranceMs: parsed.data.ROTATION_EVENT_TOLERANCE_MINUTES * 60_000,
+    onDemandRotationLimit: parsed.data.ON_DEMAND_ROTATION_LIMIT,
+    rotationWaitMs: parsed.data.ROTATION_WAIT_SECONDS * 1000,
   };
 };

@@ -1,18 +1,39 @@
 import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  type CustomerMasterKeySpec,
   DecryptCommand,
   DescribeKeyCommand,
+  EnableKeyRotationCommand,
   EncryptCommand,
+  type EncryptionAlgorithmSpec,
+  GenerateMacCommand,
+  GetKeyPolicyCommand,
   GetKeyRotationStatusCommand,
+  GetPublicKeyCommand,
   type KeyMetadata,
+  type KeyUsageType,
   type KMSClient,
   ListResourceTagsCommand,
+  type MacAlgorithmSpec,
+  type OriginType,
   paginateListAliases,
   paginateListKeyRotations,
+  paginateListKeys,
+  RotateKeyOnDemandCommand,
+  SignCommand,
+  type SigningAlgorithmSpec,
   type Tag,
+  TagResourceCommand,
+  UntagResourceCommand,
+  UpdateAliasCommand,
+  VerifyCommand,
+  VerifyMacCommand,
 } from '@aws-sdk/client-kms';
+import { PreconditionFailedError } from '../domain/errors';
 import type { AliasEntry, KeyDescription, RotationRecord, RotationStatus, RotationType, Tags } from '../domain/model';
-import type { EncryptionContext, KeyCrypto, KeyReader } from '../domain/ports';
-import { callAws } from './aws-errors';
+import type { EncryptionContext, KeyAdmin, KeyCrypto, KeyProver, KeyReader, NewKeySpec } from '../domain/ports';
+import { callAws, translateAwsError } from './aws-errors';
 
 const toKeyDescription = (metadata: KeyMetadata | undefined, keyRef: string): KeyDescription => {
   if (!metadata?.KeyId || !metadata.Arn) {
@@ -32,6 +53,10 @@ const toKeyDescription = (metadata: KeyMetadata | undefined, keyRef: string): Ke
     creationDate: metadata.CreationDate,
     deletionDate: metadata.DeletionDate,
     description: metadata.Description,
+    customKeyStoreId: metadata.CustomKeyStoreId,
+    encryptionAlgorithms: metadata.EncryptionAlgorithms,
+    signingAlgorithms: metadata.SigningAlgorithms,
+    macAlgorithms: metadata.MacAlgorithms,
   };
 };
 
@@ -39,9 +64,17 @@ const toTags = (tags: Tag[] | undefined, into: Record<string, string>): void => 
   for (const tag of tags ?? []) if (tag.TagKey !== undefined) into[tag.TagKey] = tag.TagValue ?? '';
 };
 
-/** KMS behind the domain's ports. One client, created by the caller and reused. */
-export class KmsKeyGateway implements KeyReader, KeyCrypto {
-  constructor(private readonly kms: KMSClient) {}
+const errorName = (error: unknown): string | undefined => (error as { name?: string } | undefined)?.name;
+
+/**
+ * KMS behind the domain's ports. Clients are created by the caller, once, and reused;
+ * `noRetryKms` (maxAttempts 1) serves the calls whose errors must not be retried by the SDK.
+ */
+export class KmsKeyGateway implements KeyReader, KeyCrypto, KeyAdmin, KeyProver {
+  constructor(
+    private readonly kms: KMSClient,
+    private readonly noRetryKms: KMSClient = kms,
+  ) {}
 
   async describeKey(keyRef: string): Promise<KeyDescription> {
     const response = await callAws('DescribeKey', keyRef, () =>
@@ -62,10 +95,14 @@ export class KmsKeyGateway implements KeyReader, KeyCrypto {
     };
   }
 
-  async listRotations(keyId: string): Promise<RotationRecord[]> {
+  async listRotations(keyId: string, options: { includeKeyMaterial?: boolean } = {}): Promise<RotationRecord[]> {
     return callAws('ListKeyRotations', keyId, async () => {
       const records: RotationRecord[] = [];
-      for await (const page of paginateListKeyRotations({ client: this.kms, pageSize: 1000 }, { KeyId: keyId })) {
+      const input = {
+        KeyId: keyId,
+        ...(options.includeKeyMaterial ? { IncludeKeyMaterial: 'ALL_KEY_MATERIAL' as const } : {}),
+      };
+      for await (const page of paginateListKeyRotations({ client: this.kms, pageSize: 1000 }, input)) {
         for (const entry of page.Rotations ?? []) {
           records.push({
             keyMaterialId: entry.KeyMaterialId,
@@ -129,5 +166,187 @@ export class KmsKeyGateway implements KeyReader, KeyCrypto {
     );
     if (!response.Plaintext || !response.KeyId) throw new Error(`Decrypt with ${keyId} returned no plaintext`);
     return { plaintext: response.Plaintext, keyArn: response.KeyId };
+  }
+
+  async rotateKeyOnDemand(keyId: string): Promise<void> {
+    try {
+      // The SDK classifies LimitExceededException as throttling and would retry it.
+      await this.noRetryKms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+    } catch (error) {
+      if (errorName(error) === 'LimitExceededException') {
+        throw new PreconditionFailedError(
+          'on-demand-limit',
+          `${keyId} has used all its on-demand rotations (KMS: LimitExceededException); rotate it with strategy "alias-swap"`,
+          { cause: error },
+        );
+      }
+      if (errorName(error) === 'ConflictException') {
+        throw new PreconditionFailedError(
+          'rotation-conflict',
+          `${keyId} has an automatic rotation in progress or due within 20 minutes (KMS: ConflictException); try again later`,
+          { cause: error },
+        );
+      }
+      throw translateAwsError('RotateKeyOnDemand', keyId, error);
+    }
+  }
+
+  async getKeyPolicy(keyId: string): Promise<string> {
+    const response = await callAws('GetKeyPolicy', keyId, () =>
+      this.kms.send(new GetKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default' })),
+    );
+    if (!response.Policy) throw new Error(`GetKeyPolicy on ${keyId} returned no policy`);
+    return response.Policy;
+  }
+
+  async createKey(spec: NewKeySpec): Promise<KeyDescription> {
+    const response = await callAws('CreateKey', `a successor ${spec.keySpec} key`, () =>
+      this.kms.send(
+        new CreateKeyCommand({
+          KeySpec: spec.keySpec as CustomerMasterKeySpec,
+          KeyUsage: spec.keyUsage as KeyUsageType,
+          Description: spec.description,
+          Policy: spec.policy,
+          Origin: spec.origin as OriginType | undefined,
+          CustomKeyStoreId: spec.customKeyStoreId,
+          Tags: Object.entries(spec.tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
+        }),
+      ),
+    );
+    return toKeyDescription(response.KeyMetadata, 'CreateKey');
+  }
+
+  async tagKey(keyId: string, tags: Readonly<Record<string, string>>): Promise<void> {
+    await callAws('TagResource', keyId, () =>
+      this.kms.send(
+        new TagResourceCommand({
+          KeyId: keyId,
+          Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
+        }),
+      ),
+    );
+  }
+
+  async untagKey(keyId: string, tagKeys: readonly string[]): Promise<void> {
+    if (tagKeys.length === 0) return;
+    await callAws('UntagResource', keyId, () =>
+      this.kms.send(new UntagResourceCommand({ KeyId: keyId, TagKeys: [...tagKeys] })),
+    );
+  }
+
+  async updateAlias(aliasName: string, targetKeyId: string): Promise<void> {
+    await callAws('UpdateAlias', aliasName, () =>
+      this.kms.send(new UpdateAliasCommand({ AliasName: aliasName, TargetKeyId: targetKeyId })),
+    );
+  }
+
+  async createAlias(aliasName: string, targetKeyId: string): Promise<void> {
+    await callAws('CreateAlias', aliasName, () =>
+      this.kms.send(new CreateAliasCommand({ AliasName: aliasName, TargetKeyId: targetKeyId })),
+    );
+  }
+
+  async enableKeyRotation(keyId: string, periodDays?: number): Promise<void> {
+    await callAws('EnableKeyRotation', keyId, () =>
+      this.kms.send(new EnableKeyRotationCommand({ KeyId: keyId, RotationPeriodInDays: periodDays })),
+    );
+  }
+
+  async findKeysByTag(tagKey: string, tagValue: string): Promise<string[]> {
+    const found: string[] = [];
+    for await (const page of paginateListKeys({ client: this.kms, pageSize: 1000 }, {})) {
+      const ids = (page.Keys ?? []).flatMap((key) => (key.KeyId ? [key.KeyId] : []));
+      // A few tag reads at a time: well inside ListResourceTags' quota.
+      for (let start = 0; start < ids.length; start += 10) {
+        const tagged = await Promise.all(
+          ids.slice(start, start + 10).map(async (id) => {
+            try {
+              return (await this.listTags(id))[tagKey] === tagValue ? id : undefined;
+            } catch {
+              return undefined; // keys we may not read are not ours
+            }
+          }),
+        );
+        found.push(...tagged.filter((id): id is string => id !== undefined));
+      }
+    }
+    return found;
+  }
+
+  async sign(keyId: string, message: Uint8Array, algorithm: string): Promise<Uint8Array> {
+    const response = await callAws('Sign', keyId, () =>
+      this.kms.send(
+        new SignCommand({
+          KeyId: keyId,
+          Message: message,
+          MessageType: 'RAW',
+          SigningAlgorithm: algorithm as SigningAlgorithmSpec,
+        }),
+      ),
+    );
+    if (!response.Signature) throw new Error(`Sign with ${keyId} returned no signature`);
+    return response.Signature;
+  }
+
+  async verify(keyId: string, message: Uint8Array, signature: Uint8Array, algorithm: string): Promise<boolean> {
+    try {
+      const response = await this.kms.send(
+        new VerifyCommand({
+          KeyId: keyId,
+          Message: message,
+          MessageType: 'RAW',
+          Signature: signature,
+          SigningAlgorithm: algorithm as SigningAlgorithmSpec,
+        }),
+      );
+      return response.SignatureValid === true;
+    } catch (error) {
+      if (errorName(error) === 'KMSInvalidSignatureException') return false;
+      throw translateAwsError('Verify', keyId, error);
+    }
+  }
+
+  async generateMac(keyId: string, message: Uint8Array, algorithm: string): Promise<Uint8Array> {
+    const response = await callAws('GenerateMac', keyId, () =>
+      this.kms.send(
+        new GenerateMacCommand({ KeyId: keyId, Message: message, MacAlgorithm: algorithm as MacAlgorithmSpec }),
+      ),
+    );
+    if (!response.Mac) throw new Error(`GenerateMac with ${keyId} returned no MAC`);
+    return response.Mac;
+  }
+
+  async verifyMac(keyId: string, message: Uint8Array, mac: Uint8Array, algorithm: string): Promise<boolean> {
+    try {
+      const response = await this.kms.send(
+        new VerifyMacCommand({ KeyId: keyId, Message: message, Mac: mac, MacAlgorithm: algorithm as MacAlgorithmSpec }),
+      );
+      return response.MacValid === true;
+    } catch (error) {
+      if (errorName(error) === 'KMSInvalidMacException') return false;
+      throw translateAwsError('VerifyMac', keyId, error);
+    }
+  }
+
+  async getPublicKey(keyId: string): Promise<Uint8Array> {
+    const response = await callAws('GetPublicKey', keyId, () =>
+      this.kms.send(new GetPublicKeyCommand({ KeyId: keyId })),
+    );
+    if (!response.PublicKey) throw new Error(`GetPublicKey of ${keyId} returned no key`);
+    return response.PublicKey;
+  }
+
+  async decryptAsymmetric(keyId: string, ciphertext: Uint8Array, algorithm: string): Promise<Uint8Array> {
+    const response = await callAws('Decrypt', keyId, () =>
+      this.kms.send(
+        new DecryptCommand({
+          KeyId: keyId,
+          CiphertextBlob: ciphertext,
+          EncryptionAlgorithm: algorithm as EncryptionAlgorithmSpec,
+        }),
+      ),
+    );
+    if (!response.Plaintext) throw new Error(`Decrypt with ${keyId} returned no plaintext`);
+    return response.Plaintext;
   }
 }

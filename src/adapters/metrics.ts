@@ -1,4 +1,5 @@
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { RotateReport } from '../domain/rotate-key';
 import type { RotationValidationReport } from '../domain/validate-rotation';
 
 /**
@@ -27,4 +28,20 @@ export const recordRotationValidation = (
       break;
   }
   metrics.addMetric('RotationValidationLatency', MetricUnit.Milliseconds, latencyMs);
+};
+
+/** Metrics of one `rotate` invocation; the key id and strategy are metadata. */
+export const recordRotation = (
+  metrics: Metrics,
+  outcome: { report?: RotateReport; failed: boolean; keyId?: string },
+  latencyMs: number,
+): void => {
+  if (outcome.report) {
+    metrics.addMetadata('keyId', outcome.report.keyId);
+    if (outcome.report.strategy) metrics.addMetadata('strategy', outcome.report.strategy);
+    if (outcome.report.rotationId) metrics.addMetadata('rotationId', outcome.report.rotationId);
+  }
+  if (outcome.failed) metrics.addMetric('RotationFailed', MetricUnit.Count, 1);
+  else if (outcome.report?.outcome === 'completed') metrics.addMetric('RotationCompleted', MetricUnit.Count, 1);
+  metrics.addMetric('RotationLatency', MetricUnit.Milliseconds, latencyMs);
 };

@@ -1,9 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { constants, createHash, createPublicKey, publicEncrypt, randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
 import { InvalidInputError } from '../domain/errors';
 import type { ServiceLocation } from '../domain/model';
-import type { Clock, Digest, Log, RandomSource } from '../domain/ports';
+import type { Clock, Digest, IdGenerator, Log, PublicKeyEncryptor, RandomSource, Sleeper } from '../domain/ports';
 
 export const systemClock: Clock = { now: () => new Date() };
 export const secureRandom: RandomSource = { bytes: (size) => new Uint8Array(randomBytes(size)) };
@@ -24,3 +24,16 @@ export const serviceLocationOf = (context: Pick<Context, 'invokedFunctionArn'>, 
   }
   return { account, region };
 };
+
+/** Local public-key encryption, as a holder of the public key would do it (RSA-OAEP only). */
+export const localPublicKeyEncryptor: PublicKeyEncryptor = {
+  encrypt: (publicKeyDer, plaintext, algorithm) => {
+    const hash = { RSAES_OAEP_SHA_1: 'sha1', RSAES_OAEP_SHA_256: 'sha256' }[algorithm];
+    if (!hash) return undefined;
+    const key = createPublicKey({ key: Buffer.from(publicKeyDer), format: 'der', type: 'spki' });
+    return new Uint8Array(publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, plaintext));
+  },
+};
+
+export const realSleeper: Sleeper = { sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) };
+export const uuidGenerator: IdGenerator = { newId: () => randomUUID() };

@@ -27,7 +27,14 @@ export type PreconditionReason =
   | 'key-pending-deletion'
   | 'key-invalid-state'
   | 'wrong-key-type'
-  | 'not-managed';
+  | 'not-managed'
+  | 'aws-managed'
+  | 'replica'
+  | 'strategy-mismatch'
+  | 'on-demand-limit'
+  | 'rotation-conflict'
+  | 'no-pending-material'
+  | 'nothing-to-roll-back';
 
 /** The key is not in a state or of a type that the requested work needs. Nothing was changed. */
 export class PreconditionFailedError extends KmsRotationError {

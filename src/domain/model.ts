@@ -16,6 +16,10 @@ export interface KeyDescription {
   creationDate?: Date;
   deletionDate?: Date;
   description?: string;
+  customKeyStoreId?: string;
+  encryptionAlgorithms?: string[];
+  signingAlgorithms?: string[];
+  macAlgorithms?: string[];
 }
 
 export interface RotationStatus {

@@ -9,8 +9,11 @@ export interface KeyReader {
   /** Accepts a key id, key ARN, alias name or alias ARN. */
   describeKey(keyRef: string): Promise<KeyDescription>;
   getRotationStatus(keyId: string): Promise<RotationStatus>;
-  /** The whole rotation history, every page. */
-  listRotations(keyId: string): Promise<RotationRecord[]>;
+  /**
+   * The whole rotation history, every page. `includeKeyMaterial` adds the first material
+   * and imported material waiting for a rotation (`PENDING_ROTATION`).
+   */
+  listRotations(keyId: string, options?: { includeKeyMaterial?: boolean }): Promise<RotationRecord[]>;
   /** Aliases that point at the key. */
   listAliasesOf(keyId: string): Promise<AliasEntry[]>;
   listTags(keyId: string): Promise<Tags>;
@@ -76,4 +79,62 @@ export interface Log {
   info(message: string, attributes?: Record<string, unknown>): void;
   warn(message: string, attributes?: Record<string, unknown>): void;
   error(message: string, attributes?: Record<string, unknown>): void;
+}
+
+/** What a successor key is created with: the predecessor's kind, policy and tags. */
+export interface NewKeySpec {
+  keySpec: string;
+  keyUsage: string;
+  description: string;
+  policy: string;
+  tags: Readonly<Record<string, string>>;
+  origin?: string;
+  customKeyStoreId?: string;
+}
+
+/** Key management calls of manual rotation. Errors are translated like `KeyReader`'s. */
+export interface KeyAdmin {
+  /**
+   * Starts an on-demand rotation. Never retried by the SDK: the per-key limit is a
+   * `PreconditionFailedError('on-demand-limit')`, a conflicting automatic rotation a
+   * `PreconditionFailedError('rotation-conflict')`.
+   */
+  rotateKeyOnDemand(keyId: string): Promise<void>;
+  getKeyPolicy(keyId: string): Promise<string>;
+  createKey(spec: NewKeySpec): Promise<KeyDescription>;
+  tagKey(keyId: string, tags: Readonly<Record<string, string>>): Promise<void>;
+  untagKey(keyId: string, tagKeys: readonly string[]): Promise<void>;
+  /** Points an existing alias at the key. */
+  updateAlias(aliasName: string, targetKeyId: string): Promise<void>;
+  createAlias(aliasName: string, targetKeyId: string): Promise<void>;
+  enableKeyRotation(keyId: string, periodDays?: number): Promise<void>;
+  /** Scans the account's keys for a tag value: crash recovery only, never a hot path. */
+  findKeysByTag(tagKey: string, tagValue: string): Promise<string[]>;
+}
+
+/** The cryptographic operations that prove an asymmetric or HMAC key works. */
+export interface KeyProver {
+  sign(keyId: string, message: Uint8Array, algorithm: string): Promise<Uint8Array>;
+  /** False when KMS says the signature is invalid. */
+  verify(keyId: string, message: Uint8Array, signature: Uint8Array, algorithm: string): Promise<boolean>;
+  generateMac(keyId: string, message: Uint8Array, algorithm: string): Promise<Uint8Array>;
+  /** False when KMS says the MAC is invalid. */
+  verifyMac(keyId: string, message: Uint8Array, mac: Uint8Array, algorithm: string): Promise<boolean>;
+  /** DER-encoded SubjectPublicKeyInfo. */
+  getPublicKey(keyId: string): Promise<Uint8Array>;
+  decryptAsymmetric(keyId: string, ciphertext: Uint8Array, algorithm: string): Promise<Uint8Array>;
+}
+
+/** Public-key encryption done locally, as a client of the key would. */
+export interface PublicKeyEncryptor {
+  /** `algorithm` is a KMS encryption algorithm name, e.g. `RSAES_OAEP_SHA_256`. */
+  encrypt(publicKeyDer: Uint8Array, plaintext: Uint8Array, algorithm: string): Uint8Array | undefined;
+}
+
+export interface Sleeper {
+  sleep(ms: number): Promise<void>;
+}
+
+export interface IdGenerator {
+  newId(): string;
 }

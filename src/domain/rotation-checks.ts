@@ -15,7 +15,8 @@ export type CheckId =
   | 'rotation-recorded'
   | 'current-material'
   | 'round-trip'
-  | 'canary';
+  | 'canary'
+  | 'key-works';
 
 const passed = (id: CheckId, detail: string): CheckResult => ({ id, status: 'passed', detail });
 const failed = (id: CheckId, detail: string): CheckResult => ({ id, status: 'failed', detail });

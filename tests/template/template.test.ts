@@ -41,7 +41,39 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
     'ssm:PutParameter',
     'sqs:SendMessage',
   ],
+  RotateRole: [
+    'logs:CreateLogStream',
+    'logs:PutLogEvents',
+    'kms:DescribeKey',
+    'kms:ListResourceTags',
+    'kms:ListAliases',
+    'kms:ListKeys',
+    'kms:GetKeyRotationStatus',
+    'kms:ListKeyRotations',
+    'kms:RotateKeyOnDemand',
+    'kms:GetKeyPolicy',
+    'kms:TagResource',
+    'kms:UntagResource',
+    'kms:EnableKeyRotation',
+    'kms:UpdateAlias',
+    'kms:CreateAlias',
+    'kms:CreateKey',
+    'kms:Encrypt',
+    'kms:Decrypt',
+    'kms:Sign',
+    'kms:Verify',
+    'kms:GenerateMac',
+    'kms:VerifyMac',
+    'kms:GetPublicKey',
+    'kms:GenerateDataKey*',
+    'sns:Publish',
+    'ssm:GetParameter',
+    'ssm:PutParameter',
+  ],
 };
+
+/** Actions AWS cannot scope to a resource; anything else on "*" must be conditioned. */
+const UNSCOPABLE = ['kms:ListAliases', 'kms:ListKeys'];
 
 describe('Template: serverless package output', () => {
   let pkg: PackagedService;
@@ -188,12 +220,38 @@ describe('Template: serverless package output', () => {
       }
     });
 
-    it('scopes every statement to resources, except kms:ListAliases which AWS cannot scope', () => {
+    it('scopes every statement to resources, except listings AWS cannot scope and tag-conditioned key creation', () => {
       for (const [, role] of ofType('AWS::IAM::Role')) {
         for (const statement of statementsOf(role)) {
-          if (statement.Resource === '*') expect(actionsOf(statement)).toEqual(['kms:ListAliases']);
+          if (statement.Resource !== '*') continue;
+          const unscopable = actionsOf(statement).every((action) => UNSCOPABLE.includes(action));
+          const conditionedCreate =
+            JSON.stringify(actionsOf(statement)) === JSON.stringify(['kms:CreateKey', 'kms:TagResource']) &&
+            JSON.stringify(statement.Condition) ===
+              JSON.stringify({ Null: { 'aws:RequestTag/kms-rotation:rotation-id': 'false' } });
+          expect(unscopable || conditionedCreate, JSON.stringify(statement)).toBe(true);
         }
       }
+    });
+
+    it('lets rotate change only managed keys or keys of an alias-swap rotation, creating only keys that carry lineage', () => {
+      const statements = statementsOf(resources.RotateRole as Resource);
+      const mutating =
+        /^kms:(RotateKeyOnDemand|TagResource|UntagResource|EnableKeyRotation|UpdateAlias|CreateAlias|CreateKey)$/;
+      for (const statement of statements.filter((s) => actionsOf(s).some((action) => mutating.test(action)))) {
+        const onAliases = JSON.stringify(statement.Resource).includes(':alias/');
+        const condition = JSON.stringify(statement.Condition ?? {});
+        expect(
+          onAliases ||
+            /aws:ResourceTag\/kms-rotation:managed|aws:ResourceTag\/kms-rotation:rotation-id|aws:RequestTag\/kms-rotation:rotation-id/.test(
+              condition,
+            ),
+          JSON.stringify(statement),
+        ).toBe(true);
+      }
+      expect(statements.flatMap(actionsOf)).not.toContain('kms:PutKeyPolicy');
+      expect(statements.flatMap(actionsOf)).not.toContain('kms:DisableKey');
+      expect(statements.flatMap(actionsOf)).not.toContain('kms:ScheduleKeyDeletion');
     });
 
     it('lets onRotation use keys for cryptography only when they are tagged as managed, or through SNS for the topic', () => {
@@ -208,13 +266,14 @@ describe('Template: serverless package output', () => {
   describe('Resource: alarms', () => {
     const alarms = (): Resource[] => ofType('AWS::CloudWatch::Alarm').map(([, alarm]) => alarm);
 
-    it('alarms on function errors, a non-empty dead-letter queue and failed validations, to the topic', () => {
+    it('alarms on function errors, a non-empty dead-letter queue, failed validations and failed rotations, to the topic', () => {
       const metrics = alarms().map((alarm) => `${alarm.Properties.Namespace}/${alarm.Properties.MetricName}`);
       expect(metrics.sort()).toEqual(
         [
           'AWS/Lambda/Errors',
           'AWS/SQS/ApproximateNumberOfMessagesVisible',
           'KmsRotation/RotationValidationFailed',
+          'KmsRotation/RotationFailed',
         ].sort(),
       );
       for (const alarm of alarms()) {

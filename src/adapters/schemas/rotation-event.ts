@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { InvalidInputError } from '../../domain/errors';
 import type { RotationEvent } from '../../domain/model';
+import { describeIssues } from './issues';
 
 export const KEY_ID_PATTERN = /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
 const KEY_ARN_PATTERN =
@@ -45,12 +46,6 @@ export const KmsRotationEventSchema = z
       });
     }
   });
-
-const describeIssues = (issues: readonly z.core.$ZodIssue[]): string =>
-  issues
-    .slice(0, 5)
-    .map((issue) => `${issue.path.map(String).join('.') || '(event)'} ${issue.message}`)
-    .join('; ');
 
 /** Parses an untrusted event into a `RotationEvent`, or throws `InvalidInputError` saying what is wrong. */
 export const parseRotationEvent = (event: unknown): RotationEvent => {

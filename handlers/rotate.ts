@@ -1,0 +1,69 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import type { Context } from 'aws-lambda';
+import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
+import { recordRotation } from '../src/adapters/metrics';
+import {
+  localPublicKeyEncryptor,
+  logTo,
+  realSleeper,
+  secureRandom,
+  serviceLocationOf,
+  sha256,
+  systemClock,
+  uuidGenerator,
+} from '../src/adapters/runtime';
+import { parseRotateRequest } from '../src/adapters/schemas/rotate-request';
+import { SnsNotifier } from '../src/adapters/sns-notifier';
+import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
+import { loadConfig } from '../src/config';
+import { type RotateReport, RotationFailedError, rotateKey } from '../src/domain/rotate-key';
+
+const config = loadConfig(process.env);
+const logger = new Logger();
+const metrics = new Metrics();
+const log = logTo(logger);
+const kms = new KmsKeyGateway(new KMSClient({}), new KMSClient({ maxAttempts: 1 }));
+const deps = {
+  keys: kms,
+  crypto: kms,
+  admin: kms,
+  prover: kms,
+  publicKeys: localPublicKeyEncryptor,
+  state: new SsmValidationStateStore(new SSMClient({}), config.stateParameterPrefix, log),
+  notifier: new SnsNotifier(new SNSClient({}), config.topicArn),
+  clock: systemClock,
+  random: secureRandom,
+  digest: sha256,
+  ids: uuidGenerator,
+  sleeper: realSleeper,
+  log,
+  toleranceMs: config.rotationEventToleranceMs,
+  onDemandLimit: config.onDemandRotationLimit,
+  rotationWaitMs: config.rotationWaitMs,
+};
+
+/** Manual invoke: `{ key, strategy?, dryRun?, reason?, action? }` -> on-demand, alias-swap or rollback. */
+export const handler = async (event: unknown, context: Context): Promise<RotateReport> => {
+  logger.addContext(context);
+  const startedAt = Date.now();
+  try {
+    const request = parseRotateRequest(event);
+    logger.appendKeys({ key: request.key, action: request.action, dryRun: request.dryRun });
+    const report = await rotateKey(request, { ...deps, location: serviceLocationOf(context, config.region) });
+    recordRotation(metrics, { report, failed: false }, Date.now() - startedAt);
+    return report;
+  } catch (error) {
+    if (error instanceof RotationFailedError) {
+      recordRotation(metrics, { report: error.report, failed: true }, Date.now() - startedAt);
+    }
+    logger.error('Rotation not done', error as Error);
+    throw error;
+  } finally {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+    logger.resetKeys();
+  }
+};

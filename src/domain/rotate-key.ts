@@ -1,0 +1,348 @@
+import {
+  ALIAS_SWAP_STEPS,
+  type AliasSwapDeps,
+  locateRollback,
+  locateSwap,
+  ROLLBACK_STEPS,
+  type StepReport,
+} from './alias-swap';
+import type { DeclaredState } from './declared-state';
+import { describeError, PreconditionFailedError, VerificationFailedError } from './errors';
+import { classifyKey } from './key-classification';
+import type { KeyDescription, Notification, RotationRecord, Severity } from './model';
+import type { Notifier, Sleeper } from './ports';
+import type { CheckResult } from './rotation-checks';
+import { chooseStrategy, type RequestedStrategy, type Strategy } from './rotation-strategy';
+import { assessRotation, type RotationAssessmentDeps, refreshCanary } from './validate-rotation';
+
+export interface RotateRequest {
+  /** Alias name, key id or key ARN. */
+  key: string;
+  strategy: RequestedStrategy;
+  dryRun: boolean;
+  reason?: string;
+  action: 'rotate' | 'rollback';
+}
+
+export interface RotateReport {
+  action: 'rotate' | 'rollback';
+  requestedKey: string;
+  /** The key the declared aliases point at when the work is done. */
+  keyId: string;
+  keyArn?: string;
+  aliases: string[];
+  strategy?: Strategy;
+  dryRun: boolean;
+  rotationId?: string;
+  /** `in-progress`: KMS accepted an on-demand rotation that was not recorded within the wait. */
+  outcome: 'completed' | 'planned' | 'in-progress' | 'nothing-to-do';
+  summary: string;
+  steps: StepReport[];
+  predecessor?: string;
+  successor?: string;
+  checks?: CheckResult[];
+  notification?: { type: Notification['type']; severity: Severity };
+}
+
+export interface RotateDeps extends AliasSwapDeps, RotationAssessmentDeps {
+  notifier: Notifier;
+  sleeper: Sleeper;
+  /** Per-key on-demand rotation limit (KMS: 25, not adjustable). */
+  onDemandLimit: number;
+  /** How long to wait for KMS to record an on-demand rotation. */
+  rotationWaitMs: number;
+}
+
+/** The error a rotation that began and then failed ends with, after its CRITICAL notification. */
+export class RotationFailedError extends VerificationFailedError {
+  constructor(
+    message: string,
+    readonly report: RotateReport,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = 'RotationFailedError';
+  }
+}
+
+/**
+ * `rotate`: on-demand rotation for keys KMS can rotate, alias-swap for keys it cannot,
+ * rollback of the last alias-swap. Refusals come before any change; once work has begun, a
+ * failure is notified CRITICAL and re-running the same request converges.
+ */
+export const rotateKey = async (request: RotateRequest, deps: RotateDeps): Promise<RotateReport> => {
+  const started = deps.clock.now().getTime();
+  const steps: StepReport[] = [];
+  let report: RotateReport = {
+    action: request.action,
+    requestedKey: request.key,
+    keyId: request.key,
+    aliases: [],
+    dryRun: request.dryRun,
+    outcome: 'planned',
+    summary: '',
+    steps,
+  };
+  try {
+    report =
+      request.action === 'rollback' ? await rollback(request, report, deps) : await rotate(request, report, deps);
+  } catch (error) {
+    const began = steps.some((step) => step.status === 'done');
+    if (!began || request.dryRun) throw error;
+    const failed: RotateReport = {
+      ...report,
+      summary: `${request.action} of ${report.keyId} failed: ${describeError(error)}`,
+    };
+    await deps.notifier.publish(notificationOf('RotationFailed', 'CRITICAL', failed, deps, started));
+    throw new RotationFailedError(
+      failed.summary,
+      { ...failed, notification: { type: 'RotationFailed', severity: 'CRITICAL' } },
+      {
+        cause: error,
+      },
+    );
+  }
+  if (!request.dryRun && report.outcome !== 'nothing-to-do') {
+    const severity: Severity = report.outcome === 'in-progress' ? 'WARNING' : 'INFO';
+    await deps.notifier.publish(notificationOf('RotationCompleted', severity, report, deps, started));
+    report.notification = { type: 'RotationCompleted', severity };
+  }
+  deps.log.info(report.summary, { outcome: report.outcome, steps });
+  return report;
+};
+
+const requireManaged = (key: KeyDescription, declared: DeclaredState): void => {
+  if (!declared.managed) {
+    throw new PreconditionFailedError(
+      'not-managed',
+      `${key.keyId} is not managed by kms-rotation (tag kms-rotation:managed is not "true"); tag it to let kms-rotation rotate it`,
+    );
+  }
+};
+
+const rotate = async (request: RotateRequest, report: RotateReport, deps: RotateDeps): Promise<RotateReport> => {
+  const swap = await locateSwap(request.key, deps);
+  swap.reason = request.reason;
+  const key = swap.predecessor;
+  report.keyId = key.keyId;
+  report.keyArn = key.arn;
+  report.aliases = swap.declared.aliases;
+  requireManaged(key, swap.declared);
+
+  // A rotation already under way is resumed with the strategy it was started with.
+  const strategy: Strategy = swap.resumed
+    ? 'alias-swap'
+    : chooseStrategy(key.keyId, classifyKey(key), request.strategy, await hasPendingImportedMaterial(key, deps));
+  if (swap.resumed && request.strategy === 'on-demand') {
+    throw new PreconditionFailedError(
+      'strategy-mismatch',
+      `${key.keyId} has an unfinished alias-swap rotation ${swap.rotationId}; re-run with strategy "alias-swap" or "auto" to finish it`,
+    );
+  }
+  report.strategy = strategy;
+
+  if (strategy === 'on-demand') return rotateOnDemand(key, request, report, deps);
+
+  report.rotationId = swap.rotationId;
+  report.predecessor = key.keyId;
+  for (const step of ALIAS_SWAP_STEPS) {
+    report.steps.push(await step(swap, deps, request.dryRun));
+    report.successor = swap.successor?.keyId;
+  }
+  const allSkipped = report.steps.every((step) => step.status === 'skipped');
+  report.outcome = request.dryRun ? 'planned' : allSkipped ? 'nothing-to-do' : 'completed';
+  if (swap.successor && !request.dryRun) {
+    report.keyId = swap.successor.keyId;
+    report.keyArn = swap.successor.arn;
+  }
+  report.summary = request.dryRun
+    ? `Would rotate ${key.keyId} by alias-swap: ${report.steps.map((step) => `${step.step} (${step.status})`).join(', ')}`
+    : `Rotated ${key.keyId} by alias-swap to ${swap.successor?.keyId}: ${swap.declared.aliases.join(', ') || 'no aliases'} now point at the successor; ${key.keyId} stays enabled`;
+  return report;
+};
+
+const hasPendingImportedMaterial = async (key: KeyDescription, deps: RotateDeps): Promise<boolean> => {
+  if (key.origin !== 'EXTERNAL') return false;
+  const materials = await deps.keys.listRotations(key.keyId, { includeKeyMaterial: true });
+  return materials.some((record) => record.keyMaterialState === 'PENDING_ROTATION');
+};
+
+const onDemandCount = (history: readonly RotationRecord[]): number =>
+  history.filter((record) => record.rotationType === 'ON_DEMAND').length;
+
+const latestOnDemand = (history: readonly RotationRecord[]): RotationRecord | undefined =>
+  history
+    .filter((record) => record.rotationType === 'ON_DEMAND')
+    .reduce<RotationRecord | undefined>(
+      (latest, record) =>
+        !latest?.rotationDate || (record.rotationDate && record.rotationDate > latest.rotationDate) ? record : latest,
+      undefined,
+    );
+
+const rotateOnDemand = async (
+  key: KeyDescription,
+  request: RotateRequest,
+  report: RotateReport,
+  deps: RotateDeps,
+): Promise<RotateReport> => {
+  const [history, status] = await Promise.all([
+    deps.keys.listRotations(key.keyId),
+    deps.keys.getRotationStatus(key.keyId),
+  ]);
+  const used = onDemandCount(history);
+  // Refused before the call: KMS's LimitExceededException would be retried by the SDK as throttling.
+  if (used >= deps.onDemandLimit) {
+    throw new PreconditionFailedError(
+      'on-demand-limit',
+      `${key.keyId} has used ${used} of its ${deps.onDemandLimit} on-demand rotations; rotate it with strategy "alias-swap"`,
+    );
+  }
+  if (status.onDemandRotationStartDate) {
+    throw new PreconditionFailedError(
+      'rotation-conflict',
+      `${key.keyId} has an on-demand rotation in progress since ${status.onDemandRotationStartDate.toISOString()}; wait for it to finish`,
+    );
+  }
+  if (request.dryRun) {
+    report.steps.push(
+      {
+        step: 'rotateKeyOnDemand',
+        status: 'planned',
+        detail: `rotation ${used + 1} of ${deps.onDemandLimit} on demand`,
+      },
+      {
+        step: 'waitForRotation',
+        status: 'planned',
+        detail: `wait up to ${deps.rotationWaitMs / 1000} s for KMS to record it`,
+      },
+      { step: 'validate', status: 'planned', detail: 'the checks of onRotation: round trip, canary, history, aliases' },
+    );
+    report.outcome = 'planned';
+    report.summary = `Would rotate ${key.keyId} on demand (rotation ${used + 1} of ${deps.onDemandLimit})`;
+    return report;
+  }
+
+  await deps.admin.rotateKeyOnDemand(key.keyId);
+  report.steps.push({
+    step: 'rotateKeyOnDemand',
+    status: 'done',
+    detail: `rotation ${used + 1} of ${deps.onDemandLimit} started`,
+  });
+
+  const record = await waitForRecordedRotation(key.keyId, used, deps);
+  if (!record) {
+    report.steps.push({
+      step: 'waitForRotation',
+      status: 'failed',
+      detail: `KMS had not recorded the rotation after ${deps.rotationWaitMs / 1000} s; onRotation validates it when KMS reports it`,
+    });
+    report.outcome = 'in-progress';
+    report.summary = `On-demand rotation of ${key.keyId} started; not yet recorded by KMS, onRotation will validate it`;
+    return report;
+  }
+  report.steps.push({
+    step: 'waitForRotation',
+    status: 'done',
+    detail: `recorded at ${record.rotationDate?.toISOString() ?? 'an unreported time'}`,
+  });
+
+  const assessment = await assessRotation(
+    {
+      eventId: `rotate:${key.keyId}:${record.rotationDate?.toISOString() ?? 'now'}`,
+      time: record.rotationDate ?? deps.clock.now(),
+      account: deps.location.account,
+      region: deps.location.region,
+      keyId: key.keyId,
+      keyArn: key.arn,
+      rotationType: 'ON_DEMAND',
+      currentKeyMaterialId: record.keyMaterialId,
+    },
+    deps,
+  );
+  if (assessment.kind === 'skipped') throw new PreconditionFailedError('not-managed', assessment.reason);
+  report.checks = assessment.checks;
+  if (assessment.failure) {
+    report.steps.push({ step: 'validate', status: 'failed', detail: failedChecks(assessment.checks) });
+    throw new VerificationFailedError(`the rotated key failed validation: ${failedChecks(assessment.checks)}`);
+  }
+  if (assessment.newCanary) {
+    const saved = assessment.savedState.status === 'fulfilled' ? assessment.savedState.value : {};
+    await refreshCanary(key.keyId, { ...saved, canary: assessment.newCanary }, deps);
+  }
+  report.steps.push({
+    step: 'validate',
+    status: 'done',
+    detail: 'round trip, canary, rotation history and aliases checked',
+  });
+  report.outcome = 'completed';
+  report.summary = `Rotated ${key.keyId} on demand and validated the new key material (rotation ${used + 1} of ${deps.onDemandLimit})`;
+  return report;
+};
+
+const failedChecks = (checks: readonly CheckResult[]): string =>
+  checks
+    .filter((check) => check.status === 'failed')
+    .map((check) => `${check.id}: ${check.detail}`)
+    .join('; ');
+
+/** Polls, with a growing interval, until the history holds one more on-demand rotation, or the wait is over. */
+const waitForRecordedRotation = async (
+  keyId: string,
+  before: number,
+  deps: RotateDeps,
+): Promise<RotationRecord | undefined> => {
+  const deadline = deps.clock.now().getTime() + deps.rotationWaitMs;
+  let interval = 500;
+  for (;;) {
+    const history = await deps.keys.listRotations(keyId);
+    if (onDemandCount(history) > before) return latestOnDemand(history);
+    if (deps.clock.now().getTime() + interval > deadline) return undefined;
+    await deps.sleeper.sleep(interval);
+    interval = Math.min(interval * 2, 5_000);
+  }
+};
+
+const rollback = async (request: RotateRequest, report: RotateReport, deps: RotateDeps): Promise<RotateReport> => {
+  const state = await locateRollback(request.key, deps);
+  report.keyId = request.dryRun ? state.current.keyId : state.predecessor.keyId;
+  report.keyArn = request.dryRun ? state.current.arn : state.predecessor.arn;
+  report.aliases = state.declared.aliases;
+  report.predecessor = state.predecessor.keyId;
+  report.successor = state.current.keyId;
+  report.strategy = 'alias-swap';
+  for (const step of ROLLBACK_STEPS) report.steps.push(await step(state, deps, request.dryRun));
+  const allSkipped = report.steps.every((step) => step.status === 'skipped' || step.step === 'verifyPredecessor');
+  report.outcome = request.dryRun ? 'planned' : allSkipped ? 'nothing-to-do' : 'completed';
+  report.summary = request.dryRun
+    ? `Would roll back ${state.current.keyId} to ${state.predecessor.keyId}`
+    : `Rolled back: ${state.declared.aliases.join(', ') || 'no aliases'} point at ${state.predecessor.keyId} again; ${state.current.keyId} stays enabled`;
+  return report;
+};
+
+const notificationOf = (
+  type: Notification['type'],
+  severity: Severity,
+  report: RotateReport,
+  deps: RotateDeps,
+  startedMs: number,
+): Notification => ({
+  type,
+  severity,
+  keyId: report.keyId,
+  keyArn: report.keyArn ?? report.keyId,
+  aliases: report.aliases,
+  account: deps.location.account,
+  region: deps.location.region,
+  occurredAt: deps.clock.now().toISOString(),
+  summary: report.summary,
+  details: {
+    action: report.action,
+    strategy: report.strategy,
+    rotationId: report.rotationId,
+    predecessor: report.predecessor,
+    successor: report.successor,
+    steps: report.steps,
+    checks: report.checks,
+    durationMs: deps.clock.now().getTime() - startedMs,
+  },
+});
