@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { type DriftMode, type DriftRuleId, REMEDIABLE_RULES } from './domain/drift-rules';
 
 const Environment = z.object({
   AWS_REGION: z.string().regex(/^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/, 'must be a Region name'),
@@ -9,6 +10,18 @@ const Environment = z.object({
   ROTATION_EVENT_TOLERANCE_MINUTES: z.coerce.number().int().min(1).max(1440).default(60),
   ON_DEMAND_ROTATION_LIMIT: z.coerce.number().int().min(1).max(25).default(25),
   ROTATION_WAIT_SECONDS: z.coerce.number().int().min(0).max(600).default(60),
+  DRIFT_MODE: z.enum(['detect', 'remediate']).default('detect'),
+  DRIFT_REMEDIATE_RULES: z
+    .string()
+    .default(REMEDIABLE_RULES.join(','))
+    .transform((value) => value.split(/[\s,]+/).filter(Boolean))
+    .refine((rules) => rules.every((rule) => (REMEDIABLE_RULES as readonly string[]).includes(rule)), {
+      message: `may only list ${REMEDIABLE_RULES.join(', ')}`,
+    }),
+  SERVICE_ROLE_ARNS: z
+    .string()
+    .default('')
+    .transform((value) => value.split(/[\s,]+/).filter(Boolean)),
 });
 
 export interface ServiceConfig {
@@ -18,6 +31,9 @@ export interface ServiceConfig {
   rotationEventToleranceMs: number;
   onDemandRotationLimit: number;
   rotationWaitMs: number;
+  driftMode: DriftMode;
+  driftRemediateRules: ReadonlySet<DriftRuleId>;
+  serviceRoleArns: string[];
 }
 
 /** Thrown at cold start when the function's environment is wrong: the message names the variable. */
@@ -42,5 +58,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
     rotationEventToleranceMs: parsed.data.ROTATION_EVENT_TOLERANCE_MINUTES * 60_000,
     onDemandRotationLimit: parsed.data.ON_DEMAND_ROTATION_LIMIT,
     rotationWaitMs: parsed.data.ROTATION_WAIT_SECONDS * 1000,
+    driftMode: parsed.data.DRIFT_MODE,
+    driftRemediateRules: new Set(parsed.data.DRIFT_REMEDIATE_RULES as DriftRuleId[]),
+    serviceRoleArns: parsed.data.SERVICE_ROLE_ARNS,
   };
 };

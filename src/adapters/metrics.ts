@@ -1,6 +1,7 @@
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { RotateReport } from '../domain/rotate-key';
 import type { RotationValidationReport } from '../domain/validate-rotation';
+import type { DriftReport } from '../domain/watch-key-activity';
 
 /**
  * Metrics of one rotation event. Dimensions stay `service` only (alarms match on it);
@@ -44,4 +45,27 @@ export const recordRotation = (
   if (outcome.failed) metrics.addMetric('RotationFailed', MetricUnit.Count, 1);
   else if (outcome.report?.outcome === 'completed') metrics.addMetric('RotationCompleted', MetricUnit.Count, 1);
   metrics.addMetric('RotationLatency', MetricUnit.Milliseconds, latencyMs);
+};
+
+/**
+ * Metrics of one drift event: `DriftDetected` per new finding with its `rule` as a dimension
+ * (a separate EMF blob per rule), `CriticalDrift` for the alarm, `DriftRemediated`.
+ */
+export const recordDrift = (metrics: Metrics, report: DriftReport): void => {
+  metrics.addMetadata('eventId', report.eventId);
+  metrics.addMetadata('call', report.activity);
+  const byRule = new Map<string, number>();
+  for (const finding of report.newFindings) byRule.set(finding.rule, (byRule.get(finding.rule) ?? 0) + 1);
+  for (const [rule, count] of byRule) {
+    const single = metrics.singleMetric();
+    single.addDimension('rule', rule);
+    single.addMetric('DriftDetected', MetricUnit.Count, count);
+  }
+  const critical = report.newFindings.filter((finding) => finding.severity === 'CRITICAL').length;
+  metrics.addMetric('CriticalDrift', MetricUnit.Count, critical);
+  metrics.addMetric(
+    'DriftRemediated',
+    MetricUnit.Count,
+    report.remediations.filter((remediation) => remediation.status === 'remediated').length,
+  );
 };

@@ -4,6 +4,7 @@ import type { Log, ValidationState, ValidationStateStore } from '../domain/ports
 import { callAws, translateAwsError } from './aws-errors';
 
 const StoredState = z.object({
+  managed: z.boolean().optional(),
   canary: z
     .object({
       ciphertext: z.string().max(2048),
@@ -12,6 +13,7 @@ const StoredState = z.object({
     })
     .optional(),
   notifiedFailures: z.array(z.string().max(256)).max(100).optional(),
+  openDrift: z.record(z.string().max(300), z.string().max(64)).optional(),
 });
 
 /**

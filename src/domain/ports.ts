@@ -47,9 +47,13 @@ export interface Canary {
 
 /** Per-key state the validator keeps between rotations. */
 export interface ValidationState {
+  /** Set once the service has looked after the key: a deleted key with a record was ours. */
+  managed?: boolean;
   canary?: Canary;
   /** Keys of events whose failure was already notified (newest last, bounded). */
   notifiedFailures?: string[];
+  /** Drift fingerprint -> when it was first notified; dropped once the drift is gone. */
+  openDrift?: Record<string, string>;
 }
 
 export interface ValidationStateStore {
@@ -137,4 +141,9 @@ export interface Sleeper {
 
 export interface IdGenerator {
   newId(): string;
+}
+
+/** Every key that carries `kms-rotation:managed=true`, with its tags, in one listing. */
+export interface ManagedKeyDirectory {
+  managedKeys(): Promise<{ keyId: string; tags: Tags }[]>;
 }

@@ -1,0 +1,56 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import type { Context } from 'aws-lambda';
+import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
+import { recordDrift } from '../src/adapters/metrics';
+import { localPublicKeyEncryptor, logTo, secureRandom, serviceLocationOf, systemClock } from '../src/adapters/runtime';
+import { parseKeyActivityEvent } from '../src/adapters/schemas/key-activity-event';
+import { SnsNotifier } from '../src/adapters/sns-notifier';
+import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
+import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
+import { loadConfig } from '../src/config';
+import { type DriftReport, watchKeyActivity } from '../src/domain/watch-key-activity';
+
+const config = loadConfig(process.env);
+const logger = new Logger();
+const metrics = new Metrics();
+const log = logTo(logger);
+const kms = new KmsKeyGateway(new KMSClient({}));
+const deps = {
+  keys: kms,
+  admin: kms,
+  crypto: kms,
+  prover: kms,
+  publicKeys: localPublicKeyEncryptor,
+  random: secureRandom,
+  directory: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient({})),
+  state: new SsmValidationStateStore(new SSMClient({}), config.stateParameterPrefix, log),
+  notifier: new SnsNotifier(new SNSClient({}), config.topicArn),
+  clock: systemClock,
+  log,
+  mode: config.driftMode,
+  remediateRules: config.driftRemediateRules,
+  serviceRoleArns: config.serviceRoleArns,
+};
+
+/** CloudTrail records of KMS management calls, and KMS deletion/expiration events -> drift, notified, optionally put back. */
+export const handler = async (event: unknown, context: Context): Promise<DriftReport> => {
+  logger.addContext(context);
+  try {
+    const activity = parseKeyActivityEvent(event);
+    logger.appendKeys({ eventId: activity.eventId, call: activity.name });
+    const report = await watchKeyActivity(activity, { ...deps, location: serviceLocationOf(context, config.region) });
+    recordDrift(metrics, report);
+    return report;
+  } catch (error) {
+    logger.error('Key activity not processed', error as Error);
+    throw error;
+  } finally {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+    logger.resetKeys();
+  }
+};

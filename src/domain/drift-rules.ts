@@ -1,0 +1,291 @@
+import type { DeclaredState } from './declared-state';
+import { classifyKey } from './key-classification';
+import { actionsMissingForAccount, parsePolicy, SERVICE_KEY_ACTIONS, wildcardGrants } from './key-policy';
+import type { LineageState } from './lineage';
+import type { KeyDescription, RotationStatus, Severity } from './model';
+
+export type DriftRuleId =
+  | 'rotation-disabled'
+  | 'rotation-period-changed'
+  | 'declared-alias-missing'
+  | 'declared-alias-elsewhere'
+  | 'undeclared-alias'
+  | 'key-disabled'
+  | 'key-pending-deletion'
+  | 'imported-material-expired'
+  | 'policy-wildcard-principal'
+  | 'policy-missing-service-access'
+  | 'key-deleted';
+
+export type DriftMode = 'detect' | 'remediate';
+
+/** Only these drifts can ever be put back automatically: rotation settings and declared aliases. */
+export const REMEDIABLE_RULES: readonly DriftRuleId[] = [
+  'rotation-disabled',
+  'rotation-period-changed',
+  'declared-alias-missing',
+  'declared-alias-elsewhere',
+];
+
+/** What a remediation would do; only these two kinds exist, by design. */
+export type Remediation =
+  | { action: 'enable-rotation'; keyId: string; periodDays?: number }
+  | { action: 'point-alias'; keyId: string; aliasName: string; aliasExists: boolean };
+
+export interface Finding {
+  rule: DriftRuleId;
+  severity: Severity;
+  keyId: string;
+  summary: string;
+  evidence: Record<string, unknown>;
+  /** Same drift, same fingerprint: one notification while it lasts. */
+  fingerprint: string;
+  remediation?: Remediation;
+}
+
+/** The real state of a managed key, re-read after an event; what the rules judge. */
+export interface KeySnapshot {
+  account: string;
+  keyId: string;
+  /** Absent when the key no longer exists. */
+  key?: KeyDescription;
+  declared: DeclaredState;
+  lineageState?: LineageState;
+  rotation?: RotationStatus;
+  /** Aliases that point at the key now. */
+  aliasesOfKey: string[];
+  /** Declared alias -> key it points at now, or `missing`. */
+  declaredAliasTargets: Record<string, string>;
+  /** The key policy text, when read. */
+  policy?: string;
+}
+
+type Rule = (snapshot: KeySnapshot) => Finding[];
+
+const finding = (
+  rule: DriftRuleId,
+  severity: Severity,
+  snapshot: KeySnapshot,
+  summary: string,
+  evidence: Record<string, unknown>,
+  detail = '',
+  remediation?: Remediation,
+): Finding => ({
+  rule,
+  severity,
+  keyId: snapshot.keyId,
+  summary,
+  evidence,
+  fingerprint: `${rule}:${snapshot.keyId}${detail ? `:${detail}` : ''}`,
+  remediation,
+});
+
+/** Keys in the middle of an alias-swap rotation: their aliases move on purpose. */
+const rotating = (snapshot: KeySnapshot): boolean =>
+  snapshot.lineageState === 'rotating' || snapshot.lineageState === 'created' || snapshot.lineageState === 'verified';
+
+const autoRotatable = (snapshot: KeySnapshot): boolean =>
+  snapshot.key !== undefined && classifyKey(snapshot.key).keyClass === 'auto-rotatable';
+
+export const rotationDisabled: Rule = (snapshot) =>
+  autoRotatable(snapshot) && snapshot.rotation && !snapshot.rotation.enabled
+    ? [
+        finding(
+          'rotation-disabled',
+          'WARNING',
+          snapshot,
+          `automatic rotation is disabled on managed key ${snapshot.keyId}`,
+          { rotationEnabled: false, declaredPeriodDays: snapshot.declared.periodDays },
+          '',
+          { action: 'enable-rotation', keyId: snapshot.keyId, periodDays: snapshot.declared.periodDays },
+        ),
+      ]
+    : [];
+
+export const rotationPeriodChanged: Rule = (snapshot) => {
+  const actual = snapshot.rotation?.periodDays;
+  const declared = snapshot.declared.periodDays;
+  if (
+    !autoRotatable(snapshot) ||
+    !snapshot.rotation?.enabled ||
+    actual === undefined ||
+    declared === undefined ||
+    actual === declared
+  ) {
+    return [];
+  }
+  return [
+    finding(
+      'rotation-period-changed',
+      'WARNING',
+      snapshot,
+      `rotation period of ${snapshot.keyId} is ${actual} days, declared ${declared}`,
+      { periodDays: actual, declaredPeriodDays: declared },
+      String(actual),
+      { action: 'enable-rotation', keyId: snapshot.keyId, periodDays: declared },
+    ),
+  ];
+};
+
+export const declaredAliasDrift: Rule = (snapshot) => {
+  if (!snapshot.key || rotating(snapshot)) return [];
+  return Object.entries(snapshot.declaredAliasTargets).flatMap(([aliasName, target]) => {
+    if (target === snapshot.keyId) return [];
+    if (target === 'missing') {
+      return [
+        finding(
+          'declared-alias-missing',
+          'WARNING',
+          snapshot,
+          `declared alias ${aliasName} of ${snapshot.keyId} does not exist`,
+          { aliasName },
+          aliasName,
+          { action: 'point-alias', keyId: snapshot.keyId, aliasName, aliasExists: false },
+        ),
+      ];
+    }
+    return [
+      finding(
+        'declared-alias-elsewhere',
+        'WARNING',
+        snapshot,
+        `declared alias ${aliasName} points at ${target}, not at ${snapshot.keyId}`,
+        { aliasName, pointsAt: target },
+        `${aliasName}->${target}`,
+        { action: 'point-alias', keyId: snapshot.keyId, aliasName, aliasExists: true },
+      ),
+    ];
+  });
+};
+
+export const undeclaredAlias: Rule = (snapshot) => {
+  if (!snapshot.key || rotating(snapshot)) return [];
+  return snapshot.aliasesOfKey
+    .filter((alias) => !snapshot.declared.aliases.includes(alias))
+    .map((aliasName) =>
+      finding(
+        'undeclared-alias',
+        'WARNING',
+        snapshot,
+        `alias ${aliasName} points at managed key ${snapshot.keyId} without being declared on it`,
+        { aliasName },
+        aliasName,
+      ),
+    );
+};
+
+export const keyUnusable: Rule = (snapshot) => {
+  const key = snapshot.key;
+  if (!key) return [];
+  if (key.keyState === 'Disabled') {
+    return [
+      finding(
+        'key-disabled',
+        'CRITICAL',
+        snapshot,
+        `managed key ${snapshot.keyId} is disabled: nothing can encrypt or decrypt with it`,
+        {
+          keyState: key.keyState,
+          aliasesPointingAtIt: snapshot.aliasesOfKey,
+        },
+      ),
+    ];
+  }
+  if (key.keyState === 'PendingDeletion') {
+    const inUse = snapshot.aliasesOfKey.length > 0;
+    return [
+      finding(
+        'key-pending-deletion',
+        inUse ? 'CRITICAL' : 'WARNING',
+        snapshot,
+        `managed key ${snapshot.keyId} is scheduled for deletion${key.deletionDate ? ` on ${key.deletionDate.toISOString()}` : ''}${inUse ? ` while ${snapshot.aliasesOfKey.join(', ')} still point at it` : ''}`,
+        {
+          keyState: key.keyState,
+          deletionDate: key.deletionDate?.toISOString(),
+          aliasesPointingAtIt: snapshot.aliasesOfKey,
+        },
+      ),
+    ];
+  }
+  if (key.keyState === 'PendingImport' && key.origin === 'EXTERNAL') {
+    return [
+      finding(
+        'imported-material-expired',
+        'CRITICAL',
+        snapshot,
+        `imported key material of ${snapshot.keyId} is gone (expired or deleted)`,
+        {
+          keyState: key.keyState,
+          validTo: undefined,
+        },
+      ),
+    ];
+  }
+  return [];
+};
+
+export const policyDrift: Rule = (snapshot) => {
+  if (!snapshot.key || snapshot.policy === undefined) return [];
+  const statements = parsePolicy(snapshot.policy);
+  if (!statements) return [];
+  const findings: Finding[] = [];
+  const wildcards = wildcardGrants(statements);
+  if (wildcards.length > 0) {
+    findings.push(
+      finding(
+        'policy-wildcard-principal',
+        'CRITICAL',
+        snapshot,
+        `key policy of ${snapshot.keyId} grants to any principal ("*") without a condition (${wildcards.join(', ')})`,
+        { statements: wildcards },
+        wildcards.join(','),
+      ),
+    );
+  }
+  const missing = actionsMissingForAccount(statements, snapshot.account, SERVICE_KEY_ACTIONS);
+  if (missing.length > 0) {
+    findings.push(
+      finding(
+        'policy-missing-service-access',
+        'CRITICAL',
+        snapshot,
+        `key policy of ${snapshot.keyId} no longer lets the account's IAM grant what kms-rotation needs (${missing.join(', ')})`,
+        { missingActions: missing },
+        missing.join(','),
+      ),
+    );
+  }
+  return findings;
+};
+
+export const keyDeleted: Rule = (snapshot) =>
+  snapshot.key
+    ? []
+    : [
+        finding(
+          'key-deleted',
+          'CRITICAL',
+          snapshot,
+          `managed key ${snapshot.keyId} has been deleted: data encrypted with it is unrecoverable`,
+          {},
+        ),
+      ];
+
+export const DRIFT_RULES: readonly Rule[] = [
+  keyDeleted,
+  keyUnusable,
+  rotationDisabled,
+  rotationPeriodChanged,
+  declaredAliasDrift,
+  undeclaredAlias,
+  policyDrift,
+];
+
+export const evaluateDrift = (snapshot: KeySnapshot): Finding[] => DRIFT_RULES.flatMap((rule) => rule(snapshot));
+
+const SEVERITY_ORDER: Record<Severity, number> = { INFO: 0, WARNING: 1, CRITICAL: 2 };
+export const highestSeverity = (findings: readonly { severity: Severity }[]): Severity =>
+  findings.reduce<Severity>(
+    (max, item) => (SEVERITY_ORDER[item.severity] > SEVERITY_ORDER[max] ? item.severity : max),
+    'INFO',
+  );

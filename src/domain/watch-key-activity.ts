@@ -1,0 +1,399 @@
+import { type DeclaredState, readDeclaredState } from './declared-state';
+import {
+  type DriftMode,
+  type DriftRuleId,
+  evaluateDrift,
+  type Finding,
+  highestSeverity,
+  type KeySnapshot,
+  type Remediation,
+} from './drift-rules';
+import { describeError, InvalidInputError, KmsRotationError, PreconditionFailedError } from './errors';
+import { classifyKey } from './key-classification';
+import { keyIdOf } from './key-ref';
+import { type KeyVerificationDeps, verifyKeyWorks } from './key-verification';
+import { lineageStateOf } from './lineage';
+import type { KeyDescription, Notification, ServiceLocation, Severity } from './model';
+import type {
+  Clock,
+  KeyAdmin,
+  KeyReader,
+  Log,
+  ManagedKeyDirectory,
+  Notifier,
+  ValidationState,
+  ValidationStateStore,
+} from './ports';
+
+/** Who made a call, from the CloudTrail record. */
+export interface Actor {
+  type?: string;
+  /** The principal's ARN (for a role session: the assumed-role ARN). */
+  arn?: string;
+  /** For role sessions: the role that was assumed. */
+  roleArn?: string;
+  sourceIp?: string;
+  userAgent?: string;
+}
+
+/** A KMS management call (CloudTrail) or a KMS service event, after schema validation. */
+export interface KeyActivity {
+  eventId: string;
+  /** CloudTrail's id of the call; absent for KMS service events. */
+  callId?: string;
+  /** `DisableKeyRotation`, `UpdateAlias`, ... or `KMS CMK Deletion`, `KMS Imported Key Material Expiration`. */
+  name: string;
+  time: Date;
+  account: string;
+  region: string;
+  keyRefs: string[];
+  aliasNames: string[];
+  actor?: Actor;
+  errorCode?: string;
+  errorMessage?: string;
+}
+
+export interface RemediationResult {
+  rule: DriftRuleId;
+  keyId: string;
+  status: 'remediated' | 'failed';
+  detail: string;
+}
+
+export interface DriftReport {
+  outcome: 'no-drift' | 'drift' | 'ignored';
+  summary: string;
+  eventId: string;
+  activity: string;
+  keys: string[];
+  findings: Finding[];
+  /** Findings not notified before (the rest are still open from an earlier event). */
+  newFindings: Finding[];
+  remediations: RemediationResult[];
+}
+
+export interface DriftWatchDeps extends KeyVerificationDeps {
+  keys: KeyReader;
+  admin: KeyAdmin;
+  directory: ManagedKeyDirectory;
+  state: ValidationStateStore;
+  notifier: Notifier;
+  clock: Clock;
+  log: Log;
+  location: ServiceLocation;
+  mode: DriftMode;
+  /** Rules whose drift is put back in `remediate` mode; others are only notified. */
+  remediateRules: ReadonlySet<DriftRuleId>;
+  /** The service's own roles: their changes are expected, never remediated. */
+  serviceRoleArns: readonly string[];
+}
+
+const ALIAS_EVENTS = new Set(['CreateAlias', 'UpdateAlias', 'DeleteAlias']);
+
+const roleNameOf = (arn: string | undefined): string | undefined =>
+  arn ? (/:role\/(?:.*\/)?([^/]+)$/.exec(arn)?.[1] ?? /:assumed-role\/([^/]+)\//.exec(arn)?.[1]) : undefined;
+
+const isOwnChange = (actor: Actor | undefined, serviceRoleArns: readonly string[]): boolean => {
+  const names = new Set(serviceRoleArns.map(roleNameOf).filter(Boolean));
+  return names.has(roleNameOf(actor?.roleArn)) || names.has(roleNameOf(actor?.arn));
+};
+
+/**
+ * `onKeyActivity`: the event says which key or alias to look at; the key's real state is
+ * re-read and judged against its declared state. Events repeat and arrive out of order, so
+ * nothing is concluded from the event itself, and a drift is notified once while it lasts.
+ */
+export const watchKeyActivity = async (activity: KeyActivity, deps: DriftWatchDeps): Promise<DriftReport> => {
+  if (activity.account !== deps.location.account || activity.region !== deps.location.region) {
+    throw new InvalidInputError(
+      `Event ${activity.eventId} is for account ${activity.account} in ${activity.region}; this function serves account ${deps.location.account} in ${deps.location.region}`,
+    );
+  }
+  const base = { eventId: activity.eventId, activity: activity.name, findings: [], newFindings: [], remediations: [] };
+  if (activity.errorCode) {
+    deps.log.info('Failed KMS call: nothing changed', {
+      call: activity.name,
+      errorCode: activity.errorCode,
+      actor: activity.actor,
+    });
+    return {
+      ...base,
+      outcome: 'ignored',
+      keys: [],
+      summary: `${activity.name} failed (${activity.errorCode}); nothing changed`,
+    };
+  }
+  if (isOwnChange(activity.actor, deps.serviceRoleArns)) {
+    deps.log.info('Change made by kms-rotation itself', { call: activity.name, actor: activity.actor });
+    return { ...base, outcome: 'ignored', keys: [], summary: `${activity.name} was made by kms-rotation itself` };
+  }
+
+  const keyIds = await keysConcerned(activity, deps);
+  const examined = await Promise.all(keyIds.map((keyId) => examineKey(keyId, deps)));
+  const findings = examined.flatMap((result) => result.findings);
+  const newFindings = examined.flatMap((result) => result.newFindings);
+  const managedKeys = examined.filter((result) => result.managed).map((result) => result.keyId);
+
+  if (newFindings.length > 0) {
+    await deps.notifier.publish(driftNotification(activity, newFindings, examined, deps));
+  }
+  // Record what was notified before trying to put anything back: a retry must not notify twice.
+  await Promise.all(examined.filter((result) => result.managed).map((result) => saveOpenDrift(result, deps)));
+
+  const remediations: RemediationResult[] = [];
+  if (deps.mode === 'remediate') {
+    for (const result of examined) {
+      for (const item of result.findings) {
+        if (!item.remediation || !deps.remediateRules.has(item.rule)) continue;
+        const outcome = await remediate(item, item.remediation, result.key, deps);
+        remediations.push(outcome);
+        if (outcome.status === 'remediated') delete result.openDrift[item.fingerprint];
+      }
+      if (remediations.some((item) => item.keyId === result.keyId && item.status === 'remediated')) {
+        await saveOpenDrift(result, deps);
+      }
+    }
+    if (remediations.length > 0)
+      await deps.notifier.publish(remediationNotification(activity, remediations, examined, deps));
+  }
+
+  const summary =
+    findings.length === 0
+      ? `${activity.name}: no drift on ${managedKeys.join(', ') || 'any managed key'}`
+      : `${activity.name}: ${findings.map((item) => item.summary).join('; ')}`;
+  deps.log.info(summary, { findings: findings.map((item) => item.rule), remediations });
+  return {
+    ...base,
+    outcome: findings.length === 0 ? 'no-drift' : 'drift',
+    summary,
+    keys: managedKeys,
+    findings,
+    newFindings,
+    remediations,
+  };
+};
+
+/** The keys an event concerns: the ones it names, an alias's target, and the keys that declare the alias. */
+const keysConcerned = async (activity: KeyActivity, deps: DriftWatchDeps): Promise<string[]> => {
+  const ids = new Set(activity.keyRefs.filter((ref) => !ref.includes('alias/')).map(keyIdOf));
+  if (ALIAS_EVENTS.has(activity.name) || activity.aliasNames.length > 0) {
+    const [targets, managed] = await Promise.all([
+      Promise.all(activity.aliasNames.map((alias) => aliasTarget(alias, deps.keys))),
+      deps.directory.managedKeys(),
+    ]);
+    for (const target of targets) if (target) ids.add(target);
+    for (const { keyId, tags } of managed) {
+      const declared = readDeclaredState(tags).aliases;
+      if (activity.aliasNames.some((alias) => declared.includes(alias))) ids.add(keyId);
+    }
+  }
+  return [...ids].sort();
+};
+
+const aliasTarget = async (aliasName: string, keys: KeyReader): Promise<string | undefined> => {
+  try {
+    return (await keys.describeKey(aliasName)).keyId;
+  } catch (error) {
+    if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') return undefined;
+    throw error;
+  }
+};
+
+interface Examined {
+  keyId: string;
+  managed: boolean;
+  key?: KeyDescription;
+  declared?: DeclaredState;
+  findings: Finding[];
+  newFindings: Finding[];
+  state: ValidationState;
+  openDrift: Record<string, string>;
+}
+
+const NOT_DECLARED: DeclaredState = { managed: true, aliases: [], problems: [] };
+
+const examineKey = async (keyId: string, deps: DriftWatchDeps): Promise<Examined> => {
+  const [described, state] = await Promise.all([
+    deps.keys.describeKey(keyId).catch((error: unknown) => {
+      if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') return undefined;
+      throw error;
+    }),
+    deps.state.load(keyId),
+  ]);
+  const unmanaged: Examined = { keyId, managed: false, findings: [], newFindings: [], state, openDrift: {} };
+  let snapshot: KeySnapshot;
+  let declared: DeclaredState | undefined;
+  if (!described) {
+    // Deleted: ours only if we kept a record of it.
+    if (!state.managed && !state.canary && !state.openDrift) return unmanaged;
+    snapshot = {
+      account: deps.location.account,
+      keyId,
+      declared: NOT_DECLARED,
+      aliasesOfKey: [],
+      declaredAliasTargets: {},
+    };
+  } else {
+    if (described.keyManager === 'AWS') return unmanaged;
+    const tags = await deps.keys.listTags(keyId);
+    declared = readDeclaredState(tags);
+    if (!declared.managed) return unmanaged;
+    const wantsRotation = classifyKey(described).keyClass === 'auto-rotatable';
+    const [rotation, aliasesOfKey, policy, targets] = await Promise.all([
+      wantsRotation ? deps.keys.getRotationStatus(keyId) : Promise.resolve(undefined),
+      deps.keys.listAliasesOf(keyId),
+      deps.admin.getKeyPolicy(keyId),
+      Promise.all(
+        declared.aliases.map(async (alias) => [alias, (await aliasTarget(alias, deps.keys)) ?? 'missing'] as const),
+      ),
+    ]);
+    snapshot = {
+      account: deps.location.account,
+      keyId,
+      key: described,
+      declared,
+      lineageState: lineageStateOf(tags),
+      rotation,
+      aliasesOfKey: aliasesOfKey.map((alias) => alias.aliasName),
+      declaredAliasTargets: Object.fromEntries(targets),
+      policy,
+    };
+  }
+  const findings = evaluateDrift(snapshot);
+  const previous = state.openDrift ?? {};
+  const now = deps.clock.now().toISOString();
+  const openDrift = Object.fromEntries(findings.map((item) => [item.fingerprint, previous[item.fingerprint] ?? now]));
+  return {
+    keyId,
+    managed: true,
+    key: described,
+    declared,
+    findings,
+    newFindings: findings.filter((item) => previous[item.fingerprint] === undefined),
+    state,
+    openDrift,
+  };
+};
+
+const saveOpenDrift = async (result: Examined, deps: DriftWatchDeps): Promise<void> => {
+  const before = JSON.stringify(result.state.openDrift ?? {});
+  if (before === JSON.stringify(result.openDrift) && result.state.managed) return;
+  await deps.state.save(result.keyId, {
+    ...result.state,
+    managed: true,
+    openDrift: Object.keys(result.openDrift).length > 0 ? { ...result.openDrift } : undefined,
+  });
+  result.state = { ...result.state, managed: true, openDrift: { ...result.openDrift } };
+};
+
+/** Puts declared state back: rotation on with the declared period, or a declared alias on its (verified) key. */
+const remediate = async (
+  item: Finding,
+  remediation: Remediation,
+  key: KeyDescription | undefined,
+  deps: DriftWatchDeps,
+): Promise<RemediationResult> => {
+  const result = (status: RemediationResult['status'], detail: string): RemediationResult => ({
+    rule: item.rule,
+    keyId: item.keyId,
+    status,
+    detail,
+  });
+  try {
+    if (remediation.action === 'enable-rotation') {
+      await deps.admin.enableKeyRotation(remediation.keyId, remediation.periodDays);
+      return result(
+        'remediated',
+        `automatic rotation re-enabled on ${remediation.keyId}${remediation.periodDays ? ` every ${remediation.periodDays} days` : ''}`,
+      );
+    }
+    if (!key || key.keyState !== 'Enabled') {
+      return result(
+        'failed',
+        `${remediation.aliasName} left as is: its declared key ${remediation.keyId} is not enabled`,
+      );
+    }
+    // No alias ever points at a key that did not just prove it works.
+    const verdict = await verifyKeyWorks(key, deps);
+    if (verdict.status !== 'passed') {
+      return result(
+        'failed',
+        `${remediation.aliasName} left as is: ${remediation.keyId} failed verification (${verdict.detail})`,
+      );
+    }
+    if (remediation.aliasExists) await deps.admin.updateAlias(remediation.aliasName, remediation.keyId);
+    else await deps.admin.createAlias(remediation.aliasName, remediation.keyId);
+    return result('remediated', `${remediation.aliasName} points at ${remediation.keyId} again (${verdict.detail})`);
+  } catch (error) {
+    if (error instanceof KmsRotationError && error.retryable) throw error;
+    return result('failed', `could not remediate ${item.rule} on ${item.keyId}: ${describeError(error)}`);
+  }
+};
+
+const actorLine = (activity: KeyActivity): string => {
+  const who = activity.actor?.arn ?? activity.actor?.type ?? 'AWS KMS';
+  const from = activity.actor?.sourceIp ? ` from ${activity.actor.sourceIp}` : '';
+  return `${activity.name} by ${who}${from} at ${activity.time.toISOString()}`;
+};
+
+const notificationBase = (
+  activity: KeyActivity,
+  examined: readonly Examined[],
+  keyId: string,
+  deps: DriftWatchDeps,
+) => {
+  const subject = examined.find((result) => result.keyId === keyId);
+  return {
+    keyId,
+    keyArn: subject?.key?.arn ?? keyId,
+    aliases: subject?.declared?.aliases ?? [],
+    account: activity.account,
+    region: activity.region,
+    occurredAt: deps.clock.now().toISOString(),
+  };
+};
+
+const driftNotification = (
+  activity: KeyActivity,
+  findings: readonly Finding[],
+  examined: readonly Examined[],
+  deps: DriftWatchDeps,
+): Notification => ({
+  type: 'DriftDetected',
+  severity: highestSeverity(findings),
+  ...notificationBase(activity, examined, (findings[0] as Finding).keyId, deps),
+  summary: `Drift after ${actorLine(activity)}: ${findings.map((item) => item.summary).join('; ')}`,
+  details: {
+    eventId: activity.eventId,
+    callId: activity.callId,
+    call: activity.name,
+    actor: activity.actor,
+    eventTime: activity.time.toISOString(),
+    mode: deps.mode,
+    findings: findings.map(({ rule, severity, keyId, summary, evidence }) => ({
+      rule,
+      severity,
+      keyId,
+      summary,
+      evidence,
+      remediable: deps.remediateRules.has(rule),
+    })),
+  },
+});
+
+const remediationNotification = (
+  activity: KeyActivity,
+  remediations: readonly RemediationResult[],
+  examined: readonly Examined[],
+  deps: DriftWatchDeps,
+): Notification => {
+  const failed = remediations.filter((item) => item.status === 'failed');
+  const severity: Severity = failed.length > 0 ? 'WARNING' : 'INFO';
+  return {
+    type: 'DriftRemediated',
+    severity,
+    ...notificationBase(activity, examined, (remediations[0] as RemediationResult).keyId, deps),
+    summary: `Remediated after ${actorLine(activity)}: ${remediations.map((item) => item.detail).join('; ')}`,
+    details: { eventId: activity.eventId, call: activity.name, actor: activity.actor, remediations },
+  };
+};
