@@ -307,7 +307,7 @@ const remediate = async (
         `automatic rotation re-enabled on ${remediation.keyId}${remediation.periodDays ? ` every ${remediation.periodDays} days` : ''}`,
       );
     }
-    if (!key || key.keyState !== 'Enabled') {
+    if (key?.keyState !== 'Enabled') {
       return result(
         'failed',
         `${remediation.aliasName} left as is: its declared key ${remediation.keyId} is not enabled`,
