@@ -18,6 +18,12 @@ const Environment = z.object({
     .refine((rules) => rules.every((rule) => (REMEDIABLE_RULES as readonly string[]).includes(rule)), {
       message: `may only list ${REMEDIABLE_RULES.join(', ')}`,
     }),
+  AUDIT_MAX_ROTATION_PERIOD_DAYS: z.coerce.number().int().min(90).max(2560).default(365),
+  AUDIT_MAX_MATERIAL_AGE_DAYS: z.coerce.number().int().min(1).max(3650).default(400),
+  AUDIT_REMEDIATE: z.enum(['true', 'false']).default('false'),
+  AUDIT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(16),
+  AUDIT_QUOTA_SHARE: z.coerce.number().gt(0).max(1).default(0.9),
+  AUDIT_RATE_LIMITS: z.string().default(''),
   SERVICE_ROLE_ARNS: z
     .string()
     .default('')
@@ -34,6 +40,14 @@ export interface ServiceConfig {
   driftMode: DriftMode;
   driftRemediateRules: ReadonlySet<DriftRuleId>;
   serviceRoleArns: string[];
+  audit: {
+    maxRotationPeriodDays: number;
+    maxMaterialAgeDays: number;
+    remediateOnSchedule: boolean;
+    concurrency: number;
+    quotaShare: number;
+    rateLimits: string;
+  };
 }
 
 /** Thrown at cold start when the function's environment is wrong: the message names the variable. */
@@ -61,5 +75,13 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
     driftMode: parsed.data.DRIFT_MODE,
     driftRemediateRules: new Set(parsed.data.DRIFT_REMEDIATE_RULES as DriftRuleId[]),
     serviceRoleArns: parsed.data.SERVICE_ROLE_ARNS,
+    audit: {
+      maxRotationPeriodDays: parsed.data.AUDIT_MAX_ROTATION_PERIOD_DAYS,
+      maxMaterialAgeDays: parsed.data.AUDIT_MAX_MATERIAL_AGE_DAYS,
+      remediateOnSchedule: parsed.data.AUDIT_REMEDIATE === 'true',
+      concurrency: parsed.data.AUDIT_CONCURRENCY,
+      quotaShare: parsed.data.AUDIT_QUOTA_SHARE,
+      rateLimits: parsed.data.AUDIT_RATE_LIMITS,
+    },
   };
 };

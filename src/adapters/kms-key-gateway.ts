@@ -14,6 +14,8 @@ import {
   type KeyMetadata,
   type KeyUsageType,
   type KMSClient,
+  ListAliasesCommand,
+  ListKeysCommand,
   ListResourceTagsCommand,
   type MacAlgorithmSpec,
   type OriginType,
@@ -30,6 +32,7 @@ import {
   VerifyCommand,
   VerifyMacCommand,
 } from '@aws-sdk/client-kms';
+import type { FleetReader } from '../domain/audit-fleet';
 import { PreconditionFailedError } from '../domain/errors';
 import type { AliasEntry, KeyDescription, RotationRecord, RotationStatus, RotationType, Tags } from '../domain/model';
 import type { EncryptionContext, KeyAdmin, KeyCrypto, KeyProver, KeyReader, NewKeySpec } from '../domain/ports';
@@ -70,7 +73,7 @@ const errorName = (error: unknown): string | undefined => (error as { name?: str
  * KMS behind the domain's ports. Clients are created by the caller, once, and reused;
  * `noRetryKms` (maxAttempts 1) serves the calls whose errors must not be retried by the SDK.
  */
-export class KmsKeyGateway implements KeyReader, KeyCrypto, KeyAdmin, KeyProver {
+export class KmsKeyGateway implements KeyReader, KeyCrypto, KeyAdmin, KeyProver, FleetReader {
   constructor(
     private readonly kms: KMSClient,
     private readonly noRetryKms: KMSClient = kms,
@@ -348,5 +351,30 @@ export class KmsKeyGateway implements KeyReader, KeyCrypto, KeyAdmin, KeyProver 
     );
     if (!response.Plaintext) throw new Error(`Decrypt with ${keyId} returned no plaintext`);
     return response.Plaintext;
+  }
+
+  async listKeysPage(marker?: string): Promise<{ keyIds: string[]; nextMarker?: string }> {
+    const page = await callAws('ListKeys', 'the account', () =>
+      this.kms.send(new ListKeysCommand({ Limit: 1000, Marker: marker })),
+    );
+    return {
+      keyIds: (page.Keys ?? []).flatMap((key) => (key.KeyId ? [key.KeyId] : [])),
+      nextMarker: page.Truncated ? page.NextMarker : undefined,
+    };
+  }
+
+  async listAllAliases(): Promise<AliasEntry[]> {
+    return callAws('ListAliases', 'the account', async () => {
+      const aliases: AliasEntry[] = [];
+      let marker: string | undefined;
+      do {
+        const page = await this.kms.send(new ListAliasesCommand({ Limit: 100, Marker: marker }));
+        for (const alias of page.Aliases ?? []) {
+          if (alias.AliasName) aliases.push({ aliasName: alias.AliasName, targetKeyId: alias.TargetKeyId });
+        }
+        marker = page.Truncated ? page.NextMarker : undefined;
+      } while (marker);
+      return aliases;
+    });
   }
 }

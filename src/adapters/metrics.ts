@@ -1,4 +1,5 @@
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { AuditReport } from '../domain/audit-fleet';
 import type { RotateReport } from '../domain/rotate-key';
 import type { RotationValidationReport } from '../domain/validate-rotation';
 import type { DriftReport } from '../domain/watch-key-activity';
@@ -68,4 +69,20 @@ export const recordDrift = (metrics: Metrics, report: DriftReport): void => {
     MetricUnit.Count,
     report.remediations.filter((remediation) => remediation.status === 'remediated').length,
   );
+};
+
+/**
+ * Metrics of one audit slice: `KeysAudited` for this slice's keys (slices add up), and on the
+ * completing slice `NonCompliantKeys` in total (for the alarm) and per `rule`.
+ */
+export const recordAudit = (metrics: Metrics, report: AuditReport, keysThisSlice: number): void => {
+  metrics.addMetadata('auditId', report.auditId);
+  metrics.addMetric('KeysAudited', MetricUnit.Count, keysThisSlice);
+  if (!report.complete) return;
+  metrics.addMetric('NonCompliantKeys', MetricUnit.Count, report.totals.nonCompliantKeys);
+  for (const [rule, count] of Object.entries(report.totals.nonCompliantByRule)) {
+    const single = metrics.singleMetric();
+    single.addDimension('rule', rule);
+    single.addMetric('NonCompliantKeys', MetricUnit.Count, count ?? 0);
+  }
 };

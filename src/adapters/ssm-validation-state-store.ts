@@ -1,5 +1,11 @@
-import { GetParameterCommand, PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
+import {
+  GetParameterCommand,
+  PutParameterCommand,
+  paginateGetParametersByPath,
+  type SSMClient,
+} from '@aws-sdk/client-ssm';
 import { z } from 'zod';
+import type { DeclaredKeyRegistry } from '../domain/audit-fleet';
 import type { Log, ValidationState, ValidationStateStore } from '../domain/ports';
 import { callAws, translateAwsError } from './aws-errors';
 
@@ -20,7 +26,7 @@ const StoredState = z.object({
  * One SSM String parameter per key, `<prefix>/<keyId>`, holding ciphertext and digests only.
  * The stack provisions the parameter of its own key; others are created on first save.
  */
-export class SsmValidationStateStore implements ValidationStateStore {
+export class SsmValidationStateStore implements ValidationStateStore, DeclaredKeyRegistry {
   constructor(
     private readonly ssm: SSMClient,
     private readonly prefix: string,
@@ -47,6 +53,24 @@ export class SsmValidationStateStore implements ValidationStateStore {
       return {};
     }
     return parsed.data;
+  }
+
+  /** Keys with a record that says the service looked after them. */
+  async declaredKeyIds(): Promise<string[]> {
+    return callAws('GetParametersByPath', this.prefix, async () => {
+      const ids: string[] = [];
+      for await (const page of paginateGetParametersByPath(
+        { client: this.ssm },
+        { Path: this.prefix, Recursive: false },
+      )) {
+        for (const parameter of page.Parameters ?? []) {
+          const state = StoredState.safeParse(safeJson(parameter.Value));
+          const keyId = parameter.Name?.slice(this.prefix.length + 1);
+          if (keyId && state.success && (state.data.managed || state.data.canary)) ids.push(keyId);
+        }
+      }
+      return ids;
+    });
   }
 
   async save(keyId: string, state: ValidationState): Promise<void> {

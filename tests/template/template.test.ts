@@ -70,10 +70,44 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
     'ssm:GetParameter',
     'ssm:PutParameter',
   ],
+  OnKeyActivityRole: [
+    'logs:CreateLogStream',
+    'logs:PutLogEvents',
+    'kms:DescribeKey',
+    'kms:ListResourceTags',
+    'kms:ListAliases',
+    'tag:GetResources',
+    'kms:GetKeyRotationStatus',
+    'kms:GetKeyPolicy',
+    'kms:GenerateDataKey*',
+    'kms:Decrypt',
+    'sns:Publish',
+    'ssm:GetParameter',
+    'ssm:PutParameter',
+    'sqs:SendMessage',
+  ],
+  AuditRole: [
+    'logs:CreateLogStream',
+    'logs:PutLogEvents',
+    'kms:ListKeys',
+    'kms:ListAliases',
+    'kms:DescribeKey',
+    'kms:ListResourceTags',
+    'kms:GetKeyRotationStatus',
+    'kms:ListKeyRotations',
+    'kms:GetKeyPolicy',
+    'kms:EnableKeyRotation',
+    'ssm:GetParametersByPath',
+    'lambda:InvokeFunction',
+    'kms:GenerateDataKey*',
+    'kms:Decrypt',
+    'sns:Publish',
+    'sqs:SendMessage',
+  ],
 };
 
 /** Actions AWS cannot scope to a resource; anything else on "*" must be conditioned. */
-const UNSCOPABLE = ['kms:ListAliases', 'kms:ListKeys'];
+const UNSCOPABLE = ['kms:ListAliases', 'kms:ListKeys', 'tag:GetResources'];
 
 describe('Template: serverless package output', () => {
   let pkg: PackagedService;
@@ -177,7 +211,9 @@ describe('Template: serverless package output', () => {
     });
 
     it('is triggered by KMS CMK Rotation events with retries and the dead-letter queue', () => {
-      const [[, rule]] = ofType('AWS::Events::Rule') as [[string, Resource]];
+      const rule = ofType('AWS::Events::Rule')
+        .map(([, found]) => found)
+        .find((found) => found.Properties.Name === 'kms-rotation-tpl-kms-cmk-rotation') as Resource;
       expect(rule.Properties.EventPattern).toEqual({ source: ['aws.kms'], 'detail-type': ['KMS CMK Rotation'] });
       expect(rule.Properties.Targets).toEqual([
         expect.objectContaining({
@@ -189,12 +225,19 @@ describe('Template: serverless package output', () => {
     });
 
     it('retries failed asynchronous invocations a bounded number of times, then sends them to the dead-letter queue', () => {
-      const config = only('AWS::Lambda::EventInvokeConfig');
-      expect(config.Properties).toMatchObject({
-        MaximumRetryAttempts: 2,
-        MaximumEventAgeInSeconds: 3600,
-        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] } } },
-      });
+      const configs = ofType('AWS::Lambda::EventInvokeConfig').map(([, config]) => config);
+      expect(configs.map((config) => (config.Properties.FunctionName as { Ref: string }).Ref).sort()).toEqual([
+        'AuditLambdaFunction',
+        'OnKeyActivityLambdaFunction',
+        'OnRotationLambdaFunction',
+      ]);
+      for (const config of configs) {
+        expect(config.Properties.MaximumRetryAttempts).toBeLessThanOrEqual(2);
+        expect(config.Properties).toMatchObject({
+          MaximumEventAgeInSeconds: 3600,
+          DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] } } },
+        });
+      }
     });
 
     it('keeps its logs for the configured retention', () => {
@@ -274,6 +317,9 @@ describe('Template: serverless package output', () => {
           'AWS/SQS/ApproximateNumberOfMessagesVisible',
           'KmsRotation/RotationValidationFailed',
           'KmsRotation/RotationFailed',
+          'AWS/Lambda/Errors',
+          'KmsRotation/CriticalDrift',
+          'KmsRotation/NonCompliantKeys',
         ].sort(),
       );
       for (const alarm of alarms()) {
@@ -283,6 +329,23 @@ describe('Template: serverless package output', () => {
           AlarmActions: [{ Ref: 'NotificationTopic' }],
         });
       }
+    });
+
+    it('has a dashboard of rotations, validation failures, drift by rule and non-compliant keys', () => {
+      const body = JSON.stringify(only('AWS::CloudWatch::Dashboard').Properties.DashboardBody);
+      for (const metric of ['RotationValidated', 'RotationValidationFailed', 'DriftDetected', 'NonCompliantKeys']) {
+        expect(body).toContain(metric);
+      }
+    });
+
+    it('lets the drift watch change keys only in remediate mode, through a separate conditional policy', () => {
+      const policy = only('AWS::IAM::Policy') as Resource & { Condition?: string };
+      expect(policy.Condition).toBe('DriftRemediates');
+      expect(policy.Properties.Roles).toEqual([{ Ref: 'OnKeyActivityRole' }]);
+      const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+      expect(statements.flatMap(actionsOf)).not.toContain('kms:DisableKey');
+      expect(statements.flatMap(actionsOf)).not.toContain('kms:PutKeyPolicy');
+      expect(statements.flatMap(actionsOf)).not.toContain('kms:CancelKeyDeletion');
     });
 
     it('matches the validation-failure metric on the service dimension the functions emit', () => {

@@ -1,0 +1,65 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import type { Context } from 'aws-lambda';
+import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
+import { LambdaContinuation } from '../src/adapters/lambda-continuation';
+import { recordAudit } from '../src/adapters/metrics';
+import { paceKmsCalls, quotasFrom } from '../src/adapters/pacing';
+import { logTo, serviceLocationOf, systemClock, uuidGenerator } from '../src/adapters/runtime';
+import { parseAuditRequest } from '../src/adapters/schemas/audit-request';
+import { SnsNotifier } from '../src/adapters/sns-notifier';
+import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
+import { loadConfig } from '../src/config';
+import { type AuditReport, auditFleet } from '../src/domain/audit-fleet';
+
+const config = loadConfig(process.env);
+const logger = new Logger();
+const metrics = new Metrics();
+const log = logTo(logger);
+// Paced to the documented quotas; adaptive retry absorbs throttling caused by other callers.
+const kmsClient = new KMSClient({ retryMode: 'adaptive', maxAttempts: 8 });
+paceKmsCalls(kmsClient, quotasFrom(config.audit.rateLimits, config.audit.quotaShare));
+const kms = new KmsKeyGateway(kmsClient);
+const deps = {
+  fleet: kms,
+  keys: kms,
+  admin: kms,
+  registry: new SsmValidationStateStore(new SSMClient({}), config.stateParameterPrefix, log),
+  continuation: new LambdaContinuation(new LambdaClient({}), process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'audit'),
+  notifier: new SnsNotifier(new SNSClient({}), config.topicArn),
+  clock: systemClock,
+  ids: uuidGenerator,
+  log,
+  limits: {
+    maxRotationPeriodDays: config.audit.maxRotationPeriodDays,
+    maxMaterialAgeDays: config.audit.maxMaterialAgeDays,
+  },
+  concurrency: config.audit.concurrency,
+  handOverBelowMs: 120_000,
+  maxFindingsListed: 500,
+};
+
+/** Daily schedule or manual invoke: every key of the account and Region, judged by the rules of its class. */
+export const handler = async (event: unknown, context: Context): Promise<AuditReport> => {
+  logger.addContext(context);
+  try {
+    const request = parseAuditRequest(event, config.audit.remediateOnSchedule);
+    const before = request.checkpoint?.totals.keysAudited ?? 0;
+    const report = await auditFleet(request, {
+      ...deps,
+      location: serviceLocationOf(context, config.region),
+      remainingMs: () => context.getRemainingTimeInMillis(),
+    });
+    recordAudit(metrics, report, report.totals.keysAudited - before);
+    return report;
+  } catch (error) {
+    logger.error('Audit not completed', error as Error);
+    throw error;
+  } finally {
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+  }
+};

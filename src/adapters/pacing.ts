@@ -1,0 +1,84 @@
+import type { KMSClient } from '@aws-sdk/client-kms';
+
+/**
+ * KMS request quotas per API, requests per second per account and Region
+ * (kms-reference.md §3.9, the AWS defaults). Cryptographic calls share a larger pool.
+ */
+export const KMS_DEFAULT_QUOTAS: Readonly<Record<string, number>> = {
+  CancelKeyDeletion: 5,
+  CreateAlias: 5,
+  CreateKey: 5,
+  DeleteAlias: 15,
+  DescribeKey: 2000,
+  DisableKey: 5,
+  DisableKeyRotation: 5,
+  EnableKey: 5,
+  EnableKeyRotation: 15,
+  GetKeyPolicy: 1000,
+  GetKeyRotationStatus: 1000,
+  GetPublicKey: 2000,
+  ListAliases: 500,
+  ListKeyRotations: 100,
+  ListKeys: 500,
+  ListResourceTags: 2000,
+  PutKeyPolicy: 15,
+  RotateKeyOnDemand: 5,
+  TagResource: 10,
+  UntagResource: 5,
+  UpdateAlias: 5,
+};
+
+/** A token bucket: `rate` tokens a second, holding at most one second's worth. */
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+
+  constructor(
+    private readonly rate: number,
+    private readonly now: () => number = () => performance.now(),
+    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+  ) {
+    this.tokens = Math.max(1, rate);
+    this.last = now();
+  }
+
+  async take(): Promise<void> {
+    for (;;) {
+      const now = this.now();
+      this.tokens = Math.min(Math.max(1, this.rate), this.tokens + ((now - this.last) / 1000) * this.rate);
+      this.last = now;
+      if (this.tokens >= 1) {
+        this.tokens -= 1;
+        return;
+      }
+      await this.sleep(Math.ceil(((1 - this.tokens) / this.rate) * 1000));
+    }
+  }
+}
+
+/** Parses `"ListKeyRotations=50,DescribeKey=500"` over the defaults; refuses anything else with a clear message. */
+export const quotasFrom = (overrides: string, share: number): Record<string, number> => {
+  const quotas: Record<string, number> = { ...KMS_DEFAULT_QUOTAS };
+  for (const entry of overrides.split(/[\s,]+/).filter(Boolean)) {
+    const match = /^([A-Za-z]+)=(\d+(?:\.\d+)?)$/.exec(entry);
+    if (!match || Number(match[2]) <= 0)
+      throw new Error(`AUDIT_RATE_LIMITS entry "${entry}" is not <Api>=<requests per second>`);
+    quotas[match[1] as string] = Number(match[2]);
+  }
+  return Object.fromEntries(Object.entries(quotas).map(([api, rate]) => [api, rate * share]));
+};
+
+/**
+ * Paces every KMS call of `client` to its API's rate, before the SDK sends it; the SDK's
+ * adaptive retry absorbs the throttling that other callers of the account may still cause.
+ */
+export const paceKmsCalls = (client: KMSClient, ratesPerSecond: Readonly<Record<string, number>>): void => {
+  const buckets = new Map(Object.entries(ratesPerSecond).map(([api, rate]) => [api, new TokenBucket(rate)]));
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      await buckets.get(String(context.commandName ?? '').replace(/Command$/, ''))?.take();
+      return next(args);
+    },
+    { step: 'initialize', name: 'kmsRotationPacing' },
+  );
+};

@@ -1,0 +1,318 @@
+import {
+  type AuditedKey,
+  type AuditFinding,
+  type AuditLimits,
+  type AuditRuleId,
+  auditKey,
+  CONTROLS,
+  declaredKeyMissing,
+} from './audit-rules';
+import { readDeclaredState } from './declared-state';
+import { PreconditionFailedError } from './errors';
+import { classifyKey, type KeyClass } from './key-classification';
+import { LINEAGE, lineageStateOf } from './lineage';
+import type { AliasEntry, Notification, ServiceLocation, Severity } from './model';
+import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, Notifier } from './ports';
+
+/** The account's keys and aliases, listed a page at a time. */
+export interface FleetReader {
+  listKeysPage(marker?: string): Promise<{ keyIds: string[]; nextMarker?: string }>;
+  /** Every alias of the account and Region, read once per audit slice. */
+  listAllAliases(): Promise<AliasEntry[]>;
+}
+
+/** The keys the service keeps records of: if one of them is gone, an auditor must hear of it. */
+export interface DeclaredKeyRegistry {
+  declaredKeyIds(): Promise<string[]>;
+}
+
+/** Hands the rest of the fleet to a further invocation. */
+export interface Continuation {
+  continueLater(request: AuditRequest): Promise<void>;
+}
+
+export interface AuditTotals {
+  keysAudited: number;
+  byClass: Partial<Record<KeyClass, number>>;
+  findingsByRule: Partial<Record<AuditRuleId, number>>;
+  bySeverity: Partial<Record<Severity, number>>;
+  /** Keys with at least one finding left after remediation. */
+  nonCompliantKeys: number;
+  nonCompliantByRule: Partial<Record<AuditRuleId, number>>;
+  remediated: number;
+  /** Declared keys seen managed and usable so far (small: the service's own keys). */
+  declaredSeen: string[];
+}
+
+export interface AuditCheckpoint {
+  auditId: string;
+  startedAt: string;
+  /** ListKeys marker of the first page not yet audited. */
+  marker: string;
+  slice: number;
+  totals: AuditTotals;
+}
+
+export interface AuditRequest {
+  remediate: boolean;
+  keyIds?: string[];
+  checkpoint?: AuditCheckpoint;
+}
+
+export interface AuditReport {
+  auditId: string;
+  startedAt: string;
+  finishedAt: string;
+  /** False when the rest of the fleet was handed to a further invocation. */
+  complete: boolean;
+  slice: number;
+  remediate: boolean;
+  limits: AuditLimits;
+  /** Totals over every slice so far. */
+  totals: AuditTotals;
+  /** This slice's findings, each with the controls it maps to (capped; see `findingsOmitted`). */
+  findings: (AuditFinding & { controls: string[]; remediated?: boolean })[];
+  findingsOmitted: number;
+  remediations: { keyId: string; detail: string }[];
+  summary: string;
+}
+
+export interface AuditDeps {
+  fleet: FleetReader;
+  keys: KeyReader;
+  admin: KeyAdmin;
+  registry: DeclaredKeyRegistry;
+  continuation: Continuation;
+  notifier: Notifier;
+  clock: Clock;
+  ids: IdGenerator;
+  log: Log;
+  location: ServiceLocation;
+  limits: AuditLimits;
+  /** Keys audited at once; the KMS client paces each API to its quota. */
+  concurrency: number;
+  /** Time left in this invocation. */
+  remainingMs(): number;
+  /** Hand over to a further invocation when less than this is left after a page. */
+  handOverBelowMs: number;
+  /** Most findings listed in one report; the rest are counted. */
+  maxFindingsListed: number;
+}
+
+const emptyTotals = (): AuditTotals => ({
+  keysAudited: 0,
+  byClass: {},
+  findingsByRule: {},
+  bySeverity: {},
+  nonCompliantKeys: 0,
+  nonCompliantByRule: {},
+  remediated: 0,
+  declaredSeen: [],
+});
+
+const increment = <K extends string>(counts: Partial<Record<K, number>>, key: K, by = 1): void => {
+  counts[key] = (counts[key] ?? 0) + by;
+};
+
+/** Runs `work` over `items`, at most `limit` at a time. */
+const inPool = async <T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> => {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await work(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+};
+
+/**
+ * `audit`: every customer managed key of the account and Region, classified, judged only by
+ * the rules that apply to its class, at KMS's pace, page by page. A fleet too large for one
+ * invocation continues from a checkpoint in the next; each key is audited exactly once.
+ */
+export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promise<AuditReport> => {
+  const checkpoint = request.checkpoint;
+  const auditId = checkpoint?.auditId ?? deps.ids.newId();
+  const startedAt = checkpoint?.startedAt ?? deps.clock.now().toISOString();
+  const slice = (checkpoint?.slice ?? 0) + 1;
+  const totals = checkpoint ? structuredClone(checkpoint.totals) : emptyTotals();
+  const findings: AuditReport['findings'] = [];
+  let findingsOmitted = 0;
+  const remediations: AuditReport['remediations'] = [];
+
+  const [aliases, declaredIds] = await Promise.all([deps.fleet.listAllAliases(), deps.registry.declaredKeyIds()]);
+  const aliasesByKey = new Map<string, string[]>();
+  const targetByAlias = new Map<string, string>();
+  for (const alias of aliases) {
+    if (!alias.targetKeyId) continue;
+    aliasesByKey.set(alias.targetKeyId, [...(aliasesByKey.get(alias.targetKeyId) ?? []), alias.aliasName]);
+    targetByAlias.set(alias.aliasName, alias.targetKeyId);
+  }
+  const declared = new Set(declaredIds);
+  const seen = new Set(totals.declaredSeen);
+
+  const record = (found: AuditFinding[], remediatedRules: Set<AuditRuleId>): void => {
+    for (const item of found) {
+      increment(totals.findingsByRule, item.rule);
+      increment(totals.bySeverity, item.severity);
+      if (findings.length < deps.maxFindingsListed) {
+        findings.push({
+          ...item,
+          controls: CONTROLS[item.rule],
+          ...(remediatedRules.has(item.rule) ? { remediated: true } : {}),
+        });
+      } else {
+        findingsOmitted += 1;
+      }
+    }
+    const open = found.filter((item) => !remediatedRules.has(item.rule));
+    if (open.length > 0) {
+      totals.nonCompliantKeys += 1;
+      for (const rule of new Set(open.map((item) => item.rule))) increment(totals.nonCompliantByRule, rule);
+    }
+  };
+
+  const auditOne = async (keyId: string): Promise<void> => {
+    let key: Awaited<ReturnType<KeyReader['describeKey']>>;
+    try {
+      key = await deps.keys.describeKey(keyId);
+    } catch (error) {
+      // Deleted between ListKeys and now: nothing left to judge.
+      if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') return;
+      throw error;
+    }
+    const { keyClass } = classifyKey(key);
+    totals.keysAudited += 1;
+    increment(totals.byClass, keyClass);
+    if (keyClass === 'aws-managed' || keyClass === 'replica') return;
+
+    // Only the reads the key's class needs.
+    const tags = await deps.keys.listTags(key.keyId);
+    const declaredState = readDeclaredState(tags);
+    const [rotation, history, policy] = await Promise.all([
+      keyClass === 'auto-rotatable' ? deps.keys.getRotationStatus(key.keyId) : undefined,
+      keyClass === 'auto-rotatable' || keyClass === 'on-demand-only' ? deps.keys.listRotations(key.keyId) : undefined,
+      declaredState.managed && keyClass !== 'inactive' ? deps.admin.getKeyPolicy(key.keyId) : undefined,
+    ]);
+    const rotatedAt = tags[LINEAGE.rotatedAt] ? new Date(tags[LINEAGE.rotatedAt] as string) : undefined;
+    const audited: AuditedKey = {
+      key,
+      keyClass,
+      aliases: (aliasesByKey.get(key.keyId) ?? []).sort(),
+      declared: declaredState,
+      rotation,
+      history,
+      policy,
+      rotatedAt: rotatedAt && !Number.isNaN(rotatedAt.getTime()) ? rotatedAt : undefined,
+      declaredAliasTargets: declaredState.managed
+        ? Object.fromEntries(declaredState.aliases.map((alias) => [alias, targetByAlias.get(alias) ?? 'missing']))
+        : undefined,
+    };
+    const found = auditKey(audited, deps.limits, deps.clock.now());
+
+    if (declared.has(key.keyId)) {
+      seen.add(key.keyId);
+      // A retired or rolled-back key of an alias-swap lost its declared state on purpose.
+      const retired = ['retired', 'rolled-back'].includes(lineageStateOf(tags) ?? '');
+      if (!retired && !(declaredState.managed && key.keyState === 'Enabled')) {
+        const why = declaredState.managed ? `is ${key.keyState}` : 'is no longer tagged kms-rotation:managed=true';
+        found.push(declaredKeyMissing(key.keyId, why));
+      }
+    }
+
+    const remediated = new Set<AuditRuleId>();
+    if (request.remediate && declaredState.managed && found.some((item) => item.rule === 'rotation-enabled')) {
+      await deps.admin.enableKeyRotation(key.keyId, declaredState.periodDays);
+      remediated.add('rotation-enabled');
+      totals.remediated += 1;
+      remediations.push({
+        keyId: key.keyId,
+        detail: `enabled automatic rotation${declaredState.periodDays ? ` every ${declaredState.periodDays} days` : ''}`,
+      });
+    }
+    record(found, remediated);
+  };
+
+  let marker = checkpoint?.marker;
+  let handedOver = false;
+  for (;;) {
+    const page = request.keyIds
+      ? { keyIds: request.keyIds, nextMarker: undefined }
+      : await deps.fleet.listKeysPage(marker);
+    await inPool(page.keyIds, deps.concurrency, auditOne);
+    marker = page.nextMarker;
+    if (!marker) break;
+    if (deps.remainingMs() < deps.handOverBelowMs) {
+      totals.declaredSeen = [...seen];
+      await deps.continuation.continueLater({
+        remediate: request.remediate,
+        checkpoint: { auditId, startedAt, marker, slice, totals },
+      });
+      handedOver = true;
+      break;
+    }
+  }
+
+  if (!handedOver && !request.keyIds) {
+    for (const keyId of declared) {
+      if (!seen.has(keyId)) record([declaredKeyMissing(keyId, 'does not exist in this account and Region')], new Set());
+    }
+  }
+  totals.declaredSeen = [...seen];
+
+  const report: AuditReport = {
+    auditId,
+    startedAt,
+    finishedAt: deps.clock.now().toISOString(),
+    complete: !handedOver,
+    slice,
+    remediate: request.remediate,
+    limits: deps.limits,
+    totals,
+    findings,
+    findingsOmitted,
+    remediations,
+    summary: summaryOf(totals, handedOver),
+  };
+  deps.log.info(report.summary, { auditId, slice, complete: report.complete, totals });
+  if (!handedOver) await deps.notifier.publish(notificationOf(report, deps));
+  return report;
+};
+
+const summaryOf = (totals: AuditTotals, handedOver: boolean): string => {
+  const list = (counts: Partial<Record<string, number>>) =>
+    Object.entries(counts)
+      .map(([name, count]) => `${name} ${count}`)
+      .join(', ');
+  const rules = list(totals.nonCompliantByRule);
+  const parts = [
+    `Audited ${totals.keysAudited} keys${handedOver ? ' so far, continuing in a further invocation' : ''} (${list(totals.byClass) || 'none'})`,
+    `${totals.keysAudited - totals.nonCompliantKeys} compliant, ${totals.nonCompliantKeys} non-compliant${rules ? ` (${rules})` : ''}`,
+  ];
+  if (totals.remediated > 0) parts.push(`${totals.remediated} remediated`);
+  return parts.join('; ');
+};
+
+const notificationOf = (report: AuditReport, deps: AuditDeps): Notification => ({
+  type: 'AuditCompleted',
+  severity:
+    (report.totals.bySeverity.CRITICAL ?? 0) > 0 ? 'CRITICAL' : report.totals.nonCompliantKeys > 0 ? 'WARNING' : 'INFO',
+  keyId: '*',
+  keyArn: '*',
+  aliases: [],
+  account: deps.location.account,
+  region: deps.location.region,
+  occurredAt: report.finishedAt,
+  summary: report.summary,
+  details: {
+    auditId: report.auditId,
+    slices: report.slice,
+    totals: { ...report.totals, declaredSeen: undefined },
+    limits: report.limits,
+    topFindings: report.findings
+      .slice(0, 20)
+      .map(({ rule, severity, keyId, aliases, summary }) => ({ rule, severity, keyId, aliases, summary })),
+    remediations: report.remediations,
+  },
+});

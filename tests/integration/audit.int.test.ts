@@ -1,0 +1,325 @@
+import { join } from 'node:path';
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DescribeKeyCommand,
+  DisableKeyCommand,
+  EnableKeyRotationCommand,
+  GetKeyRotationStatusCommand,
+  type KeySpec,
+  type KeyUsageType,
+  ListAliasesCommand,
+  ListKeysCommand,
+  ListResourceTagsCommand,
+  type OriginType,
+  PutKeyPolicyCommand,
+  ScheduleKeyDeletionCommand,
+} from '@aws-sdk/client-kms';
+import { PutParameterCommand } from '@aws-sdk/client-ssm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Emulator, startMoto } from '../../scripts/lib/emulator';
+import { invokeBundled } from '../../scripts/lib/invoke';
+import { type EmulatorClients, emulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
+import { type DeployedStack, deployToMoto, lintTemplate, packageService } from '../../scripts/lib/stack';
+
+/** One kind of seeded key, and the findings an auditor would expect of it, written down here, not computed by the audit. */
+interface Seed {
+  name: string;
+  count: number;
+  keySpec?: KeySpec;
+  keyUsage?: KeyUsageType;
+  origin?: OriginType;
+  managed?: boolean;
+  rotation?: boolean;
+  /** Alias: `own` points at the key; `declared-missing` declared but absent; `declared-elsewhere` declared, pointing at another key. */
+  alias?: 'own' | 'declared-missing' | 'declared-elsewhere';
+  state?: 'Disabled' | 'PendingDeletion';
+  wildcardPolicy?: boolean;
+  expected: string[];
+  expectedClass: string;
+}
+
+const SEEDS: Seed[] = [
+  { name: 'plain-rotating', count: 40, rotation: true, expected: [], expectedClass: 'auto-rotatable' },
+  {
+    name: 'plain-not-rotating',
+    count: 30,
+    rotation: false,
+    expected: ['rotation-enabled'],
+    expectedClass: 'auto-rotatable',
+  },
+  {
+    name: 'rsa-signing',
+    count: 30,
+    keySpec: 'RSA_2048',
+    keyUsage: 'SIGN_VERIFY',
+    expected: [],
+    expectedClass: 'alias-swap',
+  },
+  {
+    name: 'hmac',
+    count: 20,
+    keySpec: 'HMAC_256',
+    keyUsage: 'GENERATE_VERIFY_MAC',
+    expected: [],
+    expectedClass: 'alias-swap',
+  },
+  { name: 'imported', count: 5, origin: 'EXTERNAL', expected: [], expectedClass: 'on-demand-only' },
+  {
+    name: 'managed-ok',
+    count: 20,
+    managed: true,
+    rotation: true,
+    alias: 'own',
+    expected: [],
+    expectedClass: 'auto-rotatable',
+  },
+  {
+    name: 'managed-not-rotating',
+    count: 10,
+    managed: true,
+    rotation: false,
+    alias: 'own',
+    expected: ['rotation-enabled'],
+    expectedClass: 'auto-rotatable',
+  },
+  {
+    name: 'managed-alias-missing',
+    count: 10,
+    managed: true,
+    rotation: true,
+    alias: 'declared-missing',
+    expected: ['declared-alias'],
+    expectedClass: 'auto-rotatable',
+  },
+  {
+    name: 'managed-alias-elsewhere',
+    count: 5,
+    managed: true,
+    keySpec: 'ECC_NIST_P256',
+    keyUsage: 'SIGN_VERIFY',
+    alias: 'declared-elsewhere',
+    expected: ['declared-alias'],
+    expectedClass: 'alias-swap',
+  },
+  {
+    name: 'managed-wildcard',
+    count: 10,
+    managed: true,
+    rotation: true,
+    alias: 'own',
+    wildcardPolicy: true,
+    expected: ['policy-wildcard-principal'],
+    expectedClass: 'auto-rotatable',
+  },
+  {
+    name: 'disabled-in-use',
+    count: 10,
+    rotation: true,
+    alias: 'own',
+    state: 'Disabled',
+    expected: ['alias-to-unusable-key'],
+    expectedClass: 'inactive',
+  },
+  {
+    name: 'deleting-in-use',
+    count: 10,
+    rotation: true,
+    alias: 'own',
+    state: 'PendingDeletion',
+    expected: ['alias-to-unusable-key'],
+    expectedClass: 'inactive',
+  },
+  { name: 'disabled-unused', count: 10, state: 'Disabled', expected: [], expectedClass: 'inactive' },
+];
+
+const WILDCARD_POLICY = JSON.stringify({
+  Version: '2012-10-17',
+  Statement: [
+    {
+      Sid: 'Root',
+      Effect: 'Allow',
+      Principal: { AWS: 'arn:aws:iam::123456789012:root' },
+      Action: 'kms:*',
+      Resource: '*',
+    },
+    { Sid: 'Everyone', Effect: 'Allow', Principal: { AWS: '*' }, Action: 'kms:Decrypt', Resource: '*' },
+  ],
+});
+
+/**
+ * The fleet audit against a few hundred keys of mixed kinds, states, aliases and tags in
+ * moto server. Expected findings come from the seed table above, never from the audit code.
+ */
+describe('Function: audit against the local AWS emulator', () => {
+  const region = 'us-east-1';
+  let emulator: Emulator;
+  let stack: DeployedStack;
+  let clients: EmulatorClients;
+  let inbox: Awaited<ReturnType<typeof subscribeQueueToTopic>>;
+  const expected = new Map<string, string[]>();
+  const expectedClasses = new Map<string, number>();
+  const missingKeyId = '0badc0de-0000-4000-8000-000000000000';
+
+  beforeAll(async () => {
+    emulator = await startMoto();
+    const pkg = await packageService({ stage: 'itaudit', region, outDir: join('.tmp', 'package-itaudit') });
+    await lintTemplate(pkg.updateTemplatePath);
+    stack = await deployToMoto({ endpoint: emulator.endpoint, region, stackName: 'kms-rotation-itaudit', pkg });
+    clients = emulatorClients(emulator.endpoint, region);
+    inbox = await subscribeQueueToTopic(clients, stack.outputs.TopicArn as string, 'itaudit-inbox');
+
+    // The stack's own key: managed, rotating, alias in place -> compliant.
+    expected.set(stack.outputs.KeyId as string, []);
+    expectedClasses.set('auto-rotatable', 1);
+    const elsewhere = stack.outputs.KeyId as string;
+    for (const seed of SEEDS) {
+      for (let index = 0; index < seed.count; index += 1) {
+        const alias = `alias/audit/${seed.name}/${index}`;
+        const tags = seed.managed
+          ? [
+              { TagKey: 'kms-rotation:managed', TagValue: 'true' },
+              { TagKey: 'kms-rotation:aliases', TagValue: alias },
+            ]
+          : [{ TagKey: 'team', TagValue: seed.name }];
+        const { KeyMetadata } = await clients.kms.send(
+          new CreateKeyCommand({ KeySpec: seed.keySpec, KeyUsage: seed.keyUsage, Origin: seed.origin, Tags: tags }),
+        );
+        const keyId = KeyMetadata?.KeyId as string;
+        if (seed.rotation) await clients.kms.send(new EnableKeyRotationCommand({ KeyId: keyId }));
+        if (seed.alias === 'own')
+          await clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: keyId }));
+        if (seed.alias === 'declared-elsewhere') {
+          await clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: elsewhere }));
+        }
+        if (seed.wildcardPolicy) {
+          await clients.kms.send(
+            new PutKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default', Policy: WILDCARD_POLICY }),
+          );
+        }
+        if (seed.state === 'Disabled') await clients.kms.send(new DisableKeyCommand({ KeyId: keyId }));
+        if (seed.state === 'PendingDeletion') {
+          await clients.kms.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 }));
+        }
+        expected.set(keyId, seed.expected);
+        expectedClasses.set(seed.expectedClass, (expectedClasses.get(seed.expectedClass) ?? 0) + 1);
+      }
+    }
+    // A key the service has a record of, which no longer exists.
+    await clients.ssm.send(
+      new PutParameterCommand({
+        Name: `/kms-rotation/itaudit/keys/${missingKeyId}`,
+        Value: '{"managed":true}',
+        Type: 'String',
+      }),
+    );
+    expected.set(missingKeyId, ['declared-key-missing']);
+  }, 600_000);
+
+  afterAll(async () => {
+    await emulator?.stop();
+  });
+
+  const runAudit = async (payload: unknown) => {
+    const outcome = await invokeBundled({
+      endpoint: emulator.endpoint,
+      region,
+      fn: stack.functions.audit as DeployedStack['functions'][string],
+      event: payload,
+    });
+    expect(outcome.ok, JSON.stringify(outcome.ok ? '' : outcome.error)).toBe(true);
+    return { report: (outcome as { result: AuditReport }).result, emf: outcome.emf };
+  };
+
+  interface AuditReport {
+    complete: boolean;
+    totals: { keysAudited: number; byClass: Record<string, number>; nonCompliantKeys: number; remediated: number };
+    findings: { keyId: string; rule: string; controls: string[]; remediated?: boolean }[];
+    findingsOmitted: number;
+    remediations: { keyId: string }[];
+  }
+
+  /** Keys (state, rotation, tags) and aliases: everything remediation could touch. */
+  const inventory = async () => {
+    const { Keys = [] } = await clients.kms.send(new ListKeysCommand({}));
+    const keys = await Promise.all(
+      Keys.map(async ({ KeyId }) => {
+        const [{ KeyMetadata }, { KeyRotationEnabled }, { Tags = [] }] = await Promise.all([
+          clients.kms.send(new DescribeKeyCommand({ KeyId })),
+          clients.kms.send(new GetKeyRotationStatusCommand({ KeyId })),
+          clients.kms.send(new ListResourceTagsCommand({ KeyId })),
+        ]);
+        return [KeyId as string, `${KeyMetadata?.KeyState}:${KeyRotationEnabled}:${JSON.stringify(Tags)}`] as const;
+      }),
+    );
+    const { Aliases = [] } = await clients.kms.send(new ListAliasesCommand({}));
+    return {
+      keys: Object.fromEntries(keys),
+      aliases: Aliases.map((alias) => `${alias.AliasName}->${alias.TargetKeyId}`).sort(),
+    };
+  };
+
+  it('finds exactly the non-compliance the seed table predicts, mapped to controls, without false positives', async () => {
+    const { report, emf } = await runAudit({});
+
+    expect(report.complete).toBe(true);
+    expect(report.findingsOmitted).toBe(0);
+    const actual = report.findings.map((finding) => `${finding.keyId}:${finding.rule}`).sort();
+    const predicted = [...expected.entries()]
+      .flatMap(([keyId, rules]) => rules.map((rule) => `${keyId}:${rule}`))
+      .sort();
+    expect(actual).toEqual(predicted);
+    expect(report.totals.keysAudited).toBe(expected.size - 1);
+    expect(report.totals.byClass).toEqual(Object.fromEntries(expectedClasses));
+    expect(report.totals.nonCompliantKeys).toBe([...expected.values()].filter((rules) => rules.length > 0).length);
+    expect(report.findings.find((finding) => finding.rule === 'rotation-enabled')?.controls).toEqual(
+      expect.arrayContaining([expect.stringContaining('Security Hub KMS.4')]),
+    );
+
+    const [notification] = await inbox.drain();
+    expect(notification?.attributes).toEqual({ type: 'AuditCompleted', severity: 'CRITICAL' });
+    expect(notification?.body.summary).toContain(`Audited ${expected.size - 1} keys`);
+    expect(emf).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ KeysAudited: expected.size - 1, NonCompliantKeys: report.totals.nonCompliantKeys }),
+        expect.objectContaining({ rule: 'rotation-enabled', NonCompliantKeys: 40 }),
+      ]),
+    );
+  });
+
+  it('in remediate mode enables rotation on managed keys only, and changes nothing else', async () => {
+    const before = await inventory();
+
+    const { report } = await runAudit({ remediate: true });
+
+    const after = await inventory();
+    const managedNotRotating = report.remediations.map((remediation) => remediation.keyId).sort();
+    const seededManagedNotRotating = [...expected.entries()]
+      .filter(
+        ([keyId, rules]) => rules.includes('rotation-enabled') && before.keys[keyId]?.includes('kms-rotation:managed'),
+      )
+      .map(([keyId]) => keyId)
+      .sort();
+    expect(managedNotRotating).toEqual(seededManagedNotRotating);
+    expect(managedNotRotating).toHaveLength(10);
+    for (const [keyId, state] of Object.entries(before.keys)) {
+      const changed = managedNotRotating.includes(keyId);
+      expect(after.keys[keyId], keyId).toBe(changed ? state.replace(':false:', ':true:') : state);
+    }
+    expect(after.aliases).toEqual(before.aliases);
+    expect(report.totals.remediated).toBe(10);
+    await inbox.drain();
+  });
+
+  it('refuses a malformed request without touching anything', async () => {
+    const outcome = await invokeBundled({
+      endpoint: emulator.endpoint,
+      region,
+      fn: stack.functions.audit as DeployedStack['functions'][string],
+      event: { remediate: 'yes', keyIds: ['../../etc'] },
+    });
+
+    expect(outcome).toMatchObject({ ok: false, error: { name: 'InvalidInputError' } });
+    expect(await inbox.drain()).toEqual([]);
+  });
+});
