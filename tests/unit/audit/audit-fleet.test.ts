@@ -1,0 +1,261 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { type AuditDeps, type AuditRequest, auditFleet } from '../../../src/domain/audit-fleet';
+import { PreconditionFailedError } from '../../../src/domain/errors';
+import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
+
+const ACCOUNT = '111122223333';
+const NOW = new Date('2026-11-22T00:00:00Z');
+
+interface FakeKey {
+  key: KeyDescription;
+  tags: Tags;
+  rotation: boolean;
+}
+
+/** A fleet of keys listed in pages, counting every read by API. */
+class FakeFleet {
+  keys: FakeKey[] = [];
+  aliases: { aliasName: string; targetKeyId?: string }[] = [];
+  calls: Record<string, number> = {};
+  described: string[] = [];
+  enabled: string[] = [];
+
+  constructor(private readonly pageSize: number) {}
+
+  add(id: string, overrides: Partial<KeyDescription> = {}, tags: Tags = {}, rotation = true): void {
+    this.keys.push({
+      key: {
+        keyId: id,
+        arn: `arn:aws:kms:us-east-1:${ACCOUNT}:key/${id}`,
+        keyState: 'Enabled',
+        keySpec: 'SYMMETRIC_DEFAULT',
+        keyUsage: 'ENCRYPT_DECRYPT',
+        origin: 'AWS_KMS',
+        keyManager: 'CUSTOMER',
+        creationDate: new Date('2026-06-01T00:00:00Z'),
+        ...overrides,
+      },
+      tags,
+      rotation,
+    });
+  }
+
+  private count(api: string): void {
+    this.calls[api] = (this.calls[api] ?? 0) + 1;
+  }
+
+  private get(id: string): FakeKey {
+    const found = this.keys.find((item) => item.key.keyId === id);
+    if (!found) throw new PreconditionFailedError('key-not-found', `${id} not found`);
+    return found;
+  }
+
+  fleet = {
+    listKeysPage: async (marker?: string) => {
+      this.count('ListKeys');
+      const start = marker ? Number(marker) : 0;
+      const keyIds = this.keys.slice(start, start + this.pageSize).map((item) => item.key.keyId);
+      const next = start + this.pageSize;
+      return { keyIds, nextMarker: next < this.keys.length ? String(next) : undefined };
+    },
+    listAllAliases: async () => {
+      this.count('ListAliases');
+      return this.aliases;
+    },
+  };
+
+  reader = {
+    describeKey: async (id: string) => {
+      this.count('DescribeKey');
+      this.described.push(id);
+      return this.get(id).key;
+    },
+    listTags: async (id: string) => {
+      this.count('ListResourceTags');
+      return this.get(id).tags;
+    },
+    getRotationStatus: async (id: string) => {
+      this.count('GetKeyRotationStatus');
+      return { enabled: this.get(id).rotation };
+    },
+    listRotations: async () => {
+      this.count('ListKeyRotations');
+      return [];
+    },
+    listAliasesOf: async () => [],
+  };
+
+  admin = {
+    getKeyPolicy: async () => {
+      this.count('GetKeyPolicy');
+      return JSON.stringify({ Statement: [] });
+    },
+    enableKeyRotation: async (id: string) => {
+      this.enabled.push(id);
+      this.get(id).rotation = true;
+    },
+  };
+}
+
+const MANAGED: Tags = { 'kms-rotation:managed': 'true' };
+
+describe('Function: auditFleet', () => {
+  let fleet: FakeFleet;
+  let published: Notification[];
+  let continuations: AuditRequest[];
+  let remaining: number[];
+  let declared: string[];
+
+  const deps = (): AuditDeps => ({
+    fleet: fleet.fleet,
+    keys: fleet.reader,
+    admin: fleet.admin as unknown as AuditDeps['admin'],
+    registry: { declaredKeyIds: async () => declared },
+    continuation: { continueLater: async (request) => void continuations.push(request) },
+    notifier: { publish: async (notification) => void published.push(notification) },
+    clock: { now: () => NOW },
+    ids: { newId: () => 'audit-1' },
+    log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    location: { account: ACCOUNT, region: 'us-east-1' },
+    limits: { maxRotationPeriodDays: 365, maxMaterialAgeDays: 400 },
+    concurrency: 4,
+    remainingMs: () => remaining.shift() ?? 900_000,
+    handOverBelowMs: 120_000,
+    maxFindingsListed: 500,
+  });
+
+  beforeEach(() => {
+    fleet = new FakeFleet(10);
+    published = [];
+    continuations = [];
+    remaining = [];
+    declared = [];
+  });
+
+  it('pages through every key once, reads the aliases once, and makes only the calls each class needs', async () => {
+    for (let index = 0; index < 25; index += 1) fleet.add(`sym-${index}`);
+    fleet.add('rsa', { keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY' });
+    fleet.add('aws', { keyManager: 'AWS' });
+    fleet.add('disabled', { keyState: 'Disabled' });
+
+    const report = await auditFleet({ remediate: false }, deps());
+
+    expect(report.complete).toBe(true);
+    expect(report.totals.keysAudited).toBe(28);
+    expect(new Set(fleet.described).size).toBe(28);
+    expect(fleet.calls).toEqual({
+      ListKeys: 3,
+      ListAliases: 1,
+      DescribeKey: 28,
+      ListResourceTags: 27, // not the AWS managed key
+      GetKeyRotationStatus: 25, // symmetric keys only
+      ListKeyRotations: 25,
+    });
+    expect(report.totals.byClass).toEqual({ 'auto-rotatable': 25, 'alias-swap': 1, 'aws-managed': 1, inactive: 1 });
+  });
+
+  it('hands the rest to a further invocation when time runs short, and the slices add up with no key lost or counted twice', async () => {
+    for (let index = 0; index < 35; index += 1) fleet.add(`k-${index}`, {}, {}, index % 5 !== 0);
+    remaining = [500_000, 60_000];
+
+    const first = await auditFleet({ remediate: false }, deps());
+
+    expect(first.complete).toBe(false);
+    expect(published).toEqual([]);
+    expect(continuations).toHaveLength(1);
+    expect(continuations[0]?.checkpoint).toMatchObject({ auditId: 'audit-1', marker: '20', slice: 1 });
+    expect(first.totals.keysAudited).toBe(20);
+
+    const second = await auditFleet(continuations[0] as AuditRequest, deps());
+
+    expect(second).toMatchObject({ complete: true, auditId: 'audit-1', slice: 2 });
+    expect(second.totals.keysAudited).toBe(35);
+    expect(fleet.described.sort()).toEqual(fleet.keys.map((item) => item.key.keyId).sort());
+    expect(second.totals.nonCompliantKeys).toBe(7);
+    expect(second.totals.nonCompliantByRule).toEqual({ 'rotation-enabled': 7 });
+    expect(published).toEqual([
+      expect.objectContaining({
+        type: 'AuditCompleted',
+        severity: 'WARNING',
+        summary: expect.stringContaining('Audited 35 keys'),
+      }),
+    ]);
+  });
+
+  it('remediates only managed keys, only by enabling rotation, and counts them compliant afterwards', async () => {
+    fleet.add('managed-off', {}, { ...MANAGED, 'kms-rotation:period-days': '180' }, false);
+    fleet.add('unmanaged-off', {}, {}, false);
+
+    const report = await auditFleet({ remediate: true }, deps());
+
+    expect(fleet.enabled).toEqual(['managed-off']);
+    expect(report.remediations).toEqual([
+      { keyId: 'managed-off', detail: 'enabled automatic rotation every 180 days' },
+    ]);
+    expect(report.findings.map((finding) => [finding.keyId, finding.remediated ?? false]).sort()).toEqual([
+      ['managed-off', true],
+      ['unmanaged-off', false],
+    ]);
+    expect(report.totals.nonCompliantKeys).toBe(1);
+  });
+
+  it('is dry by default', async () => {
+    fleet.add('managed-off', {}, MANAGED, false);
+
+    await auditFleet({ remediate: false }, deps());
+
+    expect(fleet.enabled).toEqual([]);
+  });
+
+  it('reports a declared key that is gone, disabled or no longer managed, but not a retired predecessor', async () => {
+    fleet.add('disabled', { keyState: 'Disabled' }, MANAGED);
+    fleet.add('untagged', {}, {});
+    fleet.add('retired', {}, { 'kms-rotation:state': 'retired' });
+    declared = ['gone', 'disabled', 'untagged', 'retired'];
+
+    const report = await auditFleet({ remediate: false }, deps());
+
+    const missing = report.findings.filter((finding) => finding.rule === 'declared-key-missing');
+    expect(missing.map((finding) => [finding.keyId, finding.summary])).toEqual([
+      ['disabled', 'managed key disabled is Disabled'],
+      ['untagged', 'managed key untagged is no longer tagged kms-rotation:managed=true'],
+      ['gone', 'managed key gone does not exist in this account and Region'],
+    ]);
+    expect(published[0]?.severity).toBe('CRITICAL');
+  });
+
+  it('audits only the keys asked for, without judging the declared keys it did not look at', async () => {
+    fleet.add('a', {}, {}, false);
+    fleet.add('b');
+    declared = ['elsewhere'];
+
+    const report = await auditFleet({ remediate: false, keyIds: ['a'] }, deps());
+
+    expect(fleet.described).toEqual(['a']);
+    expect(report.findings.map((finding) => finding.rule)).toEqual(['rotation-enabled']);
+    expect(fleet.calls.ListKeys).toBeUndefined();
+  });
+
+  it('skips a key deleted between listing and reading', async () => {
+    fleet.add('present');
+    const listed = fleet.fleet.listKeysPage;
+    fleet.fleet.listKeysPage = async (marker) => {
+      const page = await listed(marker);
+      return { ...page, keyIds: [...page.keyIds, 'deleted-meanwhile'] };
+    };
+
+    const report = await auditFleet({ remediate: false }, deps());
+
+    expect(report.totals.keysAudited).toBe(1);
+  });
+
+  it('lists at most maxFindingsListed findings and counts the rest', async () => {
+    for (let index = 0; index < 7; index += 1) fleet.add(`off-${index}`, {}, {}, false);
+
+    const report = await auditFleet({ remediate: false }, { ...deps(), maxFindingsListed: 5 });
+
+    expect(report.findings).toHaveLength(5);
+    expect(report.findingsOmitted).toBe(2);
+    expect(report.totals.findingsByRule).toEqual({ 'rotation-enabled': 7 });
+  });
+});

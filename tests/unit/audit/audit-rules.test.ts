@@ -1,0 +1,211 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type AuditedKey,
+  aliasToUnusableKey,
+  auditKey,
+  CONTROLS,
+  currentMaterialDate,
+  declaredAliases,
+  materialAge,
+  policyWildcard,
+  rotationEnabled,
+  rotationPeriod,
+} from '../../../src/domain/audit-rules';
+import { readDeclaredState } from '../../../src/domain/declared-state';
+import { classifyKey } from '../../../src/domain/key-classification';
+import type { KeyDescription } from '../../../src/domain/model';
+
+const NOW = new Date('2026-11-22T00:00:00Z');
+const daysAgo = (days: number) => new Date(NOW.getTime() - days * 86_400_000);
+const LIMITS = { maxRotationPeriodDays: 365, maxMaterialAgeDays: 400 };
+
+const audited = (keyOverrides: Partial<KeyDescription> = {}, overrides: Partial<AuditedKey> = {}): AuditedKey => {
+  const key: KeyDescription = {
+    keyId: 'k1',
+    arn: 'arn:aws:kms:us-east-1:111122223333:key/k1',
+    keyState: 'Enabled',
+    keySpec: 'SYMMETRIC_DEFAULT',
+    keyUsage: 'ENCRYPT_DECRYPT',
+    origin: 'AWS_KMS',
+    keyManager: 'CUSTOMER',
+    creationDate: daysAgo(100),
+    ...keyOverrides,
+  };
+  return {
+    key,
+    keyClass: classifyKey(key).keyClass,
+    aliases: [],
+    declared: readDeclaredState({}),
+    rotation: { enabled: true, periodDays: 365 },
+    history: [],
+    ...overrides,
+  };
+};
+
+describe('Rule: rotation-enabled (CIS 3.6/3.8, Security Hub KMS.4)', () => {
+  it('fires on a symmetric KMS key with rotation off', () => {
+    expect(rotationEnabled(audited({}, { rotation: { enabled: false } }))).toEqual([
+      expect.objectContaining({ rule: 'rotation-enabled', keyId: 'k1' }),
+    ]);
+  });
+
+  it('does not fire when rotation is on', () => {
+    expect(rotationEnabled(audited())).toEqual([]);
+  });
+
+  it.each([
+    ['an asymmetric signing key', { keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY' }],
+    ['an asymmetric encryption key', { keySpec: 'RSA_4096', keyUsage: 'ENCRYPT_DECRYPT' }],
+    ['an HMAC key', { keySpec: 'HMAC_256', keyUsage: 'GENERATE_VERIFY_MAC' }],
+    ['an imported-material key', { origin: 'EXTERNAL' }],
+    ['a CloudHSM key', { origin: 'AWS_CLOUDHSM' }],
+    ['an AWS managed key', { keyManager: 'AWS' }],
+    ['a multi-Region replica', { multiRegion: true, multiRegionKeyType: 'REPLICA' }],
+  ])("does not fire on %s, which KMS cannot rotate (the scanners' false positive)", (_name, overrides) => {
+    expect(rotationEnabled(audited(overrides, { rotation: { enabled: false } }))).toEqual([]);
+  });
+});
+
+describe('Rule: rotation-period', () => {
+  it('fires when the period exceeds the maximum', () => {
+    expect(rotationPeriod(audited({}, { rotation: { enabled: true, periodDays: 730 } }), LIMITS)).toEqual([
+      expect.objectContaining({ rule: 'rotation-period', evidence: { periodDays: 730, maxPeriodDays: 365 } }),
+    ]);
+  });
+
+  it('fires when a managed key runs another period than its declared one', () => {
+    const declared = readDeclaredState({ 'kms-rotation:managed': 'true', 'kms-rotation:period-days': '180' });
+    expect(rotationPeriod(audited({}, { declared, rotation: { enabled: true, periodDays: 365 } }), LIMITS)).toEqual([
+      expect.objectContaining({ evidence: { periodDays: 365, declaredPeriodDays: 180 } }),
+    ]);
+  });
+
+  it('does not fire within the maximum, when rotation is off (another rule), or when KMS does not report it', () => {
+    expect(rotationPeriod(audited({}, { rotation: { enabled: true, periodDays: 90 } }), LIMITS)).toEqual([]);
+    expect(rotationPeriod(audited({}, { rotation: { enabled: false, periodDays: 900 } }), LIMITS)).toEqual([]);
+    expect(rotationPeriod(audited({}, { rotation: { enabled: true } }), LIMITS)).toEqual([]);
+  });
+});
+
+describe('Rule: material-age', () => {
+  it('fires on a key whose rotation is "on" but whose material was last rotated too long ago', () => {
+    const stale = audited(
+      { creationDate: daysAgo(1000) },
+      { history: [{ rotationDate: daysAgo(500), rotationType: 'AUTOMATIC' }] },
+    );
+    expect(materialAge(stale, LIMITS, NOW)).toEqual([
+      expect.objectContaining({
+        rule: 'material-age',
+        evidence: expect.objectContaining({ ageDays: 500, maxAgeDays: 400 }),
+      }),
+    ]);
+  });
+
+  it('takes the newest rotation, automatic or on demand', () => {
+    const history = [
+      { rotationDate: daysAgo(700), rotationType: 'AUTOMATIC' as const },
+      { rotationDate: daysAgo(20), rotationType: 'ON_DEMAND' as const },
+    ];
+    expect(currentMaterialDate(audited({ creationDate: daysAgo(900) }, { history }))).toEqual(daysAgo(20));
+    expect(materialAge(audited({ creationDate: daysAgo(900) }, { history }), LIMITS, NOW)).toEqual([]);
+  });
+
+  it('dates a never-rotated key by its creation', () => {
+    expect(materialAge(audited({ creationDate: daysAgo(401) }), LIMITS, NOW)).toHaveLength(1);
+    expect(materialAge(audited({ creationDate: daysAgo(399) }), LIMITS, NOW)).toEqual([]);
+  });
+
+  it('dates an alias-swap key by when it took over, and says to rotate it by alias-swap', () => {
+    const rsa = { keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY', creationDate: daysAgo(900) };
+    const [finding] = materialAge(audited(rsa, { rotatedAt: daysAgo(450), history: undefined }), LIMITS, NOW);
+    expect(finding?.summary).toContain('alias-swap');
+    expect(materialAge(audited(rsa, { rotatedAt: daysAgo(30), history: undefined }), LIMITS, NOW)).toEqual([]);
+  });
+
+  it('does not judge AWS managed, inactive or replica keys', () => {
+    for (const overrides of [
+      { keyManager: 'AWS' },
+      { keyState: 'Disabled' },
+      { multiRegion: true, multiRegionKeyType: 'REPLICA' },
+    ]) {
+      expect(materialAge(audited({ ...overrides, creationDate: daysAgo(2000) }), LIMITS, NOW)).toEqual([]);
+    }
+  });
+});
+
+describe('Rule: declared-alias', () => {
+  const managed = readDeclaredState({ 'kms-rotation:managed': 'true', 'kms-rotation:aliases': 'alias/a alias/b' });
+
+  it('fires for each declared alias that is missing or points elsewhere', () => {
+    const findings = declaredAliases(
+      audited({}, { declared: managed, declaredAliasTargets: { 'alias/a': 'missing', 'alias/b': 'k9' } }),
+    );
+    expect(findings.map((finding) => finding.evidence)).toEqual([
+      { aliasName: 'alias/a', pointsAt: 'missing' },
+      { aliasName: 'alias/b', pointsAt: 'k9' },
+    ]);
+  });
+
+  it('does not fire when they point at the key, nor on unmanaged keys', () => {
+    expect(
+      declaredAliases(audited({}, { declared: managed, declaredAliasTargets: { 'alias/a': 'k1', 'alias/b': 'k1' } })),
+    ).toEqual([]);
+    expect(declaredAliases(audited({}, { declaredAliasTargets: { 'alias/a': 'missing' } }))).toEqual([]);
+  });
+});
+
+describe('Rule: alias-to-unusable-key', () => {
+  it('is CRITICAL for an alias on a key pending deletion, WARNING on a disabled one', () => {
+    expect(aliasToUnusableKey(audited({ keyState: 'PendingDeletion' }, { aliases: ['alias/x'] }))[0]?.severity).toBe(
+      'CRITICAL',
+    );
+    expect(aliasToUnusableKey(audited({ keyState: 'Disabled' }, { aliases: ['alias/x'] }))[0]?.severity).toBe(
+      'WARNING',
+    );
+  });
+
+  it('does not fire without an alias, or on an enabled key', () => {
+    expect(aliasToUnusableKey(audited({ keyState: 'Disabled' }))).toEqual([]);
+    expect(aliasToUnusableKey(audited({}, { aliases: ['alias/x'] }))).toEqual([]);
+  });
+});
+
+describe('Rule: policy-wildcard-principal (Security Hub KMS.5)', () => {
+  const managed = readDeclaredState({ 'kms-rotation:managed': 'true' });
+  const policy = (statement: object) => JSON.stringify({ Statement: [statement] });
+
+  it('fires on a managed key whose policy allows "*" unconditionally', () => {
+    const open = policy({ Effect: 'Allow', Principal: { AWS: ['*'] }, Action: 'kms:*', Resource: '*' });
+    expect(policyWildcard(audited({}, { declared: managed, policy: open }))).toEqual([
+      expect.objectContaining({ rule: 'policy-wildcard-principal', severity: 'CRITICAL' }),
+    ]);
+  });
+
+  it('does not fire on a conditioned wildcard, a Deny, an unreadable policy or an unmanaged key', () => {
+    const conditioned = policy({
+      Effect: 'Allow',
+      Principal: '*',
+      Action: 'kms:*',
+      Resource: '*',
+      Condition: { Bool: { 'aws:SecureTransport': 'true' } },
+    });
+    const deny = policy({ Effect: 'Deny', Principal: '*', Action: 'kms:*', Resource: '*' });
+    for (const text of [conditioned, deny, 'not json']) {
+      expect(policyWildcard(audited({}, { declared: managed, policy: text }))).toEqual([]);
+    }
+    expect(
+      policyWildcard(audited({}, { policy: policy({ Effect: 'Allow', Principal: '*', Action: 'kms:*' }) })),
+    ).toEqual([]);
+  });
+});
+
+describe('Function: auditKey', () => {
+  it('maps every rule to the controls auditors cite', () => {
+    for (const controls of Object.values(CONTROLS)) expect(controls.length).toBeGreaterThan(0);
+    expect(CONTROLS['rotation-enabled'].join(' ')).toMatch(/CIS.*Security Hub KMS\.4/s);
+  });
+
+  it('finds nothing on a compliant key', () => {
+    expect(auditKey(audited(), LIMITS, NOW)).toEqual([]);
+  });
+});

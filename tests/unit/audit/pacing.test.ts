@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { KMS_DEFAULT_QUOTAS, quotasFrom, TokenBucket } from '../../../src/adapters/pacing';
+
+describe('Class: TokenBucket', () => {
+  it("lets a second's worth through at once, then one call per 1/rate seconds", async () => {
+    // Prepare: a clock that only moves when the bucket sleeps.
+    let now = 0;
+    const sleeps: number[] = [];
+    const bucket = new TokenBucket(
+      4,
+      () => now,
+      async (ms) => {
+        sleeps.push(ms);
+        now += ms;
+      },
+    );
+
+    // Act
+    for (let call = 0; call < 8; call += 1) await bucket.take();
+
+    // Assess: 4 immediately, then 4 more at 250 ms intervals.
+    expect(sleeps).toEqual([250, 250, 250, 250]);
+    expect(now).toBe(1000);
+  });
+
+  it('paces fractional rates', async () => {
+    let now = 0;
+    const bucket = new TokenBucket(
+      0.5,
+      () => now,
+      async (ms) => void (now += ms),
+    );
+    await bucket.take();
+    await bucket.take();
+    expect(now).toBe(2000);
+  });
+});
+
+describe('Function: quotasFrom', () => {
+  it('takes the documented quotas, scaled by the share the audit may use', () => {
+    const quotas = quotasFrom('', 0.5);
+    expect(quotas.ListKeyRotations).toBe(50);
+    expect(quotas.DescribeKey).toBe(1000);
+    expect(Object.keys(quotas)).toEqual(Object.keys(KMS_DEFAULT_QUOTAS));
+  });
+
+  it('applies overrides and refuses malformed ones', () => {
+    expect(quotasFrom('ListKeyRotations=10, DescribeKey=200', 1)).toMatchObject({
+      ListKeyRotations: 10,
+      DescribeKey: 200,
+    });
+    expect(() => quotasFrom('ListKeyRotations=fast', 1)).toThrow(/AUDIT_RATE_LIMITS entry "ListKeyRotations=fast"/);
+    expect(() => quotasFrom('DescribeKey=0', 1)).toThrow(/AUDIT_RATE_LIMITS/);
+  });
+});
