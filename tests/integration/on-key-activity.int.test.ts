@@ -2,6 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   EventBridgeClient,
+  ListRulesCommand,
   ListTargetsByRuleCommand,
   PutEventsCommand,
   PutTargetsCommand,
@@ -236,6 +237,15 @@ describe('Function: onKeyActivity against the local AWS emulator', () => {
       calls: 'kms-rotation-itdrift-kms-management-calls',
       lifecycle: 'kms-rotation-itdrift-kms-key-lifecycle',
     };
+    // moto also matches events against schedule-only rules (the daily audit), which real
+    // EventBridge never does: their function targets go too, so only queues receive events.
+    const { Rules = [] } = await events.send(new ListRulesCommand({ NamePrefix: 'kms-rotation-itdrift-' }));
+    for (const rule of Rules.filter((found) => !Object.values(rules).includes(found.Name as string))) {
+      const { Targets = [] } = await events.send(new ListTargetsByRuleCommand({ Rule: rule.Name }));
+      await events.send(
+        new RemoveTargetsCommand({ Rule: rule.Name, Ids: Targets.map((target) => target.Id as string) }),
+      );
+    }
     const queues: Record<string, string> = {};
     for (const [name, rule] of Object.entries(rules)) {
       const { QueueUrl } = await clients.sqs.send(new CreateQueueCommand({ QueueName: `rule-${name}` }));

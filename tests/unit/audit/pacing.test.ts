@@ -28,7 +28,9 @@ describe('Class: TokenBucket', () => {
     const bucket = new TokenBucket(
       0.5,
       () => now,
-      async (ms) => void (now += ms),
+      async (ms) => {
+        now += ms;
+      },
     );
     await bucket.take();
     await bucket.take();
