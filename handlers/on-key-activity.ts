@@ -5,6 +5,7 @@ import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Context } from 'aws-lambda';
+import { clientOptions } from '../src/adapters/aws-clients';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordDrift } from '../src/adapters/metrics';
 import { localPublicKeyEncryptor, logTo, secureRandom, serviceLocationOf, systemClock } from '../src/adapters/runtime';
@@ -16,10 +17,11 @@ import { loadConfig } from '../src/config';
 import { type DriftReport, watchKeyActivity } from '../src/domain/watch-key-activity';
 
 const config = loadConfig(process.env);
+const sdk = clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
-const kms = new KmsKeyGateway(new KMSClient({}));
+const kms = new KmsKeyGateway(new KMSClient(sdk));
 const deps = {
   keys: kms,
   admin: kms,
@@ -27,9 +29,9 @@ const deps = {
   prover: kms,
   publicKeys: localPublicKeyEncryptor,
   random: secureRandom,
-  directory: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient({})),
-  state: new SsmValidationStateStore(new SSMClient({}), config.stateParameterPrefix, log),
-  notifier: new SnsNotifier(new SNSClient({}), config.topicArn),
+  directory: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk)),
+  state: new SsmValidationStateStore(new SSMClient(sdk), config.stateParameterPrefix, log),
+  notifier: new SnsNotifier(new SNSClient(sdk), config.topicArn),
   clock: systemClock,
   log,
   mode: config.driftMode,

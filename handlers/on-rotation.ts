@@ -4,6 +4,7 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Context } from 'aws-lambda';
+import { clientOptions } from '../src/adapters/aws-clients';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordRotationValidation } from '../src/adapters/metrics';
 import { logTo, secureRandom, serviceLocationOf, sha256, systemClock } from '../src/adapters/runtime';
@@ -14,15 +15,16 @@ import { loadConfig } from '../src/config';
 import { failureOf, type RotationValidationReport, validateRotation } from '../src/domain/validate-rotation';
 
 const config = loadConfig(process.env);
+const sdk = clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
-const keys = new KmsKeyGateway(new KMSClient({}));
+const keys = new KmsKeyGateway(new KMSClient(sdk));
 const deps = {
   keys,
   crypto: keys,
-  state: new SsmValidationStateStore(new SSMClient({}), config.stateParameterPrefix, log),
-  notifier: new SnsNotifier(new SNSClient({}), config.topicArn),
+  state: new SsmValidationStateStore(new SSMClient(sdk), config.stateParameterPrefix, log),
+  notifier: new SnsNotifier(new SNSClient(sdk), config.topicArn),
   clock: systemClock,
   random: secureRandom,
   digest: sha256,

@@ -4,6 +4,7 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { Context } from 'aws-lambda';
+import { clientOptions } from '../src/adapters/aws-clients';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordRotation } from '../src/adapters/metrics';
 import {
@@ -23,18 +24,19 @@ import { loadConfig } from '../src/config';
 import { type RotateReport, RotationFailedError, rotateKey } from '../src/domain/rotate-key';
 
 const config = loadConfig(process.env);
+const sdk = clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
-const kms = new KmsKeyGateway(new KMSClient({}), new KMSClient({ maxAttempts: 1 }));
+const kms = new KmsKeyGateway(new KMSClient(sdk), new KMSClient({ ...sdk, maxAttempts: 1 }));
 const deps = {
   keys: kms,
   crypto: kms,
   admin: kms,
   prover: kms,
   publicKeys: localPublicKeyEncryptor,
-  state: new SsmValidationStateStore(new SSMClient({}), config.stateParameterPrefix, log),
-  notifier: new SnsNotifier(new SNSClient({}), config.topicArn),
+  state: new SsmValidationStateStore(new SSMClient(sdk), config.stateParameterPrefix, log),
+  notifier: new SnsNotifier(new SNSClient(sdk), config.topicArn),
   clock: systemClock,
   random: secureRandom,
   digest: sha256,

@@ -10,6 +10,7 @@ const Environment = z.object({
   ROTATION_EVENT_TOLERANCE_MINUTES: z.coerce.number().int().min(1).max(1440).default(60),
   ON_DEMAND_ROTATION_LIMIT: z.coerce.number().int().min(1).max(25).default(25),
   ROTATION_WAIT_SECONDS: z.coerce.number().int().min(0).max(600).default(60),
+  AWS_CLIENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
   DRIFT_MODE: z.enum(['detect', 'remediate']).default('detect'),
   DRIFT_REMEDIATE_RULES: z
     .string()
@@ -37,6 +38,8 @@ export interface ServiceConfig {
   rotationEventToleranceMs: number;
   onDemandRotationLimit: number;
   rotationWaitMs: number;
+  /** Longest an AWS call may take before it is abandoned and retried. */
+  clientTimeoutMs: number;
   driftMode: DriftMode;
   driftRemediateRules: ReadonlySet<DriftRuleId>;
   serviceRoleArns: string[];
@@ -72,6 +75,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
     rotationEventToleranceMs: parsed.data.ROTATION_EVENT_TOLERANCE_MINUTES * 60_000,
     onDemandRotationLimit: parsed.data.ON_DEMAND_ROTATION_LIMIT,
     rotationWaitMs: parsed.data.ROTATION_WAIT_SECONDS * 1000,
+    clientTimeoutMs: parsed.data.AWS_CLIENT_TIMEOUT_MS,
     driftMode: parsed.data.DRIFT_MODE,
     driftRemediateRules: new Set(parsed.data.DRIFT_REMEDIATE_RULES as DriftRuleId[]),
     serviceRoleArns: parsed.data.SERVICE_ROLE_ARNS,

@@ -110,7 +110,7 @@ export const checkRotationRecorded = (
   if (!record) {
     const what = event.currentKeyMaterialId
       ? `key material ${event.currentKeyMaterialId}`
-      : `a ${event.rotationType ?? ''}${event.rotationType ? ' ' : ''}rotation within ${Math.round(toleranceMs / 60_000)} minutes of ${event.time.toISOString()}`;
+      : `${event.rotationType ? `${event.rotationType} ` : ''}rotation within ${Math.round(toleranceMs / 60_000)} minutes of ${event.time.toISOString()}`;
     return {
       check: failed('rotation-recorded', `the key's rotation history (${history.length} entries) has no ${what}`),
     };

@@ -1,0 +1,307 @@
+/**
+ * `npm run bench`: what the service costs, measured on this machine, against moto server
+ * behind the loopback AWS proxy. Prints a table and writes bench/results.json. Reports only;
+ * never fails the build on a figure.
+ *
+ *   BENCH_INIT_RUNS       fresh Node processes per bundle for the init-time median (default 15)
+ *   BENCH_LATENCY_MS      injected per-call latency for the round-trip counts (default 50)
+ *   BENCH_AUDIT_SIZES     fleet sizes for the audit benchmark (default "1000,10000")
+ *   BENCH_QUOTA_SCALE     scale of the KMS quotas the proxy enforces (default 1 = the real quotas)
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import {
+  CreateAliasCommand,
+  CreateKeyCommand,
+  DisableKeyRotationCommand,
+  EnableKeyRotationCommand,
+  RotateKeyOnDemandCommand,
+} from '@aws-sdk/client-kms';
+import { build } from 'esbuild';
+import { type AwsProxy, startAwsProxy } from '../scripts/lib/aws-proxy';
+import { startMoto } from '../scripts/lib/emulator';
+import { invokeBundled } from '../scripts/lib/invoke';
+import { emulatorClients, rotationEvent } from '../scripts/lib/local-aws';
+import { type DeployedStack, deployToMoto, PROJECT_ROOT, packageService } from '../scripts/lib/stack';
+import { KMS_DEFAULT_QUOTAS } from '../src/adapters/pacing';
+
+const INIT_RUNS = Number(process.env.BENCH_INIT_RUNS ?? 15);
+const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 50);
+const AUDIT_SIZES = (process.env.BENCH_AUDIT_SIZES ?? '1000,10000').split(',').map(Number);
+const QUOTA_SCALE = Number(process.env.BENCH_QUOTA_SCALE ?? 1);
+const REGION = 'us-east-1';
+const WORK = join(PROJECT_ROOT, '.tmp', 'bench');
+
+/** What each function's module scope constructs: the baseline is a bundle that does only that. */
+const BASELINE_IMPORTS: Record<string, string[]> = {
+  onRotation: ['client-kms:KMSClient', 'client-sns:SNSClient', 'client-ssm:SSMClient'],
+  rotate: ['client-kms:KMSClient', 'client-kms:KMSClient', 'client-sns:SNSClient', 'client-ssm:SSMClient'],
+  onKeyActivity: [
+    'client-kms:KMSClient',
+    'client-resource-groups-tagging-api:ResourceGroupsTaggingAPIClient',
+    'client-sns:SNSClient',
+    'client-ssm:SSMClient',
+  ],
+  audit: ['client-kms:KMSClient', 'client-lambda:LambdaClient', 'client-sns:SNSClient', 'client-ssm:SSMClient'],
+};
+
+const ENV = {
+  AWS_REGION: REGION,
+  TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:bench',
+  STATE_PARAMETER_PREFIX: '/kms-rotation/bench/keys',
+  POWERTOOLS_SERVICE_NAME: 'kms-rotation',
+  AWS_ACCESS_KEY_ID: 'test',
+  AWS_SECRET_ACCESS_KEY: 'test',
+};
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+};
+
+const node22 = join(PROJECT_ROOT, 'node_modules', '.bin', 'node');
+
+/** Median time to load a bundle (module initialisation) in fresh Node processes. */
+const initMs = (bundle: string): number => {
+  const probe = `const t=process.hrtime.bigint();require(${JSON.stringify(bundle)});process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6))`;
+  const samples = Array.from({ length: INIT_RUNS }, () =>
+    Number(execFileSync(node22, ['-e', probe], { env: { ...process.env, ...ENV }, encoding: 'utf8' })),
+  );
+  return median(samples);
+};
+
+const baselineBundle = async (fn: string): Promise<string> => {
+  const lines = (BASELINE_IMPORTS[fn] ?? []).map((spec, index) => {
+    const [pkg, name] = spec.split(':');
+    return `const { ${name}: C${index} } = require('@aws-sdk/${pkg}'); new C${index}({ requestHandler: { requestTimeout: 5000 } });`;
+  });
+  const entry = join(WORK, `baseline-${fn}.js`);
+  writeFileSync(
+    entry,
+    [
+      ...lines,
+      "const { Logger } = require('@aws-lambda-powertools/logger'); new Logger();",
+      "const { Metrics } = require('@aws-lambda-powertools/metrics'); new Metrics();",
+      'exports.handler = async () => ({});',
+    ].join('\n'),
+  );
+  const outfile = join(WORK, `baseline-${fn}.bundle.js`);
+  await build({
+    entryPoints: [entry],
+    bundle: true,
+    minify: true,
+    platform: 'node',
+    target: 'node22',
+    format: 'cjs',
+    outfile,
+    logLevel: 'silent',
+  });
+  return outfile;
+};
+
+const unzipBundle = (zip: string, fn: string): string => {
+  const dir = join(WORK, `bundle-${fn}`);
+  execFileSync('python3', ['-m', 'zipfile', '-e', zip, dir]);
+  return dir;
+};
+
+interface FlowFigure {
+  flow: string;
+  awsCalls: number;
+  roundTrips: number;
+  wallMs: number;
+}
+
+/** AWS calls, and sequential round trips = time from first call to last answer / injected latency. */
+const measureFlow = async (proxy: AwsProxy, flow: string, run: () => Promise<{ ok: boolean }>): Promise<FlowFigure> => {
+  proxy.reset();
+  const outcome = await run();
+  const calls = proxy.calls();
+  const wallMs =
+    calls.length === 0
+      ? 0
+      : Math.max(...calls.map((call) => call.endedAt)) - Math.min(...calls.map((call) => call.startedAt));
+  if (!outcome.ok) throw new Error(`flow ${flow} failed: ${JSON.stringify(outcome)}`);
+  return {
+    flow,
+    awsCalls: calls.length,
+    roundTrips: Math.round((wallMs / LATENCY_MS) * 10) / 10,
+    wallMs: Math.round(wallMs),
+  };
+};
+
+const main = async (): Promise<void> => {
+  mkdirSync(WORK, { recursive: true });
+  const results: Record<string, unknown> = {
+    measuredAt: new Date().toISOString(),
+    node: process.version,
+    machine: `${execFileSync('nproc').toString().trim()} cores`,
+  };
+
+  // 1. Bundles: size and module initialisation against a baseline that only constructs the same clients.
+  const pkg = await packageService({ stage: 'bench', region: REGION, outDir: join('.tmp', 'bench', 'package') });
+  const bundles: Record<string, unknown>[] = [];
+  for (const [fn, zip] of Object.entries(pkg.functionZips)) {
+    const handlerFile = join(
+      unzipBundle(zip, fn),
+      'handlers',
+      `${fn.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}.js`,
+    );
+    const code = readFileSync(handlerFile);
+    const baseline = await baselineBundle(fn);
+    const own = initMs(handlerFile);
+    const base = initMs(baseline);
+    bundles.push({
+      function: fn,
+      rawKiB: Math.round(code.length / 1024),
+      gzipKiB: Math.round(gzipSync(code).length / 1024),
+      baselineRawKiB: Math.round(readFileSync(baseline).length / 1024),
+      initMs: Math.round(own * 10) / 10,
+      baselineInitMs: Math.round(base * 10) / 10,
+      ratio: Math.round((own / base) * 100) / 100,
+    });
+  }
+  results.bundles = bundles;
+  console.log('\nBundles (module initialisation: median of fresh Node processes)');
+  console.table(bundles);
+
+  // 2. Flows: calls and sequential round trips at the injected latency.
+  const emulator = await startMoto();
+  try {
+    const stack: DeployedStack = await deployToMoto({
+      endpoint: emulator.endpoint,
+      region: REGION,
+      stackName: 'kms-rotation-bench',
+      pkg,
+    });
+    const clients = emulatorClients(emulator.endpoint, REGION);
+    const proxy = await startAwsProxy({ target: emulator.endpoint, latencyMs: LATENCY_MS });
+    const invoke = (fn: string, event: unknown) =>
+      invokeBundled({
+        endpoint: proxy.endpoint,
+        region: REGION,
+        fn: stack.functions[fn] as DeployedStack['functions'][string],
+        event,
+      });
+    const keyId = stack.outputs.KeyId as string;
+    const keyArn = stack.outputs.KeyArn as string;
+    const managed = async (keySpec: 'RSA_2048' | 'SYMMETRIC_DEFAULT', alias: string) => {
+      const { KeyMetadata } = await clients.kms.send(
+        new CreateKeyCommand({
+          KeySpec: keySpec,
+          KeyUsage: keySpec === 'RSA_2048' ? 'SIGN_VERIFY' : 'ENCRYPT_DECRYPT',
+          Tags: [
+            { TagKey: 'kms-rotation:managed', TagValue: 'true' },
+            { TagKey: 'kms-rotation:aliases', TagValue: alias },
+          ],
+        }),
+      );
+      await clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: KeyMetadata?.KeyId }));
+      return KeyMetadata?.KeyId as string;
+    };
+    const flows: FlowFigure[] = [];
+    await clients.kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+    flows.push(
+      await measureFlow(proxy, 'onRotation', () =>
+        invoke('onRotation', rotationEvent({ keyId, keyArn, time: new Date(), rotationType: 'ON_DEMAND' })),
+      ),
+    );
+    flows.push(await measureFlow(proxy, 'rotate on-demand', () => invoke('rotate', { key: 'alias/app/secure-key' })));
+    await managed('RSA_2048', 'alias/bench/rsa');
+    flows.push(await measureFlow(proxy, 'rotate alias-swap (RSA)', () => invoke('rotate', { key: 'alias/bench/rsa' })));
+    const drifting = await managed('SYMMETRIC_DEFAULT', 'alias/bench/drift');
+    await clients.kms.send(new EnableKeyRotationCommand({ KeyId: drifting }));
+    await clients.kms.send(new DisableKeyRotationCommand({ KeyId: drifting }));
+    const trail = (eventName: string, requestParameters: Record<string, unknown>) => ({
+      version: '0',
+      id: crypto.randomUUID(),
+      'detail-type': 'AWS API Call via CloudTrail',
+      source: 'aws.kms',
+      account: '123456789012',
+      time: new Date().toISOString(),
+      region: REGION,
+      resources: [],
+      detail: {
+        eventSource: 'kms.amazonaws.com',
+        eventName,
+        eventTime: new Date().toISOString(),
+        eventID: crypto.randomUUID(),
+        userIdentity: { type: 'IAMUser', arn: 'arn:aws:iam::123456789012:user/Alice' },
+        requestParameters,
+      },
+    });
+    flows.push(
+      await measureFlow(proxy, 'onKeyActivity: rotation-disabled', () =>
+        invoke('onKeyActivity', trail('DisableKeyRotation', { keyId: drifting })),
+      ),
+    );
+    flows.push(
+      await measureFlow(proxy, 'onKeyActivity: declared alias re-pointed', () =>
+        invoke('onKeyActivity', trail('UpdateAlias', { aliasName: 'alias/bench/drift', targetKeyId: drifting })),
+      ),
+    );
+    flows.push(await measureFlow(proxy, 'audit (a few keys)', () => invoke('audit', {})));
+    results.flows = flows;
+    console.log(`\nFlows (AWS calls; sequential round trips = wall time / ${LATENCY_MS} ms injected latency)`);
+    console.table(flows);
+    await proxy.stop();
+
+    // 3. The audit at fleet scale, with KMS's request quotas enforced by the proxy.
+    const quotas = Object.fromEntries(
+      Object.entries(KMS_DEFAULT_QUOTAS).map(([api, rate]) => [api, rate * QUOTA_SCALE]),
+    );
+    const audits: Record<string, unknown>[] = [];
+    let seeded = 0;
+    for (const size of AUDIT_SIZES) {
+      for (; seeded < size; seeded += 1) {
+        const { KeyMetadata } = await clients.kms.send(
+          new CreateKeyCommand({ Tags: [{ TagKey: 'fleet', TagValue: 'bench' }] }),
+        );
+        if (seeded % 2 === 0) await clients.kms.send(new EnableKeyRotationCommand({ KeyId: KeyMetadata?.KeyId }));
+      }
+      const limited = await startAwsProxy({ target: emulator.endpoint, rateLimits: quotas, latencyMs: 5 });
+      const started = performance.now();
+      const outcome = await invokeBundled({
+        endpoint: limited.endpoint,
+        region: REGION,
+        fn: stack.functions.audit as DeployedStack['functions'][string],
+        event: {},
+        env: { AUDIT_QUOTA_SHARE: '1' },
+      });
+      const seconds = (performance.now() - started) / 1000;
+      if (!outcome.ok) throw new Error(`audit of ${size} keys failed: ${outcome.error.message}`);
+      const report = outcome.result as { totals: { keysAudited: number; byClass: Record<string, number> } };
+      const perKeyLimited = report.totals.byClass['auto-rotatable'] ?? 0;
+      // The narrowest per-key quota is ListKeyRotations: the ceiling of keys per second it allows.
+      const ceiling = (quotas.ListKeyRotations as number) * (report.totals.keysAudited / Math.max(1, perKeyLimited));
+      const keysPerSecond = report.totals.keysAudited / seconds;
+      audits.push({
+        keys: report.totals.keysAudited,
+        seconds: Math.round(seconds * 10) / 10,
+        keysPerSecond: Math.round(keysPerSecond),
+        ceilingKeysPerSecond: Math.round(ceiling),
+        ofCeiling: `${Math.round((keysPerSecond / ceiling) * 100)}%`,
+        throttlesAbsorbed: limited.throttled(),
+        peakRssMiB: outcome.maxRssKb ? Math.round(outcome.maxRssKb / 1024) : 'n/a',
+      });
+      await limited.stop();
+    }
+    results.audit = audits;
+    console.log(`\nAudit with KMS request quotas enforced (scale ${QUOTA_SCALE})`);
+    console.table(audits);
+  } finally {
+    await emulator.stop();
+  }
+  writeFileSync(join(PROJECT_ROOT, 'bench', 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+  console.log('\nWrote bench/results.json');
+};
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

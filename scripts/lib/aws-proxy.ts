@@ -1,0 +1,199 @@
+import {
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A loopback proxy in front of moto server that makes it behave more like AWS under load:
+ * per-call latency, per-API request-rate limits answered the way KMS answers them (HTTP 400
+ * `ThrottlingException`), and faults injected per API and per call index. It counts calls
+ * per API and keeps a log of them. Listens on 127.0.0.1 only.
+ */
+
+export type FaultKind = 'http-500' | 'http-503' | 'connection-reset' | 'slow';
+
+export interface ProxyOptions {
+  /** moto server's endpoint. */
+  target: string;
+  latencyMs?: number;
+  jitterMs?: number;
+  /** Requests per second per API (e.g. `{ ListKeyRotations: 100 }`), already scaled as wanted. */
+  rateLimits?: Record<string, number>;
+  /** How long a `slow` fault holds the response: set it above the client's timeout. */
+  slowMs?: number;
+}
+
+export interface CallRecord {
+  api: string;
+  startedAt: number;
+  endedAt: number;
+  outcome: 'forwarded' | 'throttled' | FaultKind;
+}
+
+export interface AwsProxy {
+  endpoint: string;
+  /** Calls per API, faults and throttles included. */
+  counts(): Record<string, number>;
+  calls(): CallRecord[];
+  throttled(): number;
+  /** The `index`-th call (1-based) of `api` from now on gets `fault`. */
+  injectFault(api: string, index: number, fault: FaultKind): void;
+  reset(): void;
+  setLatency(latencyMs: number, jitterMs?: number): void;
+  stop(): Promise<void>;
+}
+
+/** The API a request calls: `X-Amz-Target` for JSON protocols, `Action` for query protocols, method + path for S3. */
+export const apiOf = (headers: IncomingMessage['headers'], body: string): string => {
+  const target = headers['x-amz-target'];
+  if (typeof target === 'string') return target.slice(target.lastIndexOf('.') + 1);
+  const action = /(?:^|&)Action=([A-Za-z]+)/.exec(body)?.[1];
+  if (action) return action;
+  return 'Other';
+};
+
+class RateLimiter {
+  private readonly windows = new Map<string, { second: number; used: number }>();
+
+  constructor(private readonly limits: Record<string, number>) {}
+
+  /** Fixed one-second windows, as KMS's quotas are stated. */
+  allow(api: string, now: number): boolean {
+    const limit = this.limits[api];
+    if (limit === undefined) return true;
+    const second = Math.floor(now / 1000);
+    const window = this.windows.get(api);
+    if (!window || window.second !== second) {
+      this.windows.set(api, { second, used: 1 });
+      return limit >= 1;
+    }
+    window.used += 1;
+    return window.used <= limit;
+  }
+}
+
+const readBody = (req: IncomingMessage): Promise<Buffer> =>
+  new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> => {
+  const target = new URL(options.target);
+  let latencyMs = options.latencyMs ?? 0;
+  let jitterMs = options.jitterMs ?? 0;
+  const limiter = new RateLimiter(options.rateLimits ?? {});
+  let counts: Record<string, number> = {};
+  let records: CallRecord[] = [];
+  let faults = new Map<string, Map<number, FaultKind>>();
+  let throttles = 0;
+
+  const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse): Promise<void> =>
+    new Promise((resolve) => {
+      const upstream = httpRequest(
+        {
+          host: target.hostname,
+          port: target.port,
+          method: req.method,
+          path: req.url,
+          headers: { ...req.headers, host: target.host },
+        },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+          answer.on('end', () => resolve());
+        },
+      );
+      upstream.on('error', () => {
+        res.writeHead(502);
+        res.end();
+        resolve();
+      });
+      upstream.end(body);
+    });
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const startedAt = performance.now();
+    const body = await readBody(req);
+    const api = apiOf(req.headers, body.toString('utf8'));
+    counts[api] = (counts[api] ?? 0) + 1;
+    const fault = faults.get(api)?.get(counts[api]);
+    const record = (outcome: CallRecord['outcome']) =>
+      records.push({ api, startedAt, endedAt: performance.now(), outcome });
+
+    if (latencyMs > 0 || jitterMs > 0) await sleep(latencyMs + Math.random() * jitterMs);
+    if (fault === 'connection-reset') {
+      record(fault);
+      req.socket.destroy();
+      return;
+    }
+    if (fault === 'http-500' || fault === 'http-503') {
+      const status = fault === 'http-500' ? 500 : 503;
+      const type = fault === 'http-500' ? 'KMSInternalException' : 'ServiceUnavailable';
+      res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
+      res.end(JSON.stringify({ __type: type, message: `injected ${fault}` }));
+      record(fault);
+      return;
+    }
+    if (fault === 'slow') await sleep(options.slowMs ?? 5_000);
+    if (!limiter.allow(api, Date.now())) {
+      throttles += 1;
+      res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' });
+      res.end(
+        JSON.stringify({
+          __type: 'ThrottlingException',
+          message: 'You have exceeded the rate at which you may call KMS. Reduce the frequency of your calls.',
+        }),
+      );
+      record('throttled');
+      return;
+    }
+    await forward(req, body, res);
+    record(fault ?? 'forwarded');
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(502);
+      res.end();
+    });
+  });
+  server.keepAliveTimeout = 1_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    counts: () => ({ ...counts }),
+    calls: () => [...records],
+    throttled: () => throttles,
+    injectFault: (api, index, fault) => {
+      const perApi = faults.get(api) ?? new Map<number, FaultKind>();
+      perApi.set((counts[api] ?? 0) + index, fault);
+      faults.set(api, perApi);
+    },
+    reset: () => {
+      counts = {};
+      records = [];
+      faults = new Map();
+      throttles = 0;
+    },
+    setLatency: (latency, jitter = 0) => {
+      latencyMs = latency;
+      jitterMs = jitter;
+    },
+    stop: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+};
