@@ -1,34 +1,55 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import { matching } from './adapters/schemas/zod';
 import { type DriftMode, type DriftRuleId, REMEDIABLE_RULES } from './domain/drift-rules';
 
+/** A whole number from an environment variable, within bounds, defaulted when unset. */
+const wholeNumber = (min: number, max: number, fallback: number) =>
+  z._default(
+    z
+      .pipe(z.string(), z.transform(Number))
+      .check(
+        z.refine(
+          (value) => Number.isInteger(value) && value >= min && value <= max,
+          `must be a whole number from ${min} to ${max}`,
+        ),
+      ),
+    fallback,
+  );
+
+/** A comma- or space-separated list. */
+const list = (fallback: string) =>
+  z.pipe(
+    z._default(z.string(), fallback),
+    z.transform((value) => value.split(/[\s,]+/).filter(Boolean)),
+  );
+
 const Environment = z.object({
-  AWS_REGION: z.string().regex(/^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/, 'must be a Region name'),
-  TOPIC_ARN: z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$/, 'must be an SNS topic ARN'),
-  STATE_PARAMETER_PREFIX: z
-    .string()
-    .regex(/^(\/[\w.-]+)+$/, 'must be an SSM parameter path like /kms-rotation/dev/keys'),
-  ROTATION_EVENT_TOLERANCE_MINUTES: z.coerce.number().int().min(1).max(1440).default(60),
-  ON_DEMAND_ROTATION_LIMIT: z.coerce.number().int().min(1).max(25).default(25),
-  ROTATION_WAIT_SECONDS: z.coerce.number().int().min(0).max(600).default(60),
-  AWS_CLIENT_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
-  DRIFT_MODE: z.enum(['detect', 'remediate']).default('detect'),
-  DRIFT_REMEDIATE_RULES: z
-    .string()
-    .default(REMEDIABLE_RULES.join(','))
-    .transform((value) => value.split(/[\s,]+/).filter(Boolean))
-    .refine((rules) => rules.every((rule) => (REMEDIABLE_RULES as readonly string[]).includes(rule)), {
-      message: `may only list ${REMEDIABLE_RULES.join(', ')}`,
-    }),
-  AUDIT_MAX_ROTATION_PERIOD_DAYS: z.coerce.number().int().min(90).max(2560).default(365),
-  AUDIT_MAX_MATERIAL_AGE_DAYS: z.coerce.number().int().min(1).max(3650).default(400),
-  AUDIT_REMEDIATE: z.enum(['true', 'false']).default('false'),
-  AUDIT_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(16),
-  AUDIT_QUOTA_SHARE: z.coerce.number().gt(0).max(1).default(0.9),
-  AUDIT_RATE_LIMITS: z.string().default(''),
-  SERVICE_ROLE_ARNS: z
-    .string()
-    .default('')
-    .transform((value) => value.split(/[\s,]+/).filter(Boolean)),
+  AWS_REGION: matching(/^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/, 'must be a Region name'),
+  TOPIC_ARN: matching(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$/, 'must be an SNS topic ARN'),
+  STATE_PARAMETER_PREFIX: matching(/^(\/[\w.-]+)+$/, 'must be an SSM parameter path like /kms-rotation/dev/keys'),
+  ROTATION_EVENT_TOLERANCE_MINUTES: wholeNumber(1, 1440, 60),
+  ON_DEMAND_ROTATION_LIMIT: wholeNumber(1, 25, 25),
+  ROTATION_WAIT_SECONDS: wholeNumber(0, 600, 60),
+  AWS_CLIENT_TIMEOUT_MS: wholeNumber(100, 60_000, 5_000),
+  DRIFT_MODE: z._default(z.enum(['detect', 'remediate']), 'detect'),
+  DRIFT_REMEDIATE_RULES: list(REMEDIABLE_RULES.join(',')).check(
+    z.refine(
+      (rules) => rules.every((rule) => (REMEDIABLE_RULES as readonly string[]).includes(rule)),
+      `may only list ${REMEDIABLE_RULES.join(', ')}`,
+    ),
+  ),
+  AUDIT_MAX_ROTATION_PERIOD_DAYS: wholeNumber(90, 2560, 365),
+  AUDIT_MAX_MATERIAL_AGE_DAYS: wholeNumber(1, 3650, 400),
+  AUDIT_REMEDIATE: z._default(z.enum(['true', 'false']), 'false'),
+  AUDIT_CONCURRENCY: wholeNumber(1, 64, 16),
+  AUDIT_QUOTA_SHARE: z._default(
+    z
+      .pipe(z.string(), z.transform(Number))
+      .check(z.refine((value) => value > 0 && value <= 1, 'must be a number above 0, at most 1')),
+    0.9,
+  ),
+  AUDIT_RATE_LIMITS: z._default(z.string(), ''),
+  SERVICE_ROLE_ARNS: list(''),
 });
 
 export interface ServiceConfig {

@@ -4,22 +4,23 @@ import {
   paginateGetParametersByPath,
   type SSMClient,
 } from '@aws-sdk/client-ssm';
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { DeclaredKeyRegistry } from '../domain/audit-fleet';
 import type { Log, ValidationState, ValidationStateStore } from '../domain/ports';
 import { callAws, translateAwsError } from './aws-errors';
+import { matching, text } from './schemas/zod';
 
 const StoredState = z.object({
-  managed: z.boolean().optional(),
-  canary: z
-    .object({
-      ciphertext: z.string().max(2048),
-      plaintextSha256: z.string().regex(/^[a-f0-9]{64}$/),
-      createdAt: z.string().max(64),
-    })
-    .optional(),
-  notifiedFailures: z.array(z.string().max(256)).max(100).optional(),
-  openDrift: z.record(z.string().max(300), z.string().max(64)).optional(),
+  managed: z.optional(z.boolean()),
+  canary: z.optional(
+    z.object({
+      ciphertext: text(2048),
+      plaintextSha256: matching(/^[a-f0-9]{64}$/, 'must be a SHA-256 digest'),
+      createdAt: text(64),
+    }),
+  ),
+  notifiedFailures: z.optional(z.array(text(256)).check(z.maxLength(100))),
+  openDrift: z.optional(z.record(text(300), text(64))),
 });
 
 /**

@@ -1,18 +1,18 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import type { AuditRequest } from '../../domain/audit-fleet';
 import { InvalidInputError } from '../../domain/errors';
-import { describeIssues } from './issues';
 import { KEY_ID_PATTERN } from './rotation-event';
+import { describeIssues, matching, text } from './zod';
 
-const Count = z.number().int().min(0);
-const Counts = z.record(z.string().max(64), Count);
+const Count = z.int().check(z.minimum(0));
+const Counts = z.record(text(64), Count);
 
 /** The checkpoint one slice hands to the next; only the service writes it, still validated. */
 const Checkpoint = z.strictObject({
-  auditId: z.string().min(1).max(64),
+  auditId: z.string().check(z.minLength(1), z.maxLength(64)),
   startedAt: z.iso.datetime(),
-  marker: z.string().min(1).max(1024),
-  slice: z.number().int().min(1).max(10_000),
+  marker: z.string().check(z.minLength(1), z.maxLength(1024)),
+  slice: z.int().check(z.minimum(1), z.maximum(10_000)),
   totals: z.strictObject({
     keysAudited: Count,
     byClass: Counts,
@@ -21,7 +21,7 @@ const Checkpoint = z.strictObject({
     nonCompliantKeys: Count,
     nonCompliantByRule: Counts,
     remediated: Count,
-    declaredSeen: z.array(z.string().regex(KEY_ID_PATTERN)).max(1000),
+    declaredSeen: z.array(z.string().check(z.regex(KEY_ID_PATTERN))).check(z.maxLength(1000)),
   }),
 });
 
@@ -30,10 +30,12 @@ const Checkpoint = z.strictObject({
  * from the daily schedule, `{ remediate, checkpoint }` from the previous slice.
  */
 const AuditPayload = z.strictObject({
-  remediate: z.boolean().optional(),
-  keyIds: z.array(z.string().regex(KEY_ID_PATTERN, 'must be a KMS key id')).min(1).max(1000).optional(),
-  scheduled: z.literal(true).optional(),
-  checkpoint: Checkpoint.optional(),
+  remediate: z.optional(z.boolean()),
+  keyIds: z.optional(
+    z.array(matching(KEY_ID_PATTERN, 'must be a KMS key id')).check(z.minLength(1), z.maxLength(1000)),
+  ),
+  scheduled: z.optional(z.literal(true)),
+  checkpoint: z.optional(Checkpoint),
 });
 
 export const parseAuditRequest = (payload: unknown, remediateOnSchedule: boolean): AuditRequest => {

@@ -1,8 +1,8 @@
-import { z } from 'zod';
+import * as z from 'zod/mini';
 import { InvalidInputError } from '../../domain/errors';
 import type { KeyActivity } from '../../domain/watch-key-activity';
-import { describeIssues } from './issues';
-import { KEY_ID_PATTERN } from './rotation-event';
+import { KEY_ID_PATTERN, KMS_EVENT_ENVELOPE } from './rotation-event';
+import { describeIssues, matching, text } from './zod';
 
 /** The KMS management calls the drift watch listens to (serverless.yml lists the same). */
 export const WATCHED_CALLS = [
@@ -24,17 +24,9 @@ export const WATCHED_CALLS = [
 const KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[a-z0-9-]{1,64}$/;
 const ALIAS_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(alias\/[a-zA-Z0-9/_-]{1,250})$/;
 const ALIAS_NAME = /^alias\/[a-zA-Z0-9/_-]{1,250}$/;
-const text = (max: number) => z.string().max(max);
+const optionalText = (max: number) => z.optional(text(max));
 
-const Envelope = {
-  version: text(16),
-  id: z.string().min(1).max(128),
-  source: z.literal('aws.kms', { error: 'must be "aws.kms"' }),
-  account: z.string().regex(/^\d{12}$/, 'must be a 12-digit account id'),
-  time: z.iso.datetime({ offset: true, error: 'must be an ISO-8601 date-time' }),
-  region: z.string().regex(/^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/, 'must be a Region name'),
-  resources: z.array(text(2048)).max(20),
-};
+const Envelope = { ...KMS_EVENT_ENVELOPE, resources: z.array(text(2048)).check(z.maxLength(20)) };
 
 /** `AWS API Call via CloudTrail` for kms.amazonaws.com (kms-reference.md §2). Unknown fields tolerated, read ones bounded. */
 const CloudTrailCall = z.object({
@@ -44,33 +36,26 @@ const CloudTrailCall = z.object({
     eventSource: z.literal('kms.amazonaws.com', { error: 'must be "kms.amazonaws.com"' }),
     eventName: z.enum(WATCHED_CALLS, { error: `must be one of ${WATCHED_CALLS.join(', ')}` }),
     eventTime: z.iso.datetime({ offset: true }),
-    eventID: text(128).optional(),
-    userIdentity: z
-      .looseObject({
-        type: text(64).optional(),
-        arn: text(2048).optional(),
-        invokedBy: text(256).optional(),
-        sessionContext: z
-          .looseObject({ sessionIssuer: z.looseObject({ arn: text(2048).optional() }).optional() })
-          .optional(),
-      })
-      .optional(),
-    sourceIPAddress: text(256).optional(),
-    userAgent: text(1024).optional(),
-    errorCode: text(256).optional(),
-    errorMessage: text(4096).optional(),
-    requestParameters: z
-      .looseObject({
-        keyId: text(2048).optional(),
-        aliasName: text(256).optional(),
-        targetKeyId: text(2048).optional(),
-      })
-      .nullish(),
-    responseElements: z.looseObject({ keyId: text(2048).optional() }).nullish(),
-    resources: z
-      .array(z.looseObject({ ARN: text(2048).optional() }))
-      .max(20)
-      .optional(),
+    eventID: optionalText(128),
+    userIdentity: z.optional(
+      z.looseObject({
+        type: optionalText(64),
+        arn: optionalText(2048),
+        invokedBy: optionalText(256),
+        sessionContext: z.optional(
+          z.looseObject({ sessionIssuer: z.optional(z.looseObject({ arn: optionalText(2048) })) }),
+        ),
+      }),
+    ),
+    sourceIPAddress: optionalText(256),
+    userAgent: optionalText(1024),
+    errorCode: optionalText(256),
+    errorMessage: optionalText(4096),
+    requestParameters: z.nullish(
+      z.looseObject({ keyId: optionalText(2048), aliasName: optionalText(256), targetKeyId: optionalText(2048) }),
+    ),
+    responseElements: z.nullish(z.looseObject({ keyId: optionalText(2048) })),
+    resources: z.optional(z.array(z.looseObject({ ARN: optionalText(2048) })).check(z.maxLength(20))),
   }),
 });
 
@@ -78,7 +63,7 @@ const CloudTrailCall = z.object({
 const ServiceEvent = z.object({
   ...Envelope,
   'detail-type': z.enum(['KMS CMK Deletion', 'KMS Imported Key Material Expiration']),
-  detail: z.looseObject({ 'key-id': z.string().regex(KEY_ID_PATTERN, 'must be a KMS key id') }),
+  detail: z.looseObject({ 'key-id': matching(KEY_ID_PATTERN, 'must be a KMS key id') }),
 });
 
 const KeyActivityEvent = z.discriminatedUnion('detail-type', [CloudTrailCall, ServiceEvent], {
