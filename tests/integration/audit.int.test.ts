@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import {
   CreateAliasCommand,
   CreateKeyCommand,
@@ -17,10 +16,11 @@ import {
 } from '@aws-sdk/client-kms';
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Emulator, startMoto } from '../../scripts/lib/emulator';
+import type { Emulator } from '../../scripts/lib/emulator';
 import { invokeBundled } from '../../scripts/lib/invoke';
-import { type EmulatorClients, emulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
-import { type DeployedStack, deployToMoto, lintTemplate, packageService } from '../../scripts/lib/stack';
+import type { EmulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
+import type { DeployedStack } from '../../scripts/lib/stack';
+import { deployTestStack } from './support/deployed-stack';
 
 /** One kind of seeded key, and the findings an auditor would expect of it, written down here, not computed by the audit. */
 interface Seed {
@@ -162,12 +162,7 @@ describe('Function: audit against the local AWS emulator', () => {
   const missingKeyId = '0badc0de-0000-4000-8000-000000000000';
 
   beforeAll(async () => {
-    emulator = await startMoto();
-    const pkg = await packageService({ stage: 'itaudit', region, outDir: join('.tmp', 'package-itaudit') });
-    await lintTemplate(pkg.updateTemplatePath);
-    stack = await deployToMoto({ endpoint: emulator.endpoint, region, stackName: 'kms-rotation-itaudit', pkg });
-    clients = emulatorClients(emulator.endpoint, region);
-    inbox = await subscribeQueueToTopic(clients, stack.outputs.TopicArn as string, 'itaudit-inbox');
+    ({ emulator, stack, clients, inbox } = await deployTestStack('itaudit'));
 
     // The stack's own key: managed, rotating, alias in place -> compliant.
     expected.set(stack.outputs.KeyId as string, []);

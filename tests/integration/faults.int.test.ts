@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import {
   CreateAliasCommand,
   CreateKeyCommand,
@@ -10,15 +9,11 @@ import {
 import { GetResourcesCommand, ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AwsProxy, type FaultKind, startAwsProxy } from '../../scripts/lib/aws-proxy';
-import { type Emulator, startMoto } from '../../scripts/lib/emulator';
+import type { Emulator } from '../../scripts/lib/emulator';
 import { type InvokeResult, invokeBundled } from '../../scripts/lib/invoke';
-import {
-  type EmulatorClients,
-  emulatorClients,
-  rotationEvent,
-  subscribeQueueToTopic,
-} from '../../scripts/lib/local-aws';
-import { type DeployedStack, deployToMoto, packageService } from '../../scripts/lib/stack';
+import { type EmulatorClients, rotationEvent, type subscribeQueueToTopic } from '../../scripts/lib/local-aws';
+import type { DeployedStack } from '../../scripts/lib/stack';
+import { deployTestStack } from './support/deployed-stack';
 
 const FAULTS: FaultKind[] = ['http-500', 'http-503', 'connection-reset', 'slow'];
 /** Client timeout in the functions under test, and how long a `slow` fault holds its answer. */
@@ -50,17 +45,13 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
   let inbox: Awaited<ReturnType<typeof subscribeQueueToTopic>>;
 
   beforeAll(async () => {
-    emulator = await startMoto();
-    const pkg = await packageService({ stage: 'itfault', region, outDir: join('.tmp', 'package-itfault') });
-    stack = await deployToMoto({ endpoint: emulator.endpoint, region, stackName: 'kms-rotation-itfault', pkg });
+    ({ emulator, stack, clients, inbox } = await deployTestStack('itfault'));
     proxy = await startAwsProxy({ target: emulator.endpoint, slowMs: SLOW_MS });
-    clients = emulatorClients(emulator.endpoint, region);
     tagging = new ResourceGroupsTaggingAPIClient({
       endpoint: emulator.endpoint,
       region,
       credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     });
-    inbox = await subscribeQueueToTopic(clients, stack.outputs.TopicArn as string, 'itfault-inbox');
   });
 
   afterAll(async () => {

@@ -19,10 +19,11 @@ import {
 } from '@aws-sdk/client-kms';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Emulator, startMoto } from '../../scripts/lib/emulator';
+import type { Emulator } from '../../scripts/lib/emulator';
 import { invokeBundled } from '../../scripts/lib/invoke';
-import { type EmulatorClients, emulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
-import { type DeployedStack, deployToMoto, lintTemplate, packageService } from '../../scripts/lib/stack';
+import type { EmulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
+import type { DeployedStack } from '../../scripts/lib/stack';
+import { deployTestStack } from './support/deployed-stack';
 
 interface DriftReport {
   outcome: string;
@@ -85,12 +86,7 @@ describe('Function: onKeyActivity against the local AWS emulator', () => {
   let keyArn: string;
 
   beforeAll(async () => {
-    emulator = await startMoto();
-    const pkg = await packageService({ stage: 'itdrift', region, outDir: join('.tmp', 'package-itdrift') });
-    await lintTemplate(pkg.updateTemplatePath);
-    stack = await deployToMoto({ endpoint: emulator.endpoint, region, stackName: 'kms-rotation-itdrift', pkg });
-    clients = emulatorClients(emulator.endpoint, region);
-    inbox = await subscribeQueueToTopic(clients, stack.outputs.TopicArn as string, 'itdrift-inbox');
+    ({ emulator, stack, clients, inbox } = await deployTestStack('itdrift'));
     keyId = stack.outputs.KeyId as string;
     keyArn = stack.outputs.KeyArn as string;
   });

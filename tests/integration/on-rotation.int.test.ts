@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import {
   CreateAliasCommand,
   CreateKeyCommand,
@@ -13,15 +12,11 @@ import {
 } from '@aws-sdk/client-kms';
 import { GetParameterCommand, GetParametersByPathCommand, PutParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Emulator, startMoto } from '../../scripts/lib/emulator';
+import type { Emulator } from '../../scripts/lib/emulator';
 import { invokeBundled } from '../../scripts/lib/invoke';
-import {
-  type EmulatorClients,
-  emulatorClients,
-  rotationEvent,
-  subscribeQueueToTopic,
-} from '../../scripts/lib/local-aws';
-import { type DeployedStack, deployToMoto, lintTemplate, packageService } from '../../scripts/lib/stack';
+import { type EmulatorClients, rotationEvent, type subscribeQueueToTopic } from '../../scripts/lib/local-aws';
+import type { DeployedStack } from '../../scripts/lib/stack';
+import { deployTestStack } from './support/deployed-stack';
 
 /**
  * The foundation, end to end on real parts: the template `serverless package` generates,
@@ -38,12 +33,7 @@ describe('Function: onRotation against the local AWS emulator', () => {
   let keyArn: string;
 
   beforeAll(async () => {
-    emulator = await startMoto();
-    const pkg = await packageService({ stage: 'itrot', region, outDir: join('.tmp', 'package-itrot') });
-    await lintTemplate(pkg.updateTemplatePath);
-    stack = await deployToMoto({ endpoint: emulator.endpoint, region, stackName: 'kms-rotation-itrot', pkg });
-    clients = emulatorClients(emulator.endpoint, region);
-    inbox = await subscribeQueueToTopic(clients, stack.outputs.TopicArn as string, 'itrot-inbox');
+    ({ emulator, stack, clients, inbox } = await deployTestStack('itrot'));
     keyId = stack.outputs.KeyId as string;
     keyArn = stack.outputs.KeyArn as string;
   });

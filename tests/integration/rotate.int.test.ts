@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import {
   CreateAliasCommand,
   CreateKeyCommand,
@@ -19,10 +18,11 @@ import {
   VerifyMacCommand,
 } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Emulator, startMoto } from '../../scripts/lib/emulator';
+import type { Emulator } from '../../scripts/lib/emulator';
 import { invokeBundled } from '../../scripts/lib/invoke';
-import { type EmulatorClients, emulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
-import { type DeployedStack, deployToMoto, lintTemplate, packageService } from '../../scripts/lib/stack';
+import type { EmulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
+import type { DeployedStack } from '../../scripts/lib/stack';
+import { deployTestStack } from './support/deployed-stack';
 
 interface Report {
   outcome: string;
@@ -48,12 +48,7 @@ describe('Function: rotate against the local AWS emulator', () => {
   let inbox: Awaited<ReturnType<typeof subscribeQueueToTopic>>;
 
   beforeAll(async () => {
-    emulator = await startMoto();
-    const pkg = await packageService({ stage: 'itrotate', region, outDir: join('.tmp', 'package-itrotate') });
-    await lintTemplate(pkg.updateTemplatePath);
-    stack = await deployToMoto({ endpoint: emulator.endpoint, region, stackName: 'kms-rotation-itrotate', pkg });
-    clients = emulatorClients(emulator.endpoint, region);
-    inbox = await subscribeQueueToTopic(clients, stack.outputs.TopicArn as string, 'itrotate-inbox');
+    ({ emulator, stack, clients, inbox } = await deployTestStack('itrotate'));
   });
 
   afterAll(async () => {
