@@ -102,14 +102,17 @@ export const assessRotation = async (
   assertEventIsForThisService(event, deps.location);
   const { keys } = deps;
 
-  // One round trip for everything the checks read; independent calls, in parallel.
-  const [describedKey, tags, status, history, aliasesOfKey, savedState] = await Promise.allSettled([
+  // Round trip 1: everything the checks read, and the first half of the round trip, in parallel.
+  // Encrypting before the key is known to be ours costs one call on a key we then skip.
+  const probe = deps.random.bytes(CANARY_BYTES);
+  const [describedKey, tags, status, history, aliasesOfKey, savedState, probeEncrypted] = await Promise.allSettled([
     keys.describeKey(event.keyId),
     keys.listTags(event.keyId),
     keys.getRotationStatus(event.keyId),
     keys.listRotations(event.keyId),
     keys.listAliasesOf(event.keyId),
     deps.state.load(event.keyId),
+    deps.crypto.encrypt(event.keyArn, probe, canaryContext(event.keyId)),
   ]);
   const key = settledValue(describedKey);
   if (key.keyManager === 'AWS') {
@@ -140,8 +143,9 @@ export const assessRotation = async (
   const aliases = settledValue(aliasesOfKey);
   const state = stateOrEmpty(savedState, deps.log);
   const roundTripVia = declared.aliases.find((name) => aliases.some((alias) => alias.aliasName === name)) ?? key.arn;
+  // Round trip 2: decrypt the probe, encrypt the next canary through the alias, decrypt the old canary.
   const [roundTrip, canary, aliasVerification] = await Promise.all([
-    runRoundTrip(key, roundTripVia, deps),
+    runRoundTrip(key, { plaintext: probe, encrypted: probeEncrypted }, roundTripVia, deps),
     checkCanary(key, state.canary, deps),
     verifyDeclaredAliases(key.keyId, declared.aliases, aliases, (name) => resolveAliasTarget(name, keys)),
   ]);
@@ -179,12 +183,13 @@ export const validateRotation = async (
     });
   }
   const aliasVerification = aliases as AliasVerification;
-  if (assessment.newCanary) {
-    await refreshCanary(key.keyId, { ...stateOrEmpty(savedState, deps.log), canary: assessment.newCanary }, deps);
-  }
   const summary = validatedSummary(key, assessment.roundTripVia ?? key.arn, aliasVerification, declared);
   const severity: Severity = aliasVerification.drift.length > 0 || declared.problems.length > 0 ? 'WARNING' : 'INFO';
-  await deps.notifier.publish(
+  // Round trip 3: keep the new canary and tell people, at once.
+  const refreshed = assessment.newCanary
+    ? refreshCanary(key.keyId, { ...stateOrEmpty(savedState, deps.log), canary: assessment.newCanary }, deps)
+    : Promise.resolve();
+  const published = deps.notifier.publish(
     notificationOf(
       'RotationValidated',
       severity,
@@ -202,6 +207,7 @@ export const validateRotation = async (
       deps.clock,
     ),
   );
+  await Promise.all([refreshed, published]);
   deps.log.info('Rotation validated', { keyId: key.keyId, eventId: event.eventId, severity, checks });
   return {
     eventId: event.eventId,
@@ -271,50 +277,49 @@ const verdictOrRethrow = (error: unknown): string => {
   return describeError(error);
 };
 
+/**
+ * The round trip: the probe encrypted with the key (round trip 1) must decrypt to itself, and
+ * fresh data encrypted through the alias applications use must land on this key. That
+ * ciphertext becomes the canary the next rotation has to decrypt.
+ */
 const runRoundTrip = async (
   key: KeyDescription,
+  probe: { plaintext: Uint8Array; encrypted: PromiseSettledResult<{ ciphertext: Uint8Array; keyArn: string }> },
   via: string,
   deps: RotationAssessmentDeps,
 ): Promise<{ check: CheckResult; newCanary?: Canary }> => {
-  const plaintext = deps.random.bytes(CANARY_BYTES);
+  const failed = (detail: string) => ({ check: { id: 'round-trip' as const, status: 'failed' as const, detail } });
   const context = canaryContext(key.keyId);
+  const canaryPlaintext = deps.random.bytes(CANARY_BYTES);
   try {
-    const encrypted = await deps.crypto.encrypt(via, plaintext, context);
-    if (!sameKey(encrypted.keyArn, key.arn)) {
-      return {
-        check: {
-          id: 'round-trip',
-          status: 'failed',
-          detail: `encrypting through ${via} used key ${keyIdOf(encrypted.keyArn)}, not ${key.keyId}`,
-        },
-      };
+    const encrypted = settledValue(probe.encrypted);
+    const [decrypted, throughAlias] = await Promise.all([
+      deps.crypto.decrypt(key.arn, encrypted.ciphertext, context),
+      via === key.arn ? Promise.resolve(undefined) : deps.crypto.encrypt(via, canaryPlaintext, context),
+    ]);
+    if (!equalBytes(decrypted.plaintext, probe.plaintext)) {
+      return failed('decryption returned different data than was encrypted');
     }
-    const decrypted = await deps.crypto.decrypt(key.arn, encrypted.ciphertext, context);
-    if (!equalBytes(decrypted.plaintext, plaintext)) {
-      return {
-        check: { id: 'round-trip', status: 'failed', detail: 'decryption returned different data than was encrypted' },
-      };
+    if (throughAlias && !sameKey(throughAlias.keyArn, key.arn)) {
+      return failed(`encrypting through ${via} used key ${keyIdOf(throughAlias.keyArn)}, not ${key.keyId}`);
     }
+    const canary = throughAlias
+      ? { ciphertext: throughAlias.ciphertext, plaintext: canaryPlaintext }
+      : { ciphertext: encrypted.ciphertext, plaintext: probe.plaintext };
     return {
       check: {
         id: 'round-trip',
         status: 'passed',
-        detail: `encrypted through ${via} and decrypted with ${key.keyId}, with an encryption context`,
+        detail: `encrypted and decrypted with ${key.keyId}, with an encryption context${throughAlias ? `; encrypting through ${via} reaches it` : ''}`,
       },
       newCanary: {
-        ciphertext: Buffer.from(encrypted.ciphertext).toString('base64'),
-        plaintextSha256: deps.digest.sha256Hex(plaintext),
+        ciphertext: Buffer.from(canary.ciphertext).toString('base64'),
+        plaintextSha256: deps.digest.sha256Hex(canary.plaintext),
         createdAt: deps.clock.now().toISOString(),
       },
     };
   } catch (error) {
-    return {
-      check: {
-        id: 'round-trip',
-        status: 'failed',
-        detail: `round trip through ${via} failed: ${verdictOrRethrow(error)}`,
-      },
-    };
+    return failed(`round trip with ${key.keyId} through ${via} failed: ${verdictOrRethrow(error)}`);
   }
 };
 

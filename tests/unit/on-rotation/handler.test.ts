@@ -358,7 +358,7 @@ describe('Function: onRotation handler', () => {
     it.each([
       ['Disabled', 'key-disabled'],
       ['PendingDeletion', 'key-pending-deletion'],
-    ])('refuses a %s managed key: CRITICAL, no cryptography, no canary', async (state, reason) => {
+    ])('refuses a %s managed key: CRITICAL, nothing decrypted, no canary', async (state, reason) => {
       mockManagedKey({ state });
 
       await expect(handler(event('rotation-on-demand.json'), CONTEXT)).rejects.toMatchObject({
@@ -367,8 +367,10 @@ describe('Function: onRotation handler', () => {
       });
 
       expect(publishedMessages()[0]?.message).toMatchObject({ type: 'RotationValidationFailed', severity: 'CRITICAL' });
-      expect(kms).not.toHaveReceivedCommand(EncryptCommand);
+      // Only the probe of round trip 1 was attempted, in parallel with the reads.
+      expect(kms).toHaveReceivedCommandTimes(EncryptCommand, 1);
       expect(kms).not.toHaveReceivedCommand(DecryptCommand);
+      expect(ssm).not.toHaveReceivedCommandWith(PutParameterCommand, { Value: expect.stringContaining('canary') });
     });
 
     it('refuses a key of a kind KMS does not rotate', async () => {
@@ -387,7 +389,7 @@ describe('Function: onRotation handler', () => {
       expect(sns).not.toHaveReceivedCommand(PublishCommand);
     });
 
-    it('skips a key it does not manage, and an AWS managed key, without notifying or encrypting', async () => {
+    it('skips a key it does not manage, and an AWS managed key, without notifying or decrypting', async () => {
       mockManagedKey();
       kms.on(ListResourceTagsCommand).resolves({ Tags: [] });
       expect((await handler(event('rotation-on-demand.json'), CONTEXT)).outcome).toBe('skipped');
@@ -396,7 +398,8 @@ describe('Function: onRotation handler', () => {
         .resolves({ KeyMetadata: { KeyId: KEY_ID, Arn: KEY_ARN, KeyManager: 'AWS', KeyState: 'Enabled' } });
       expect((await handler(event('rotation-on-demand.json'), CONTEXT)).outcome).toBe('skipped');
       expect(sns).not.toHaveReceivedCommand(PublishCommand);
-      expect(kms).not.toHaveReceivedCommand(EncryptCommand);
+      expect(kms).toHaveReceivedCommandTimes(EncryptCommand, 2); // the probe of round trip 1, once per event
+      expect(kms).not.toHaveReceivedCommand(DecryptCommand);
     });
   });
 
