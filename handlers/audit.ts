@@ -4,11 +4,11 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { Context } from 'aws-lambda';
 import { clientOptions } from '../src/adapters/aws-clients';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { LambdaContinuation } from '../src/adapters/lambda-continuation';
 import { recordAudit } from '../src/adapters/metrics';
+import { observedHandler } from '../src/adapters/observed-handler';
 import { paceKmsCalls, quotasFrom } from '../src/adapters/pacing';
 import { logTo, serviceLocationOf, systemClock, uuidGenerator } from '../src/adapters/runtime';
 import { parseAuditRequest } from '../src/adapters/schemas/audit-request';
@@ -46,9 +46,11 @@ const deps = {
 };
 
 /** Daily schedule or manual invoke: every key of the account and Region, judged by the rules of its class. */
-export const handler = async (event: unknown, context: Context): Promise<AuditReport> => {
-  logger.addContext(context);
-  try {
+export const handler = observedHandler(
+  logger,
+  metrics,
+  'Audit not completed',
+  async (event, context): Promise<AuditReport> => {
     const request = parseAuditRequest(event, config.audit.remediateOnSchedule);
     const before = request.checkpoint?.totals.keysAudited ?? 0;
     const report = await auditFleet(request, {
@@ -58,10 +60,5 @@ export const handler = async (event: unknown, context: Context): Promise<AuditRe
     });
     recordAudit(metrics, report, report.totals.keysAudited - before);
     return report;
-  } catch (error) {
-    logger.error('Audit not completed', error as Error);
-    throw error;
-  } finally {
-    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
-  }
-};
+  },
+);

@@ -4,10 +4,10 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { Context } from 'aws-lambda';
 import { clientOptions } from '../src/adapters/aws-clients';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordDrift } from '../src/adapters/metrics';
+import { observedHandler } from '../src/adapters/observed-handler';
 import { localPublicKeyEncryptor, logTo, secureRandom, serviceLocationOf, systemClock } from '../src/adapters/runtime';
 import { parseKeyActivityEvent } from '../src/adapters/schemas/key-activity-event';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
@@ -40,19 +40,15 @@ const deps = {
 };
 
 /** CloudTrail records of KMS management calls, and KMS deletion/expiration events -> drift, notified, optionally put back. */
-export const handler = async (event: unknown, context: Context): Promise<DriftReport> => {
-  logger.addContext(context);
-  try {
+export const handler = observedHandler(
+  logger,
+  metrics,
+  'Key activity not processed',
+  async (event, context): Promise<DriftReport> => {
     const activity = parseKeyActivityEvent(event);
     logger.appendKeys({ eventId: activity.eventId, call: activity.name });
     const report = await watchKeyActivity(activity, { ...deps, location: serviceLocationOf(context, config.region) });
     recordDrift(metrics, report);
     return report;
-  } catch (error) {
-    logger.error('Key activity not processed', error as Error);
-    throw error;
-  } finally {
-    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
-    logger.resetKeys();
-  }
-};
+  },
+);

@@ -3,10 +3,10 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { Context } from 'aws-lambda';
 import { clientOptions } from '../src/adapters/aws-clients';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordRotationValidation } from '../src/adapters/metrics';
+import { observedHandler } from '../src/adapters/observed-handler';
 import { logTo, secureRandom, serviceLocationOf, sha256, systemClock } from '../src/adapters/runtime';
 import { parseRotationEvent } from '../src/adapters/schemas/rotation-event';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
@@ -33,10 +33,12 @@ const deps = {
 };
 
 /** `KMS CMK Rotation` -> validate the new key material and the aliases, record, notify. */
-export const handler = async (event: unknown, context: Context): Promise<RotationValidationReport> => {
-  logger.addContext(context);
-  const startedAt = Date.now();
-  try {
+export const handler = observedHandler(
+  logger,
+  metrics,
+  'Rotation event not processed',
+  async (event, context): Promise<RotationValidationReport> => {
+    const startedAt = Date.now();
     const rotation = parseRotationEvent(event);
     logger.appendKeys({ keyId: rotation.keyId, eventId: rotation.eventId });
     const report = await validateRotation(rotation, { ...deps, location: serviceLocationOf(context, config.region) });
@@ -45,11 +47,5 @@ export const handler = async (event: unknown, context: Context): Promise<Rotatio
     if (failure) throw failure;
     logger.info(report.summary, { outcome: report.outcome });
     return report;
-  } catch (error) {
-    logger.error('Rotation event not processed', error as Error);
-    throw error;
-  } finally {
-    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
-    logger.resetKeys();
-  }
-};
+  },
+);

@@ -3,10 +3,10 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { Context } from 'aws-lambda';
 import { clientOptions } from '../src/adapters/aws-clients';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordRotation } from '../src/adapters/metrics';
+import { observedHandler } from '../src/adapters/observed-handler';
 import {
   localPublicKeyEncryptor,
   logTo,
@@ -49,23 +49,23 @@ const deps = {
 };
 
 /** Manual invoke: `{ key, strategy?, dryRun?, reason?, action? }` -> on-demand, alias-swap or rollback. */
-export const handler = async (event: unknown, context: Context): Promise<RotateReport> => {
-  logger.addContext(context);
-  const startedAt = Date.now();
-  try {
+export const handler = observedHandler(
+  logger,
+  metrics,
+  'Rotation not done',
+  async (event, context): Promise<RotateReport> => {
+    const startedAt = Date.now();
     const request = parseRotateRequest(event);
     logger.appendKeys({ key: request.key, action: request.action, dryRun: request.dryRun });
-    const report = await rotateKey(request, { ...deps, location: serviceLocationOf(context, config.region) });
-    recordRotation(metrics, { report, failed: false }, Date.now() - startedAt);
-    return report;
-  } catch (error) {
-    if (error instanceof RotationFailedError) {
-      recordRotation(metrics, { report: error.report, failed: true }, Date.now() - startedAt);
+    try {
+      const report = await rotateKey(request, { ...deps, location: serviceLocationOf(context, config.region) });
+      recordRotation(metrics, { report, failed: false }, Date.now() - startedAt);
+      return report;
+    } catch (error) {
+      if (error instanceof RotationFailedError) {
+        recordRotation(metrics, { report: error.report, failed: true }, Date.now() - startedAt);
+      }
+      throw error;
     }
-    logger.error('Rotation not done', error as Error);
-    throw error;
-  } finally {
-    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
-    logger.resetKeys();
-  }
-};
+  },
+);
