@@ -46,6 +46,7 @@ const deps = {
   toleranceMs: config.rotationEventToleranceMs,
   onDemandLimit: config.onDemandRotationLimit,
   rotationWaitMs: config.rotationWaitMs,
+  recentRotationMs: config.recentRotationMs,
 };
 
 /** Manual invoke: `{ key, strategy?, dryRun?, reason?, action? }` -> on-demand, alias-swap or rollback. */

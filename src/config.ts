@@ -30,6 +30,7 @@ const Environment = z.object({
   ROTATION_EVENT_TOLERANCE_MINUTES: wholeNumber(1, 1440, 60),
   ON_DEMAND_ROTATION_LIMIT: wholeNumber(1, 25, 25),
   ROTATION_WAIT_SECONDS: wholeNumber(0, 600, 60),
+  RECENT_ROTATION_MINUTES: wholeNumber(0, 1440, 60),
   AWS_CLIENT_TIMEOUT_MS: wholeNumber(100, 60_000, 5_000),
   DRIFT_MODE: z._default(z.enum(['detect', 'remediate']), 'detect'),
   DRIFT_REMEDIATE_RULES: list(REMEDIABLE_RULES.join(',')).check(
@@ -59,6 +60,7 @@ export interface ServiceConfig {
   rotationEventToleranceMs: number;
   onDemandRotationLimit: number;
   rotationWaitMs: number;
+  recentRotationMs: number;
   /** Longest an AWS call may take before it is abandoned and retried. */
   clientTimeoutMs: number;
   driftMode: DriftMode;
@@ -96,6 +98,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
     rotationEventToleranceMs: parsed.data.ROTATION_EVENT_TOLERANCE_MINUTES * 60_000,
     onDemandRotationLimit: parsed.data.ON_DEMAND_ROTATION_LIMIT,
     rotationWaitMs: parsed.data.ROTATION_WAIT_SECONDS * 1000,
+    recentRotationMs: parsed.data.RECENT_ROTATION_MINUTES * 60_000,
     clientTimeoutMs: parsed.data.AWS_CLIENT_TIMEOUT_MS,
     driftMode: parsed.data.DRIFT_MODE,
     driftRemediateRules: new Set(parsed.data.DRIFT_REMEDIATE_RULES as DriftRuleId[]),

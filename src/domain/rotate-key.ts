@@ -9,7 +9,8 @@ import {
 import type { DeclaredState } from './declared-state';
 import { describeError, PreconditionFailedError, VerificationFailedError } from './errors';
 import { classifyKey } from './key-classification';
-import type { KeyDescription, Notification, RotationRecord, Severity } from './model';
+import { LINEAGE, lineageStateOf } from './lineage';
+import type { KeyDescription, Notification, RotationRecord, Severity, Tags } from './model';
 import type { Notifier, Sleeper } from './ports';
 import type { CheckResult } from './rotation-checks';
 import { chooseStrategy, type RequestedStrategy, type Strategy } from './rotation-strategy';
@@ -22,6 +23,8 @@ export interface RotateRequest {
   dryRun: boolean;
   reason?: string;
   action: 'rotate' | 'rollback';
+  /** Rotate even though the key was rotated moments ago (see `recentRotationMs`). */
+  force?: boolean;
 }
 
 export interface RotateReport {
@@ -51,6 +54,11 @@ export interface RotateDeps extends AliasSwapDeps, RotationAssessmentDeps {
   onDemandLimit: number;
   /** How long to wait for KMS to record an on-demand rotation. */
   rotationWaitMs: number;
+  /**
+   * A request for a key rotated less than this long ago is taken as a re-run of that rotation
+   * (after a crash or a timeout the caller never heard back from), not as a new one.
+   */
+  recentRotationMs: number;
 }
 
 /** The error a rotation that began and then failed ends with, after its CRITICAL notification. */
@@ -141,6 +149,14 @@ const rotate = async (request: RotateRequest, report: RotateReport, deps: Rotate
   }
   report.strategy = strategy;
 
+  const recent =
+    swap.resumed || request.force ? undefined : await recentRotation(key.keyId, swap.predecessorTags, strategy, deps);
+  if (recent) {
+    report.outcome = 'nothing-to-do';
+    report.summary = `${key.keyId} was rotated ${recent}, less than ${Math.round(deps.recentRotationMs / 60_000)} minutes ago; nothing to do (pass "force": true to rotate it again now)`;
+    return report;
+  }
+
   if (strategy === 'on-demand') return rotateOnDemand(key, request, report, deps);
 
   report.rotationId = swap.rotationId;
@@ -159,6 +175,24 @@ const rotate = async (request: RotateRequest, report: RotateReport, deps: Rotate
     ? `Would rotate ${key.keyId} by alias-swap: ${report.steps.map((step) => `${step.step} (${step.status})`).join(', ')}`
     : `Rotated ${key.keyId} by alias-swap to ${swap.successor?.keyId}: ${swap.declared.aliases.join(', ') || 'no aliases'} now point at the successor; ${key.keyId} stays enabled`;
   return report;
+};
+
+/** When the key's last rotation of this strategy finished within `recentRotationMs`, how it was. */
+const recentRotation = async (
+  keyId: string,
+  tags: Tags,
+  strategy: Strategy,
+  deps: RotateDeps,
+): Promise<string | undefined> => {
+  const since = deps.clock.now().getTime() - deps.recentRotationMs;
+  if (strategy === 'alias-swap') {
+    const rotatedAt = Date.parse(tags[LINEAGE.rotatedAt] ?? '');
+    return lineageStateOf(tags) === 'active' && rotatedAt > since
+      ? `by alias-swap (rotation ${tags[LINEAGE.rotationId]}) at ${new Date(rotatedAt).toISOString()}`
+      : undefined;
+  }
+  const latest = latestOnDemand(await deps.keys.listRotations(keyId))?.rotationDate;
+  return latest && latest.getTime() > since ? `on demand at ${latest.toISOString()}` : undefined;
 };
 
 const hasPendingImportedMaterial = async (key: KeyDescription, deps: RotateDeps): Promise<boolean> => {

@@ -13,13 +13,14 @@ export const RotateRequestSchema = z.strictObject({
   dryRun: z._default(z.boolean(), false),
   reason: z.optional(z.string().check(z.maxLength(256))),
   action: z._default(z.enum(['rotate', 'rollback']), 'rotate'),
+  force: z.optional(z.boolean()),
 });
 
 export const parseRotateRequest = (payload: unknown): RotateRequest => {
   const parsed = RotateRequestSchema.safeParse(payload);
   if (!parsed.success) {
     throw new InvalidInputError(
-      `Invalid rotate request: ${describeIssues(parsed.error.issues)}. Expected {"key": "alias/...", "strategy"?: "auto"|"on-demand"|"alias-swap", "dryRun"?: true, "reason"?: "...", "action"?: "rotate"|"rollback"}`,
+      `Invalid rotate request: ${describeIssues(parsed.error.issues)}. Expected {"key": "alias/...", "strategy"?: "auto"|"on-demand"|"alias-swap", "dryRun"?: true, "reason"?: "...", "action"?: "rotate"|"rollback", "force"?: true}`,
     );
   }
   return parsed.data;
