@@ -25,6 +25,12 @@ export interface ProxyOptions {
   rateLimits?: Record<string, number>;
   /** How long a `slow` fault holds the response: set it above the client's timeout. */
   slowMs?: number;
+  /**
+   * Answer the audit's KMS reads for this many synthetic symmetric keys (every other one with
+   * rotation on) instead of asking moto, whose single Python process cannot serve KMS's
+   * request rates: fleet-scale benchmarks then measure the audit and the quotas, not moto.
+   */
+  syntheticKeys?: number;
 }
 
 export interface CallRecord {
@@ -156,7 +162,15 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
       record('throttled');
       return;
     }
-    await forward(req, body, res);
+    const synthetic = options.syntheticKeys
+      ? syntheticKmsAnswer(api, body.toString('utf8'), options.syntheticKeys)
+      : undefined;
+    if (synthetic) {
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+      res.end(JSON.stringify(synthetic));
+    } else {
+      await forward(req, body, res);
+    }
     record(fault ?? 'forwarded');
   };
 
@@ -196,4 +210,50 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
         server.close(() => resolve());
       }),
   };
+};
+
+const syntheticKeyId = (index: number): string => `5e1f0000-0000-4000-8000-${String(index).padStart(12, '0')}`;
+const syntheticIndex = (keyId: string): number => Number(keyId.split('key/').pop()?.split('-').pop());
+
+/** KMS's answers (awsJson 1.1, dates as epoch seconds) for a fleet of `count` synthetic keys. */
+const syntheticKmsAnswer = (api: string, body: string, count: number): object | undefined => {
+  const input = JSON.parse(body || '{}') as { KeyId?: string; Marker?: string; Limit?: number };
+  const created = Date.parse('2026-06-01T00:00:00Z') / 1000;
+  switch (api) {
+    case 'ListKeys': {
+      const start = Number(input.Marker ?? 0);
+      const end = Math.min(count, start + (input.Limit ?? 1000));
+      const keys = Array.from({ length: end - start }, (_, offset) => {
+        const keyId = syntheticKeyId(start + offset);
+        return { KeyId: keyId, KeyArn: `arn:aws:kms:us-east-1:123456789012:key/${keyId}` };
+      });
+      return end < count ? { Keys: keys, Truncated: true, NextMarker: String(end) } : { Keys: keys, Truncated: false };
+    }
+    case 'ListAliases':
+      return { Aliases: [], Truncated: false };
+    case 'DescribeKey': {
+      const keyId = syntheticKeyId(syntheticIndex(input.KeyId ?? ''));
+      return {
+        KeyMetadata: {
+          KeyId: keyId,
+          Arn: `arn:aws:kms:us-east-1:123456789012:key/${keyId}`,
+          KeyState: 'Enabled',
+          Enabled: true,
+          KeySpec: 'SYMMETRIC_DEFAULT',
+          KeyUsage: 'ENCRYPT_DECRYPT',
+          Origin: 'AWS_KMS',
+          KeyManager: 'CUSTOMER',
+          CreationDate: created,
+        },
+      };
+    }
+    case 'ListResourceTags':
+      return { Tags: [], Truncated: false };
+    case 'GetKeyRotationStatus':
+      return { KeyRotationEnabled: syntheticIndex(input.KeyId ?? '') % 2 === 0, RotationPeriodInDays: 365 };
+    case 'ListKeyRotations':
+      return { Rotations: [], Truncated: false };
+    default:
+      return undefined;
+  }
 };

@@ -66,12 +66,13 @@ const failure = (error) => ({
     message: String(error && error.message !== undefined ? error.message : error),
   },
 });
+const deadline = Date.now() + input.remainingTimeMs;
 process.on('uncaughtException', (error) => finish(failure(error)));
 process.on('unhandledRejection', (error) => finish(failure(error)));
 const context = {
   ...input.context,
   callbackWaitsForEmptyEventLoop: true,
-  getRemainingTimeInMillis: () => input.remainingTimeMs,
+  getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
 };
 (async () => {
   try {
@@ -294,6 +295,7 @@ const runChild = (
   env: Record<string, string>,
   cwd: string,
   fnName: string,
+  timeoutMs: number,
 ): Promise<{ logs: string[]; stdoutLines: string[]; code: number | null; signal: NodeJS.Signals | null }> =>
   new Promise((resolve, reject) => {
     const output = lineCollector();
@@ -304,10 +306,10 @@ const runChild = (
       child.kill('SIGKILL');
       reject(
         new Error(
-          `${fnName} did not finish within ${RUN_TIMEOUT_MS / 1000} s and was killed. Its output:\n${output.logs.join('\n')}`,
+          `${fnName} did not finish within ${timeoutMs / 1000} s and was killed. Its output:\n${output.logs.join('\n')}`,
         ),
       );
-    }, RUN_TIMEOUT_MS);
+    }, timeoutMs);
     child.once('error', (error) => {
       clearTimeout(timer);
       reject(new Error(`Could not start Node to run ${fnName}: ${error.message}`));
@@ -327,6 +329,8 @@ export const invokeBundled = async (opts: {
   fn: InvokableFunction;
   event: unknown;
   env?: Record<string, string>;
+  /** How long the function may run (default 60 s; Lambda allows up to 900 s). */
+  timeoutMs?: number;
 }): Promise<InvokeResult> => {
   const bundleDir = await unpack(resolve(opts.fn.zipPath));
   const { handlerFile, exportName } = handlerLocation(bundleDir, opts.fn);
@@ -345,7 +349,7 @@ export const invokeBundled = async (opts: {
       event: opts.event,
       outcomePath,
       marker,
-      remainingTimeMs: REMAINING_TIME_MS,
+      remainingTimeMs: opts.timeoutMs ?? REMAINING_TIME_MS,
       context: {
         functionName: opts.fn.name,
         functionVersion: '$LATEST',
@@ -360,7 +364,13 @@ export const invokeBundled = async (opts: {
 
   try {
     const env = lambdaEnvironment(opts, bundleDir, logGroupName, logStreamName);
-    const child = await runChild([await runner(), inputPath], env, bundleDir, opts.fn.name);
+    const child = await runChild(
+      [await runner(), inputPath],
+      env,
+      bundleDir,
+      opts.fn.name,
+      opts.timeoutMs ?? RUN_TIMEOUT_MS,
+    );
     const emf = child.stdoutLines.map(asEmf).filter((blob): blob is object => blob !== undefined);
     const outcome = (await readOutcome(outcomePath, marker)) ?? {
       ok: false as const,
