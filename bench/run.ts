@@ -231,7 +231,11 @@ const main = async (): Promise<void> => {
         invoke('onRotation', rotationEvent({ keyId, keyArn, time: new Date(), rotationType: 'ON_DEMAND' })),
       ),
     );
-    flows.push(await measureFlow(proxy, 'rotate on-demand', () => invoke('rotate', { key: 'alias/app/secure-key' })));
+    flows.push(
+      await measureFlow(proxy, 'rotate on-demand', () =>
+        invoke('rotate', { key: 'alias/app/secure-key', force: true }),
+      ),
+    );
     await managed('RSA_2048', 'alias/bench/rsa');
     flows.push(await measureFlow(proxy, 'rotate alias-swap (RSA)', () => invoke('rotate', { key: 'alias/bench/rsa' })));
     const drifting = await managed('SYMMETRIC_DEFAULT', 'alias/bench/drift');

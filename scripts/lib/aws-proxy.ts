@@ -216,7 +216,17 @@ const syntheticKeyId = (index: number): string => `5e1f0000-0000-4000-8000-${Str
 const syntheticIndex = (keyId: string): number => Number(keyId.split('key/').pop()?.split('-').pop());
 
 /** KMS's answers (awsJson 1.1, dates as epoch seconds) for a fleet of `count` synthetic keys. */
+const SYNTHETIC_APIS = new Set([
+  'ListKeys',
+  'ListAliases',
+  'DescribeKey',
+  'ListResourceTags',
+  'GetKeyRotationStatus',
+  'ListKeyRotations',
+]);
+
 const syntheticKmsAnswer = (api: string, body: string, count: number): object | undefined => {
+  if (!SYNTHETIC_APIS.has(api)) return undefined;
   const input = JSON.parse(body || '{}') as { KeyId?: string; Marker?: string; Limit?: number };
   const created = Date.parse('2026-06-01T00:00:00Z') / 1000;
   switch (api) {
