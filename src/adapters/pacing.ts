@@ -28,7 +28,10 @@ export const KMS_DEFAULT_QUOTAS: Readonly<Record<string, number>> = {
   UpdateAlias: 5,
 };
 
-/** A token bucket: `rate` tokens a second, holding at most one second's worth. */
+/**
+ * A token bucket: `rate` tokens a second, holding at most a tenth of a second's worth, so
+ * that no one-second window (how KMS counts) ever sees much more than `rate` calls.
+ */
 export class TokenBucket {
   private tokens: number;
   private last: number;
@@ -38,14 +41,18 @@ export class TokenBucket {
     private readonly now: () => number = () => performance.now(),
     private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
   ) {
-    this.tokens = Math.max(1, rate);
+    this.tokens = this.capacity();
     this.last = now();
+  }
+
+  private capacity(): number {
+    return Math.max(1, this.rate / 10);
   }
 
   async take(): Promise<void> {
     for (;;) {
       const now = this.now();
-      this.tokens = Math.min(Math.max(1, this.rate), this.tokens + ((now - this.last) / 1000) * this.rate);
+      this.tokens = Math.min(this.capacity(), this.tokens + ((now - this.last) / 1000) * this.rate);
       this.last = now;
       if (this.tokens >= 1) {
         this.tokens -= 1;

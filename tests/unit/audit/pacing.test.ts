@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { KMS_DEFAULT_QUOTAS, quotasFrom, TokenBucket } from '../../../src/adapters/pacing';
 
 describe('Class: TokenBucket', () => {
-  it("lets a second's worth through at once, then one call per 1/rate seconds", async () => {
+  it("lets a tenth of a second's worth through at once, then one call per 1/rate seconds", async () => {
     // Prepare: a clock that only moves when the bucket sleeps.
     let now = 0;
     const sleeps: number[] = [];
     const bucket = new TokenBucket(
-      4,
+      40,
       () => now,
       async (ms) => {
         sleeps.push(ms);
@@ -18,9 +18,9 @@ describe('Class: TokenBucket', () => {
     // Act
     for (let call = 0; call < 8; call += 1) await bucket.take();
 
-    // Assess: 4 immediately, then 4 more at 250 ms intervals.
-    expect(sleeps).toEqual([250, 250, 250, 250]);
-    expect(now).toBe(1000);
+    // Assess: 4 (a tenth of 40) immediately, then 4 more at 25 ms intervals.
+    expect(sleeps).toEqual([25, 25, 25, 25]);
+    expect(now).toBe(100);
   });
 
   it('paces fractional rates', async () => {
