@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { classifyKey, type KeyClass } from '../../../src/domain/key-classification';
 import type { KeyDescription } from '../../../src/domain/model';
+import { keyDescription } from '../support/key-description';
 
-const key = (overrides: Partial<KeyDescription>): KeyDescription => ({
-  keyId: 'k',
-  arn: 'arn:aws:kms:us-east-1:111122223333:key/k',
-  keyState: 'Enabled',
-  keySpec: 'SYMMETRIC_DEFAULT',
-  keyUsage: 'ENCRYPT_DECRYPT',
-  origin: 'AWS_KMS',
-  keyManager: 'CUSTOMER',
-  ...overrides,
-});
+const key = (overrides: Partial<KeyDescription>): KeyDescription => keyDescription('k', overrides);
 
 const SPECS_BY_USAGE: Record<string, string[]> = {
   ENCRYPT_DECRYPT: ['SYMMETRIC_DEFAULT', 'RSA_2048', 'RSA_3072', 'RSA_4096', 'SM2'],

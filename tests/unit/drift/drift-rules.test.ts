@@ -13,20 +13,12 @@ import {
   undeclaredAlias,
 } from '../../../src/domain/drift-rules';
 import type { KeyDescription } from '../../../src/domain/model';
+import { keyDescription } from '../support/key-description';
 
 const KEY_ID = '1234abcd-12ab-34cd-56ef-1234567890ab';
 const ACCOUNT = '111122223333';
 
-const key = (overrides: Partial<KeyDescription> = {}): KeyDescription => ({
-  keyId: KEY_ID,
-  arn: `arn:aws:kms:us-east-1:${ACCOUNT}:key/${KEY_ID}`,
-  keyState: 'Enabled',
-  keySpec: 'SYMMETRIC_DEFAULT',
-  keyUsage: 'ENCRYPT_DECRYPT',
-  origin: 'AWS_KMS',
-  keyManager: 'CUSTOMER',
-  ...overrides,
-});
+const key = (overrides: Partial<KeyDescription> = {}): KeyDescription => keyDescription(KEY_ID, overrides, ACCOUNT);
 
 const GOOD_POLICY = JSON.stringify({
   Version: '2012-10-17',

@@ -4,6 +4,7 @@ import { AwsServiceError, InvalidInputError, PreconditionFailedError } from '../
 import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
 import type { ValidationState } from '../../../src/domain/ports';
 import { type DriftWatchDeps, type KeyActivity, watchKeyActivity } from '../../../src/domain/watch-key-activity';
+import { keyDescription } from '../support/key-description';
 
 const ACCOUNT = '111122223333';
 const KEY = '1234abcd-12ab-34cd-56ef-1234567890ab';
@@ -25,16 +26,7 @@ class FakeKms {
   brokenKeys = new Set<string>();
 
   addKey(keyId: string, tags: Tags, overrides: Partial<KeyDescription> = {}): void {
-    this.keys.set(keyId, {
-      keyId,
-      arn: `arn:aws:kms:us-east-1:${ACCOUNT}:key/${keyId}`,
-      keyState: 'Enabled',
-      keySpec: 'SYMMETRIC_DEFAULT',
-      keyUsage: 'ENCRYPT_DECRYPT',
-      origin: 'AWS_KMS',
-      keyManager: 'CUSTOMER',
-      ...overrides,
-    });
+    this.keys.set(keyId, keyDescription(keyId, overrides, ACCOUNT));
     this.tags.set(keyId, { ...tags });
     this.rotation.set(keyId, { enabled: true, periodDays: 365 });
   }
