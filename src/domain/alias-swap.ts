@@ -87,15 +87,18 @@ export const locateSwap = async (keyRef: string, deps: AliasSwapDeps): Promise<S
     const successorId = tags[LINEAGE.successor];
     if (successorId) {
       const [successor, successorTags] = await keyAndTags(deps.keys, successorId);
-      return {
-        rotationId,
-        predecessor: key,
-        predecessorTags: tags,
-        successor,
-        successorTags,
-        declared: declaredOf(tags, successorTags),
-        resumed: true,
-      };
+      // After a rollback the key still names the successor it was rolled back from: not this rotation's.
+      if (successorTags[LINEAGE.rotationId] === rotationId) {
+        return {
+          rotationId,
+          predecessor: key,
+          predecessorTags: tags,
+          successor,
+          successorTags,
+          declared: declaredOf(tags, successorTags),
+          resumed: true,
+        };
+      }
     }
     return { rotationId, predecessor: key, predecessorTags: tags, declared: declaredOf(tags), resumed: true };
   }
@@ -310,12 +313,14 @@ export const finish = async (swap: SwapState, deps: AliasSwapDeps, dryRun: boole
     // A symmetric successor rotates itself from now on, with the declared period.
     await deps.admin.enableKeyRotation(successor.keyId, swap.declared.periodDays);
   }
-  const retired = { [LINEAGE.state]: 'retired', [LINEAGE.successor]: successor.keyId };
-  await deps.admin.tagKey(predecessor.keyId, retired);
+  // The declared state leaves the predecessor before it is tagged retired: a retired key that
+  // still looked managed would, named in a re-run after a crash here, start a second rotation.
   await deps.admin.untagKey(
     predecessor.keyId,
     DECLARED_TAG_KEYS.filter((key) => swap.predecessorTags[key] !== undefined),
   );
+  const retired = { [LINEAGE.state]: 'retired', [LINEAGE.successor]: successor.keyId };
+  await deps.admin.tagKey(predecessor.keyId, retired);
   swap.predecessorTags = Object.fromEntries(
     Object.entries(setLineage(swap.predecessorTags, retired)).filter(
       ([key]) => !(DECLARED_TAG_KEYS as readonly string[]).includes(key),
@@ -337,8 +342,26 @@ export interface RollbackState {
   declared: DeclaredState;
 }
 
+/**
+ * Once `restoreAliases` has run, the aliases name the predecessor. A rollback named by alias
+ * after that (a re-run, or a resume after a crash) is the same rollback: found from the
+ * predecessor's successor, not from the predecessor's own predecessor, a generation further back.
+ */
+const rolledBackFrom = async (key: KeyDescription, tags: Tags, keys: KeyReader): Promise<[KeyDescription, Tags]> => {
+  const successorId = tags[LINEAGE.successor];
+  const state = lineageStateOf(tags);
+  if (!successorId || (state !== 'retired' && state !== 'active')) return [key, tags];
+  const [successor, successorTags] = await keyAndTags(keys, successorId);
+  const successorState = lineageStateOf(successorTags);
+  const sameSwap =
+    successorTags[LINEAGE.predecessor] === key.keyId &&
+    (successorState === 'active' || successorState === 'rolled-back');
+  return sameSwap ? [successor, successorTags] : [key, tags];
+};
+
 export const locateRollback = async (keyRef: string, deps: AliasSwapDeps): Promise<RollbackState> => {
-  const [current, currentTags] = await keyAndTags(deps.keys, keyRef);
+  const [named, namedTags] = await keyAndTags(deps.keys, keyRef);
+  const [current, currentTags] = await rolledBackFrom(named, namedTags, deps.keys);
   const predecessorId = currentTags[LINEAGE.predecessor];
   if (!predecessorId) {
     throw new PreconditionFailedError(

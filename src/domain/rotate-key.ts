@@ -5,6 +5,7 @@ import {
   locateSwap,
   ROLLBACK_STEPS,
   type StepReport,
+  type SwapState,
 } from './alias-swap';
 import type { DeclaredState } from './declared-state';
 import { describeError, PreconditionFailedError, VerificationFailedError } from './errors';
@@ -91,11 +92,16 @@ export const rotateKey = async (request: RotateRequest, deps: RotateDeps): Promi
     summary: '',
     steps,
   };
+  const progress: SwapProgress = {};
   try {
     report =
-      request.action === 'rollback' ? await rollback(request, report, deps) : await rotate(request, report, deps);
+      request.action === 'rollback'
+        ? await rollback(request, report, deps)
+        : await rotate(request, report, deps, progress);
   } catch (error) {
-    const began = steps.some((step) => step.status === 'done');
+    const began =
+      steps.some((step) => step.status === 'done' || step.status === 'failed') ||
+      (progress.swap !== undefined && swapBegun(progress.swap));
     if (!began || request.dryRun) throw error;
     const failed: RotateReport = {
       ...report,
@@ -120,6 +126,11 @@ export const rotateKey = async (request: RotateRequest, deps: RotateDeps): Promi
 };
 
 const requireManaged = (key: KeyDescription, declared: DeclaredState): void => {
+  // AWS managed keys cannot be tagged: name what the key is, not a tag nobody can add.
+  const { keyClass, reason } = classifyKey(key);
+  if (keyClass === 'aws-managed') {
+    throw new PreconditionFailedError('aws-managed', `${key.keyId} cannot be rotated by kms-rotation: ${reason}`);
+  }
   if (!declared.managed) {
     throw new PreconditionFailedError(
       'not-managed',
@@ -128,7 +139,23 @@ const requireManaged = (key: KeyDescription, declared: DeclaredState): void => {
   }
 };
 
-const rotate = async (request: RotateRequest, report: RotateReport, deps: RotateDeps): Promise<RotateReport> => {
+/** The alias-swap whose steps are running, so that a failure can tell whether the rotation has begun. */
+interface SwapProgress {
+  swap?: SwapState;
+}
+
+/**
+ * An alias-swap has begun once its predecessor carries its rotation id: tagged by this run, or
+ * by an earlier one this run resumes (whose steps then report `skipped`, not `done`).
+ */
+const swapBegun = (swap: SwapState): boolean => swap.predecessorTags[LINEAGE.rotationId] === swap.rotationId;
+
+const rotate = async (
+  request: RotateRequest,
+  report: RotateReport,
+  deps: RotateDeps,
+  progress: SwapProgress,
+): Promise<RotateReport> => {
   const swap = await locateSwap(request.key, deps);
   swap.reason = request.reason;
   const key = swap.predecessor;
@@ -150,7 +177,9 @@ const rotate = async (request: RotateRequest, report: RotateReport, deps: Rotate
   report.strategy = strategy;
 
   const recent =
-    swap.resumed || request.force ? undefined : await recentRotation(key.keyId, swap.predecessorTags, strategy, deps);
+    swap.resumed || request.force || strategy !== 'alias-swap'
+      ? undefined
+      : recentAliasSwap(swap.predecessorTags, deps);
   if (recent) {
     report.outcome = 'nothing-to-do';
     report.summary = `${key.keyId} was rotated ${recent}, less than ${Math.round(deps.recentRotationMs / 60_000)} minutes ago; nothing to do (pass "force": true to rotate it again now)`;
@@ -161,6 +190,7 @@ const rotate = async (request: RotateRequest, report: RotateReport, deps: Rotate
 
   report.rotationId = swap.rotationId;
   report.predecessor = key.keyId;
+  progress.swap = swap;
   for (const step of ALIAS_SWAP_STEPS) {
     report.steps.push(await step(swap, deps, request.dryRun));
     report.successor = swap.successor?.keyId;
@@ -177,22 +207,12 @@ const rotate = async (request: RotateRequest, report: RotateReport, deps: Rotate
   return report;
 };
 
-/** When the key's last rotation of this strategy finished within `recentRotationMs`, how it was. */
-const recentRotation = async (
-  keyId: string,
-  tags: Tags,
-  strategy: Strategy,
-  deps: RotateDeps,
-): Promise<string | undefined> => {
-  const since = deps.clock.now().getTime() - deps.recentRotationMs;
-  if (strategy === 'alias-swap') {
-    const rotatedAt = Date.parse(tags[LINEAGE.rotatedAt] ?? '');
-    return lineageStateOf(tags) === 'active' && rotatedAt > since
-      ? `by alias-swap (rotation ${tags[LINEAGE.rotationId]}) at ${new Date(rotatedAt).toISOString()}`
-      : undefined;
-  }
-  const latest = latestOnDemand(await deps.keys.listRotations(keyId))?.rotationDate;
-  return latest && latest.getTime() > since ? `on demand at ${latest.toISOString()}` : undefined;
+/** When the key took over in an alias-swap that finished within `recentRotationMs`, how it was. */
+const recentAliasSwap = (tags: Tags, deps: RotateDeps): string | undefined => {
+  const rotatedAt = Date.parse(tags[LINEAGE.rotatedAt] ?? '');
+  return lineageStateOf(tags) === 'active' && rotatedAt > deps.clock.now().getTime() - deps.recentRotationMs
+    ? `by alias-swap (rotation ${tags[LINEAGE.rotationId]}) at ${new Date(rotatedAt).toISOString()}`
+    : undefined;
 };
 
 const hasPendingImportedMaterial = async (key: KeyDescription, deps: RotateDeps): Promise<boolean> => {
@@ -224,61 +244,88 @@ const rotateOnDemand = async (
     deps.keys.getRotationStatus(key.keyId),
   ]);
   const used = onDemandCount(history);
-  // Refused before the call: KMS's LimitExceededException would be retried by the SDK as throttling.
-  if (used >= deps.onDemandLimit) {
-    throw new PreconditionFailedError(
-      'on-demand-limit',
-      `${key.keyId} has used ${used} of its ${deps.onDemandLimit} on-demand rotations; rotate it with strategy "alias-swap"`,
-    );
-  }
-  if (status.onDemandRotationStartDate) {
-    throw new PreconditionFailedError(
-      'rotation-conflict',
-      `${key.keyId} has an on-demand rotation in progress since ${status.onDemandRotationStartDate.toISOString()}; wait for it to finish`,
-    );
+  // A request moments after an on-demand rotation re-runs that rotation's validation (the caller
+  // may never have heard back), rather than spending another of the key's rotations.
+  const latest = latestOnDemand(history);
+  const recent =
+    !request.force &&
+    latest?.rotationDate &&
+    latest.rotationDate.getTime() > deps.clock.now().getTime() - deps.recentRotationMs
+      ? latest
+      : undefined;
+  if (!recent) {
+    // Refused before the call: KMS's LimitExceededException would be retried by the SDK as throttling.
+    if (used >= deps.onDemandLimit) {
+      throw new PreconditionFailedError(
+        'on-demand-limit',
+        `${key.keyId} has used ${used} of its ${deps.onDemandLimit} on-demand rotations; rotate it with strategy "alias-swap"`,
+      );
+    }
+    if (status.onDemandRotationStartDate) {
+      throw new PreconditionFailedError(
+        'rotation-conflict',
+        `${key.keyId} has an on-demand rotation in progress since ${status.onDemandRotationStartDate.toISOString()}; wait for it to finish`,
+      );
+    }
   }
   if (request.dryRun) {
     report.steps.push(
-      {
-        step: 'rotateKeyOnDemand',
-        status: 'planned',
-        detail: `rotation ${used + 1} of ${deps.onDemandLimit} on demand`,
-      },
+      recent
+        ? {
+            step: 'rotateKeyOnDemand',
+            status: 'skipped',
+            detail: `rotated on demand at ${recent.rotationDate?.toISOString()}; that rotation is validated again`,
+          }
+        : {
+            step: 'rotateKeyOnDemand',
+            status: 'planned',
+            detail: `rotation ${used + 1} of ${deps.onDemandLimit} on demand`,
+          },
       {
         step: 'waitForRotation',
-        status: 'planned',
+        status: recent ? 'skipped' : 'planned',
         detail: `wait up to ${deps.rotationWaitMs / 1000} s for KMS to record it`,
       },
       { step: 'validate', status: 'planned', detail: 'the checks of onRotation: round trip, canary, history, aliases' },
     );
     report.outcome = 'planned';
-    report.summary = `Would rotate ${key.keyId} on demand (rotation ${used + 1} of ${deps.onDemandLimit})`;
+    report.summary = recent
+      ? `Would validate the on-demand rotation of ${key.keyId} made at ${recent.rotationDate?.toISOString()}`
+      : `Would rotate ${key.keyId} on demand (rotation ${used + 1} of ${deps.onDemandLimit})`;
     return report;
   }
 
-  await deps.admin.rotateKeyOnDemand(key.keyId);
-  report.steps.push({
-    step: 'rotateKeyOnDemand',
-    status: 'done',
-    detail: `rotation ${used + 1} of ${deps.onDemandLimit} started`,
-  });
-
-  const record = await waitForRecordedRotation(key.keyId, used, deps);
-  if (!record) {
+  let record = recent;
+  if (record) {
+    report.steps.push({
+      step: 'rotateKeyOnDemand',
+      status: 'skipped',
+      detail: `rotated on demand at ${record.rotationDate?.toISOString()}, less than ${Math.round(deps.recentRotationMs / 60_000)} minutes ago: validating that rotation (pass "force": true to rotate again)`,
+    });
+  } else {
+    await deps.admin.rotateKeyOnDemand(key.keyId);
+    report.steps.push({
+      step: 'rotateKeyOnDemand',
+      status: 'done',
+      detail: `rotation ${used + 1} of ${deps.onDemandLimit} started`,
+    });
+    record = await waitForRecordedRotation(key.keyId, used, deps);
+    if (!record) {
+      report.steps.push({
+        step: 'waitForRotation',
+        status: 'failed',
+        detail: `KMS had not recorded the rotation after ${deps.rotationWaitMs / 1000} s; onRotation validates it when KMS reports it`,
+      });
+      report.outcome = 'in-progress';
+      report.summary = `On-demand rotation of ${key.keyId} started; not yet recorded by KMS, onRotation will validate it`;
+      return report;
+    }
     report.steps.push({
       step: 'waitForRotation',
-      status: 'failed',
-      detail: `KMS had not recorded the rotation after ${deps.rotationWaitMs / 1000} s; onRotation validates it when KMS reports it`,
+      status: 'done',
+      detail: `recorded at ${record.rotationDate?.toISOString() ?? 'an unreported time'}`,
     });
-    report.outcome = 'in-progress';
-    report.summary = `On-demand rotation of ${key.keyId} started; not yet recorded by KMS, onRotation will validate it`;
-    return report;
   }
-  report.steps.push({
-    step: 'waitForRotation',
-    status: 'done',
-    detail: `recorded at ${record.rotationDate?.toISOString() ?? 'an unreported time'}`,
-  });
 
   const assessment = await assessRotation(
     {

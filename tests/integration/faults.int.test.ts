@@ -2,6 +2,9 @@ import {
   CreateAliasCommand,
   CreateKeyCommand,
   DescribeKeyCommand,
+  DisableKeyRotationCommand,
+  EnableKeyRotationCommand,
+  GetKeyRotationStatusCommand,
   ListKeyRotationsCommand,
   ListResourceTagsCommand,
   RotateKeyOnDemandCommand,
@@ -76,78 +79,187 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
   const describe_ = async (keyRef: string) =>
     (await clients.kms.send(new DescribeKeyCommand({ KeyId: keyRef }))).KeyMetadata;
 
-  it('onRotation: every fault ends processed-and-notified or failed loudly, and a re-run validates', async () => {
-    const keyId = stack.outputs.KeyId as string;
-    const keyArn = stack.outputs.KeyArn as string;
-    const freshEvent = async () => {
-      await clients.kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
-      const { Rotations = [] } = await clients.kms.send(new ListKeyRotationsCommand({ KeyId: keyId }));
-      return rotationEvent({
-        keyId,
-        keyArn,
-        time: Rotations.at(-1)?.RotationDate ?? new Date(),
-        rotationType: 'ON_DEMAND',
-      });
-    };
+  /** One flow under fault injection: how to make a fresh input, run it, and what must hold. */
+  interface FaultFlow<Input> {
+    /** A fresh input for one run (a new rotation, a new key, a new drift). */
+    prepare: () => Promise<Input>;
+    run: (input: Input) => Promise<InvokeResult>;
+    /** The notification a run that finished must have sent. */
+    notification: string;
+    /** Invariants right after the faulted run, whatever its outcome. */
+    invariants: (input: Input) => Promise<string[]>;
+    /** The end state a clean run reaches; checked after the faulted run and, if it failed, a re-run. */
+    endState: (input: Input) => Promise<string[]>;
+  }
+
+  /**
+   * A clean run names the calls; then, for each call and each fault kind, a fresh run with that
+   * fault injected at that call, the invariants, a re-run when it failed, and the end state.
+   */
+  const violationsUnderFaults = async <Input>(flow: FaultFlow<Input>, expectedApis: string[]): Promise<string[]> => {
+    const cleanInput = await flow.prepare();
     proxy.reset();
-    expect((await invoke('onRotation', await freshEvent())).ok).toBe(true);
+    const clean = await flow.run(cleanInput);
+    expect(clean.ok, clean.ok ? '' : `${clean.error.name}: ${clean.error.message}`).toBe(true);
     const points = callPoints(proxy);
-    expect(points.map((point) => point.api)).toEqual(
-      expect.arrayContaining(['DescribeKey', 'ListKeyRotations', 'Encrypt', 'Decrypt', 'PutParameter', 'Publish']),
-    );
+    expect(points.map((point) => point.api)).toEqual(expect.arrayContaining(expectedApis));
+    expect(await flow.endState(cleanInput)).toEqual([]);
     await inbox.drain();
 
     const violations: string[] = [];
     for (const point of points) {
       for (const fault of FAULTS) {
         const where = `${fault} at ${point.api} #${point.nth}`;
-        const event = await freshEvent();
+        const input = await flow.prepare();
         proxy.reset();
         proxy.injectFault(point.api, point.nth, fault);
 
-        const first = await invoke('onRotation', event);
+        const first = await flow.run(input);
         const notified = (await inbox.drain()).map((n) => n.attributes.type);
-        if (!proxy.calls().some((call) => call.outcome === fault))
-          violations.push(`${where}: the fault was never injected`);
-
-        if (first.ok && !notified.includes('RotationValidated'))
-          violations.push(`${where}: finished without its notification`);
-        if (!first.ok && !first.error.message) violations.push(`${where}: failed without saying why`);
-        if ((await describe_('alias/app/secure-key'))?.KeyId !== keyId) violations.push(`${where}: the alias moved`);
-        if ((await describe_(keyId))?.KeyState !== 'Enabled') violations.push(`${where}: the key is no longer enabled`);
+        const problems: string[] = [];
+        if (!proxy.calls().some((call) => call.outcome === fault)) problems.push('the fault was never injected');
+        if (first.ok && !notified.includes(flow.notification)) problems.push('finished without its notification');
+        if (!first.ok && !first.error.message) problems.push('failed without saying why');
+        problems.push(...(await flow.invariants(input)));
         if (!first.ok) {
           proxy.reset();
-          const rerun = await invoke('onRotation', event);
-          const report = rerun.ok ? (rerun.result as { outcome: string }) : undefined;
-          if (report?.outcome !== 'validated')
-            violations.push(
-              `${where}: the re-run did not validate (${JSON.stringify(rerun.ok ? report : rerun.error)})`,
-            );
+          const rerun = await flow.run(input);
+          if (!rerun.ok) problems.push(`the re-run failed too: ${rerun.error.message}`);
           await inbox.drain();
         }
+        problems.push(...(await flow.endState(input)));
+        violations.push(...problems.map((problem) => `${where}: ${problem}`));
       }
     }
+    return violations;
+  };
+
+  const aliasStaysOnKey = async (alias: string, keyId: string): Promise<string[]> => [
+    ...((await describe_(alias))?.KeyId === keyId ? [] : [`${alias} moved off ${keyId}`]),
+    ...((await describe_(keyId))?.KeyState === 'Enabled' ? [] : [`${keyId} is no longer enabled`]),
+  ];
+
+  it('onRotation: every fault ends processed-and-notified or failed loudly, and a re-run validates', async () => {
+    const keyId = stack.outputs.KeyId as string;
+    const keyArn = stack.outputs.KeyArn as string;
+    const validated = new WeakSet<object>();
+    const violations = await violationsUnderFaults(
+      {
+        prepare: async () => {
+          await clients.kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+          const { Rotations = [] } = await clients.kms.send(new ListKeyRotationsCommand({ KeyId: keyId }));
+          return rotationEvent({
+            keyId,
+            keyArn,
+            time: Rotations.at(-1)?.RotationDate ?? new Date(),
+            rotationType: 'ON_DEMAND',
+          });
+        },
+        run: async (event) => {
+          const outcome = await invoke('onRotation', event);
+          if (outcome.ok && (outcome.result as { outcome: string }).outcome === 'validated') validated.add(event);
+          return outcome;
+        },
+        notification: 'RotationValidated',
+        invariants: () => aliasStaysOnKey('alias/app/secure-key', keyId),
+        endState: async (event) => (validated.has(event) ? [] : ['the rotation was never validated']),
+      },
+      ['DescribeKey', 'ListKeyRotations', 'Encrypt', 'Decrypt', 'PutParameter', 'Publish'],
+    );
+    expect(violations).toEqual([]);
+  });
+
+  it('rotate (on-demand): every fault ends rotated-validated-notified or failed loudly; the alias never moves', async () => {
+    let serial = 0;
+    const completed = new Set<string>();
+    const violations = await violationsUnderFaults(
+      {
+        // A fresh managed key per run: each key has only 25 on-demand rotations.
+        prepare: async () => {
+          serial += 1;
+          const alias = `alias/fault/on-demand-${serial}`;
+          const { KeyMetadata } = await clients.kms.send(
+            new CreateKeyCommand({
+              Tags: [
+                { TagKey: 'kms-rotation:managed', TagValue: 'true' },
+                { TagKey: 'kms-rotation:aliases', TagValue: alias },
+              ],
+            }),
+          );
+          await clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: KeyMetadata?.KeyId }));
+          return { alias, keyId: KeyMetadata?.KeyId as string };
+        },
+        // A re-run after a failure validates the rotation just made instead of making another.
+        run: async ({ alias }) => {
+          const outcome = await invoke('rotate', { key: alias });
+          if (outcome.ok && (outcome.result as { outcome: string }).outcome === 'completed') completed.add(alias);
+          return outcome;
+        },
+        notification: 'RotationCompleted',
+        invariants: ({ alias, keyId }) => aliasStaysOnKey(alias, keyId),
+        endState: async ({ alias }) => (completed.has(alias) ? [] : ['no run completed the rotation']),
+      },
+      ['RotateKeyOnDemand', 'ListKeyRotations', 'Encrypt', 'Decrypt', 'Publish'],
+    );
+    expect(violations).toEqual([]);
+  });
+
+  it('onKeyActivity (remediate): every fault ends detected-and-notified or failed loudly; rotation ends back on', async () => {
+    let serial = 0;
+    const violations = await violationsUnderFaults(
+      {
+        prepare: async () => {
+          serial += 1;
+          const { KeyMetadata } = await clients.kms.send(
+            new CreateKeyCommand({ Tags: [{ TagKey: 'kms-rotation:managed', TagValue: 'true' }] }),
+          );
+          const keyId = KeyMetadata?.KeyId as string;
+          await clients.kms.send(new EnableKeyRotationCommand({ KeyId: keyId }));
+          await clients.kms.send(new DisableKeyRotationCommand({ KeyId: keyId }));
+          return {
+            keyId,
+            event: {
+              version: '0',
+              id: `fault-${serial}`,
+              'detail-type': 'AWS API Call via CloudTrail',
+              source: 'aws.kms',
+              account: '123456789012',
+              time: new Date().toISOString(),
+              region,
+              resources: [],
+              detail: {
+                eventSource: 'kms.amazonaws.com',
+                eventName: 'DisableKeyRotation',
+                eventTime: new Date().toISOString(),
+                eventID: `call-${serial}`,
+                userIdentity: { type: 'IAMUser', arn: 'arn:aws:iam::123456789012:user/Alice' },
+                requestParameters: { keyId },
+              },
+            },
+          };
+        },
+        run: (input) =>
+          invokeBundled({
+            endpoint: proxy.endpoint,
+            region,
+            fn: stack.functions.onKeyActivity as DeployedStack['functions'][string],
+            event: input.event,
+            env: { AWS_CLIENT_TIMEOUT_MS: String(CLIENT_TIMEOUT_MS), DRIFT_MODE: 'remediate' },
+          }),
+        notification: 'DriftDetected',
+        invariants: async () => [],
+        endState: async ({ keyId }) =>
+          (await clients.kms.send(new GetKeyRotationStatusCommand({ KeyId: keyId }))).KeyRotationEnabled
+            ? []
+            : ['rotation is still off'],
+      },
+      ['DescribeKey', 'ListResourceTags', 'GetKeyRotationStatus', 'EnableKeyRotation', 'Publish'],
+    );
     expect(violations).toEqual([]);
   });
 
   it('rotate (alias-swap): no alias ever on an unverified key, the predecessor stays enabled, re-runs converge to one successor', async () => {
     let serial = 0;
-    const managedKey = async () => {
-      serial += 1;
-      const alias = `alias/fault/rsa-${serial}`;
-      const { KeyMetadata } = await clients.kms.send(
-        new CreateKeyCommand({
-          KeySpec: 'RSA_2048',
-          KeyUsage: 'SIGN_VERIFY',
-          Tags: [
-            { TagKey: 'kms-rotation:managed', TagValue: 'true' },
-            { TagKey: 'kms-rotation:aliases', TagValue: alias },
-          ],
-        }),
-      );
-      await clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: KeyMetadata?.KeyId }));
-      return { alias, keyId: KeyMetadata?.KeyId as string };
-    };
     const successorsOf = async (keyId: string) => {
       const { ResourceTagMappingList = [] } = await tagging.send(
         new GetResourcesCommand({
@@ -157,58 +269,52 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
       );
       return ResourceTagMappingList.map((resource) => resource.ResourceARN?.split('key/').pop() as string);
     };
-    /** The end state of a clean run: one successor, active, behind the alias; the predecessor retired and enabled. */
-    const endStateProblems = async (alias: string, predecessor: string): Promise<string[]> => {
-      const problems: string[] = [];
-      const successors = await successorsOf(predecessor);
-      if (successors.length !== 1) problems.push(`${successors.length} successors`);
-      if ((await describe_(alias))?.KeyId !== successors[0]) problems.push('the alias is not on the successor');
-      if ((await tagsOf(successors[0] as string))['kms-rotation:state'] !== 'active')
-        problems.push('the successor is not active');
-      if ((await tagsOf(predecessor))['kms-rotation:state'] !== 'retired')
-        problems.push('the predecessor is not retired');
-      if ((await describe_(predecessor))?.KeyState !== 'Enabled') problems.push('the predecessor is not enabled');
-      return problems;
-    };
-
-    const clean = await managedKey();
-    proxy.reset();
-    expect((await invoke('rotate', { key: clean.alias })).ok).toBe(true);
-    const points = callPoints(proxy);
-    expect(points.length).toBeGreaterThanOrEqual(15);
-    expect(await endStateProblems(clean.alias, clean.keyId)).toEqual([]);
-    await inbox.drain();
-
-    const violations: string[] = [];
-    for (const point of points) {
-      for (const fault of FAULTS) {
-        const where = `${fault} at ${point.api} #${point.nth}`;
-        const { alias, keyId } = await managedKey();
-        proxy.reset();
-        proxy.injectFault(point.api, point.nth, fault);
-
-        const first = await invoke('rotate', { key: alias });
-        const notified = (await inbox.drain()).map((n) => n.attributes.type);
-        if (!proxy.calls().some((call) => call.outcome === fault))
-          violations.push(`${where}: the fault was never injected`);
-
-        const target = (await describe_(alias))?.KeyId as string;
-        const targetState = (await tagsOf(target))['kms-rotation:state'];
-        if (target !== keyId && targetState !== 'verified' && targetState !== 'active') {
-          violations.push(`${where}: the alias points at ${target}, which is ${targetState ?? 'not verified'}`);
-        }
-        if ((await describe_(keyId))?.KeyState !== 'Enabled')
-          violations.push(`${where}: the predecessor is not enabled`);
-        if (first.ok && !notified.includes('RotationCompleted'))
-          violations.push(`${where}: finished without its notification`);
-        if (!first.ok) {
-          const rerun = await invoke('rotate', { key: alias });
-          if (!rerun.ok) violations.push(`${where}: the re-run failed too: ${rerun.error.message}`);
-          await inbox.drain();
-        }
-        violations.push(...(await endStateProblems(alias, keyId)).map((problem) => `${where}: ${problem}`));
-      }
-    }
+    const violations = await violationsUnderFaults(
+      {
+        prepare: async () => {
+          serial += 1;
+          const alias = `alias/fault/rsa-${serial}`;
+          const { KeyMetadata } = await clients.kms.send(
+            new CreateKeyCommand({
+              KeySpec: 'RSA_2048',
+              KeyUsage: 'SIGN_VERIFY',
+              Tags: [
+                { TagKey: 'kms-rotation:managed', TagValue: 'true' },
+                { TagKey: 'kms-rotation:aliases', TagValue: alias },
+              ],
+            }),
+          );
+          await clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: KeyMetadata?.KeyId }));
+          return { alias, keyId: KeyMetadata?.KeyId as string };
+        },
+        run: ({ alias }) => invoke('rotate', { key: alias }),
+        notification: 'RotationCompleted',
+        invariants: async ({ alias, keyId }) => {
+          const target = (await describe_(alias))?.KeyId as string;
+          const state = (await tagsOf(target))['kms-rotation:state'];
+          return [
+            ...(target === keyId || state === 'verified' || state === 'active'
+              ? []
+              : [`the alias points at ${target}, which is ${state ?? 'not verified'}`]),
+            ...((await describe_(keyId))?.KeyState === 'Enabled' ? [] : ['the predecessor is not enabled']),
+          ];
+        },
+        // The end state of a clean run: one successor, active, behind the alias; the predecessor retired and enabled.
+        endState: async ({ alias, keyId }) => {
+          const problems: string[] = [];
+          const successors = await successorsOf(keyId);
+          if (successors.length !== 1) problems.push(`${successors.length} successors`);
+          if ((await describe_(alias))?.KeyId !== successors[0]) problems.push('the alias is not on the successor');
+          if ((await tagsOf(successors[0] as string))['kms-rotation:state'] !== 'active')
+            problems.push('the successor is not active');
+          if ((await tagsOf(keyId))['kms-rotation:state'] !== 'retired')
+            problems.push('the predecessor is not retired');
+          if ((await describe_(keyId))?.KeyState !== 'Enabled') problems.push('the predecessor is not enabled');
+          return problems;
+        },
+      },
+      ['CreateKey', 'Sign', 'Verify', 'UpdateAlias', 'TagResource', 'UntagResource', 'Publish'],
+    );
     expect(violations).toEqual([]);
   });
 });
