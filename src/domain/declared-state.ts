@@ -35,8 +35,9 @@ export const readDeclaredState = (tags: Tags): DeclaredState => {
   let periodDays: number | undefined;
   const rawPeriod = tags[TAGS.periodDays];
   if (rawPeriod !== undefined) {
-    const value = Number(rawPeriod);
-    if (Number.isInteger(value) && value >= ROTATION_PERIOD_RANGE.min && value <= ROTATION_PERIOD_RANGE.max) {
+    // Digits only: Number() would also read "1e3", "0x16d" or "365.0" as a whole number of days.
+    const value = /^\d+$/.test(rawPeriod.trim()) ? Number(rawPeriod) : Number.NaN;
+    if (value >= ROTATION_PERIOD_RANGE.min && value <= ROTATION_PERIOD_RANGE.max) {
       periodDays = value;
     } else {
       problems.push(

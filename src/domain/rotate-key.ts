@@ -15,7 +15,7 @@ import type { KeyDescription, Notification, RotationRecord, Severity, Tags } fro
 import type { Notifier, Sleeper } from './ports';
 import type { CheckResult } from './rotation-checks';
 import { chooseStrategy, type RequestedStrategy, type Strategy } from './rotation-strategy';
-import { assessRotation, type RotationAssessmentDeps, refreshCanary } from './validate-rotation';
+import { assessRotation, keepCanary, type RotationAssessmentDeps } from './validate-rotation';
 
 export interface RotateRequest {
   /** Alias name, key id or key ARN. */
@@ -346,10 +346,7 @@ const rotateOnDemand = async (
     report.steps.push({ step: 'validate', status: 'failed', detail: failedChecks(assessment.checks) });
     throw new VerificationFailedError(`the rotated key failed validation: ${failedChecks(assessment.checks)}`);
   }
-  if (assessment.newCanary) {
-    const saved = assessment.savedState.status === 'fulfilled' ? assessment.savedState.value : {};
-    await refreshCanary(key.keyId, { ...saved, canary: assessment.newCanary }, deps);
-  }
+  if (assessment.newCanary) await keepCanary(key.keyId, assessment.savedState, assessment.newCanary, deps);
   report.steps.push({
     step: 'validate',
     status: 'done',

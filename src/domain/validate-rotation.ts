@@ -141,12 +141,11 @@ export const assessRotation = async (
   ];
 
   const aliases = settledValue(aliasesOfKey);
-  const state = stateOrEmpty(savedState, deps.log);
   const roundTripVia = declared.aliases.find((name) => aliases.some((alias) => alias.aliasName === name)) ?? key.arn;
   // Round trip 2: decrypt the probe, encrypt the next canary through the alias, decrypt the old canary.
   const [roundTrip, canary, aliasVerification] = await Promise.all([
     runRoundTrip(key, { plaintext: probe, encrypted: probeEncrypted }, roundTripVia, deps),
-    checkCanary(key, state.canary, deps),
+    checkCanary(key, savedState, deps),
     verifyDeclaredAliases(key.keyId, declared.aliases, aliases, (name) => resolveAliasTarget(name, keys)),
   ]);
   const checks = [...readChecks, roundTrip.check, canary];
@@ -187,7 +186,7 @@ export const validateRotation = async (
   const severity: Severity = aliasVerification.drift.length > 0 || declared.problems.length > 0 ? 'WARNING' : 'INFO';
   // Round trip 3: keep the new canary and tell people, at once.
   const refreshed = assessment.newCanary
-    ? refreshCanary(key.keyId, { ...stateOrEmpty(savedState, deps.log), canary: assessment.newCanary }, deps)
+    ? keepCanary(key.keyId, savedState, assessment.newCanary, deps)
     : Promise.resolve();
   const published = deps.notifier.publish(
     notificationOf(
@@ -233,11 +232,15 @@ export const failureOf = (report: RotationValidationReport): Error | undefined =
   const message = `${report.summary} [${report.failure.message}]`;
   if (report.failure.kind === 'precondition-failed') {
     const state = report.checks.find((check) => check.id === 'key-state' && check.status === 'failed');
-    const reason = state
-      ? /PendingDeletion/.test(state.detail)
+    // Only Disabled is "disabled": PendingImport, Unavailable, ... are other states a person must look at.
+    const keyState = state ? /^key is (\w+)/.exec(state.detail)?.[1] : undefined;
+    const reason = !state
+      ? 'wrong-key-type'
+      : keyState === 'PendingDeletion'
         ? 'key-pending-deletion'
-        : 'key-disabled'
-      : 'wrong-key-type';
+        : keyState === 'Disabled'
+          ? 'key-disabled'
+          : 'key-invalid-state';
     return new PreconditionFailedError(reason, message);
   }
   return new VerificationFailedError(message);
@@ -326,9 +329,17 @@ const runRoundTrip = async (
 /** Data encrypted before the rotation must still decrypt after it: KMS keeps every earlier material. */
 const checkCanary = async (
   key: KeyDescription,
-  canary: Canary | undefined,
+  savedState: PromiseSettledResult<ValidationState>,
   deps: RotationAssessmentDeps,
 ): Promise<CheckResult> => {
+  if (savedState.status === 'rejected') {
+    return {
+      id: 'canary',
+      status: 'skipped',
+      detail: `the canary on record could not be read (${describeError(savedState.reason)}); validated without it`,
+    };
+  }
+  const { canary } = savedState.value;
   if (!canary) {
     return {
       id: 'canary',
@@ -370,6 +381,24 @@ const resolveAliasTarget = async (aliasName: string, keys: KeyReader): Promise<s
     if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') return undefined;
     throw error;
   }
+};
+
+/**
+ * Keeps a new canary with the rest of the key's state. A state that could not be read is not
+ * overwritten: that would drop the canary on record (or the drift and failures remembered) for
+ * good, where skipping the refresh only keeps the previous canary, which still decrypts.
+ */
+export const keepCanary = async (
+  keyId: string,
+  savedState: PromiseSettledResult<ValidationState>,
+  canary: Canary,
+  deps: Pick<RotationValidationDeps, 'state' | 'log'>,
+): Promise<void> => {
+  if (savedState.status === 'rejected') {
+    deps.log.warn('Canary not refreshed: the state on record could not be read, so it is not overwritten', { keyId });
+    return;
+  }
+  await refreshCanary(keyId, { ...savedState.value, canary }, deps);
 };
 
 /** The canary is refreshed only after a passed validation; losing a refresh is logged, not fatal. */
@@ -446,6 +475,13 @@ const reportFailure = async (
       deps.clock,
     ),
   );
+  if (savedState.status === 'rejected') {
+    // Saving now would replace the unread state (and its canary) with the failure alone.
+    deps.log.warn('Could not record that the failure was notified: the state on record could not be read', {
+      keyId: key.keyId,
+    });
+    return report;
+  }
   const notifiedFailures = [...(state.notifiedFailures ?? []), failureKey].slice(-MAX_REMEMBERED_FAILURES);
   try {
     await deps.state.save(key.keyId, { ...state, notifiedFailures });

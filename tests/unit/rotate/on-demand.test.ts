@@ -95,6 +95,28 @@ describe('Function: rotateKey', () => {
       expect(world.deps.digest.sha256Hex(decrypted.plaintext)).toBe(canary.plaintextSha256);
     });
 
+    it('keeps the state on record untouched, and says the canary was not checked, when the state cannot be read', async () => {
+      // Prepare
+      const world = createWorld();
+      const keyId = await ledgerKey(world);
+      const before = structuredClone(world.state.records.get(keyId));
+      world.state.load = async () => {
+        throw new Error('ssm down');
+      };
+
+      // Act
+      const report = await rotateKey(request({ key: ALIAS }), world.deps);
+
+      // Assess
+      expect(report.outcome).toBe('completed');
+      expect(report.checks?.find((check) => check.id === 'canary')).toMatchObject({
+        status: 'skipped',
+        detail: expect.stringContaining('could not be read (Error: ssm down)'),
+      });
+      expect(world.state.saves).toEqual([]);
+      expect(world.state.records.get(keyId)).toEqual(before);
+    });
+
     it('stops waiting within rotationWaitMs and reports in-progress with a WARNING, when KMS does not record the rotation', async () => {
       // Prepare
       const world = createWorld();
