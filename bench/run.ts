@@ -237,7 +237,21 @@ const main = async (): Promise<void> => {
       ),
     );
     await managed('RSA_2048', 'alias/bench/rsa');
-    flows.push(await measureFlow(proxy, 'rotate alias-swap (RSA)', () => invoke('rotate', { key: 'alias/bench/rsa' })));
+    flows.push(
+      await measureFlow(proxy, 'rotate alias-swap (RSA, named by alias)', () =>
+        invoke('rotate', { key: 'alias/bench/rsa' }),
+      ),
+    );
+    const rsaById = await managed('RSA_2048', 'alias/bench/rsa-by-id');
+    flows.push(
+      await measureFlow(proxy, 'rotate alias-swap (RSA, named by key id)', () => invoke('rotate', { key: rsaById })),
+    );
+    // The successor in turn: its lineage is read first, to tell a finished rotation from one to resume.
+    flows.push(
+      await measureFlow(proxy, 'rotate alias-swap (RSA, rotated before)', () =>
+        invoke('rotate', { key: 'alias/bench/rsa', force: true }),
+      ),
+    );
     const drifting = await managed('SYMMETRIC_DEFAULT', 'alias/bench/drift');
     await clients.kms.send(new EnableKeyRotationCommand({ KeyId: drifting }));
     await clients.kms.send(new DisableKeyRotationCommand({ KeyId: drifting }));

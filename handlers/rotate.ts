@@ -1,6 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { KMSClient } from '@aws-sdk/client-kms';
+import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
@@ -20,6 +21,7 @@ import {
 import { parseRotateRequest } from '../src/adapters/schemas/rotate-request';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
+import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
 import { loadConfig } from '../src/config';
 import { type RotateReport, RotationFailedError, rotateKey } from '../src/domain/rotate-key';
 
@@ -33,6 +35,7 @@ const deps = {
   keys: kms,
   crypto: kms,
   admin: kms,
+  finder: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk)),
   prover: kms,
   publicKeys: localPublicKeyEncryptor,
   state: new SsmValidationStateStore(new SSMClient(sdk), config.stateParameterPrefix, log),

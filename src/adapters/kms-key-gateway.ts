@@ -21,13 +21,11 @@ import {
   type OriginType,
   paginateListAliases,
   paginateListKeyRotations,
-  paginateListKeys,
   RotateKeyOnDemandCommand,
   SignCommand,
   type SigningAlgorithmSpec,
   type Tag,
   TagResourceCommand,
-  UntagResourceCommand,
   UpdateAliasCommand,
   VerifyCommand,
   VerifyMacCommand,
@@ -230,13 +228,6 @@ export class KmsKeyGateway implements KeyReader, KeyCrypto, KeyAdmin, KeyProver,
     );
   }
 
-  async untagKey(keyId: string, tagKeys: readonly string[]): Promise<void> {
-    if (tagKeys.length === 0) return;
-    await callAws('UntagResource', keyId, () =>
-      this.kms.send(new UntagResourceCommand({ KeyId: keyId, TagKeys: [...tagKeys] })),
-    );
-  }
-
   async updateAlias(aliasName: string, targetKeyId: string): Promise<void> {
     await callAws('UpdateAlias', aliasName, () =>
       this.kms.send(new UpdateAliasCommand({ AliasName: aliasName, TargetKeyId: targetKeyId })),
@@ -253,27 +244,6 @@ export class KmsKeyGateway implements KeyReader, KeyCrypto, KeyAdmin, KeyProver,
     await callAws('EnableKeyRotation', keyId, () =>
       this.kms.send(new EnableKeyRotationCommand({ KeyId: keyId, RotationPeriodInDays: periodDays })),
     );
-  }
-
-  async findKeysByTag(tagKey: string, tagValue: string): Promise<string[]> {
-    const found: string[] = [];
-    for await (const page of paginateListKeys({ client: this.kms, pageSize: 1000 }, {})) {
-      const ids = (page.Keys ?? []).flatMap((key) => (key.KeyId ? [key.KeyId] : []));
-      // A few tag reads at a time: well inside ListResourceTags' quota.
-      for (let start = 0; start < ids.length; start += 10) {
-        const tagged = await Promise.all(
-          ids.slice(start, start + 10).map(async (id) => {
-            try {
-              return (await this.listTags(id))[tagKey] === tagValue ? id : undefined;
-            } catch {
-              return undefined; // keys we may not read are not ours
-            }
-          }),
-        );
-        found.push(...tagged.filter((id): id is string => id !== undefined));
-      }
-    }
-    return found;
   }
 
   async sign(keyId: string, message: Uint8Array, algorithm: string): Promise<Uint8Array> {

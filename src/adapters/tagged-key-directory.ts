@@ -1,19 +1,23 @@
 import { paginateGetResources, type ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { TAGS } from '../domain/declared-state';
 import { keyIdOf } from '../domain/key-ref';
-import type { ManagedKeyDirectory } from '../domain/ports';
+import type { ManagedKeyDirectory, TaggedKeyFinder } from '../domain/ports';
 import { callAws } from './aws-errors';
 
-/** Managed keys from the Resource Groups Tagging API: one paginated listing instead of a tag read per key. */
-export class TaggedKeyDirectory implements ManagedKeyDirectory {
+/** Keys found by their tags through the Resource Groups Tagging API: one paginated listing instead of a tag read per key. */
+export class TaggedKeyDirectory implements ManagedKeyDirectory, TaggedKeyFinder {
   constructor(private readonly tagging: ResourceGroupsTaggingAPIClient) {}
 
-  async managedKeys(): Promise<{ keyId: string; tags: Record<string, string> }[]> {
-    return callAws('GetResources', `keys tagged ${TAGS.managed}=true`, async () => {
+  managedKeys(): Promise<{ keyId: string; tags: Record<string, string> }[]> {
+    return this.keysTagged(TAGS.managed, 'true');
+  }
+
+  async keysTagged(tagKey: string, tagValue: string): Promise<{ keyId: string; tags: Record<string, string> }[]> {
+    return callAws('GetResources', `keys tagged ${tagKey}=${tagValue}`, async () => {
       const keys: { keyId: string; tags: Record<string, string> }[] = [];
       const pages = paginateGetResources(
         { client: this.tagging },
-        { ResourceTypeFilters: ['kms:key'], TagFilters: [{ Key: TAGS.managed, Values: ['true'] }] },
+        { ResourceTypeFilters: ['kms:key'], TagFilters: [{ Key: tagKey, Values: [tagValue] }] },
       );
       for await (const page of pages) {
         for (const resource of page.ResourceTagMappingList ?? []) {

@@ -1,17 +1,11 @@
-import { type DeclaredState, readDeclaredState } from './declared-state';
+import { type DeclaredState, readDeclaredState, TAGS } from './declared-state';
 import { PreconditionFailedError, VerificationFailedError } from './errors';
+import { keyIdOf } from './key-ref';
 import { type KeyVerificationDeps, verifyKeyWorks } from './key-verification';
-import {
-  DECLARED_TAG_KEYS,
-  declaredTagsOf,
-  isServiceTag,
-  LINEAGE,
-  type LineageState,
-  lineageStateOf,
-  tagValue,
-} from './lineage';
+import { declaredTagsOf, isServiceTag, LINEAGE, type LineageState, lineageStateOf, tagValue } from './lineage';
 import type { KeyDescription, Tags } from './model';
-import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log } from './ports';
+import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, TaggedKeyFinder } from './ports';
+import { ahead, once, settleAll, settledValue } from './settled';
 
 export type AliasSwapStep = 'createSuccessor' | 'verifySuccessor' | 'promoteAliases' | 'finish';
 export type RollbackStep = 'verifyPredecessor' | 'restoreAliases' | 'finishRollback';
@@ -26,9 +20,20 @@ export interface StepReport {
 export interface AliasSwapDeps extends KeyVerificationDeps {
   keys: KeyReader;
   admin: KeyAdmin;
+  finder: TaggedKeyFinder;
   ids: IdGenerator;
   clock: Clock;
   log: Log;
+}
+
+/** Where each declared alias points now (a key id), or `undefined` when the alias does not exist. */
+export type AliasTargets = Readonly<Record<string, string | undefined>>;
+
+/** Reads a new successor needs, started early so that they overlap the reads before them. */
+interface SuccessorInputs {
+  policy: Promise<string>;
+  /** Successors an earlier run created but could not record on the predecessor. */
+  orphans: Promise<{ keyId: string; tags: Tags }[]>;
 }
 
 /** Where an alias-swap rotation stands, read from the keys' tags; nothing else is remembered. */
@@ -43,75 +48,41 @@ export interface SwapState {
   resumed: boolean;
   /** Why, as the operator said it; recorded on the successor. */
   reason?: string;
+  /** Where the declared aliases point: read once, on first call (a new successor: while it is created). */
+  aliasTargets: () => Promise<AliasTargets>;
+  /** Whether the successor's automatic rotation was found on (resumed symmetric rotations only). */
+  successorRotationEnabled?: boolean;
+  /** Set once the successor passed verification in this run. */
+  verified?: boolean;
+  successorInputs?: SuccessorInputs;
 }
 
+const isAliasRef = (keyRef: string): boolean => keyRef.startsWith('alias/') || keyRef.includes(':alias/');
+
+/** A key and its tags; at once when it is named by id or ARN (ListResourceTags takes no alias). */
 const keyAndTags = async (keys: KeyReader, keyRef: string): Promise<[KeyDescription, Tags]> => {
+  if (!isAliasRef(keyRef)) return Promise.all([keys.describeKey(keyRef), keys.listTags(keyIdOf(keyRef))]);
   const key = await keys.describeKey(keyRef);
   return [key, await keys.listTags(key.keyId)];
 };
 
-/** The declared state lives on the predecessor until `finish` moves it; read it wherever it is now. */
-const declaredOf = (predecessorTags: Tags, successorTags?: Tags): DeclaredState =>
-  readDeclaredState(
-    predecessorTags[DECLARED_TAG_KEYS[0]] !== undefined || !successorTags ? predecessorTags : successorTags,
-  );
+/** The key carries the declared state: `kms-rotation:managed=true`. */
+const carriesDeclaredState = (tags: Tags | undefined): boolean => tags?.[TAGS.managed] === 'true';
 
 /**
- * Finds the rotation the key is part of, so that a re-run after a crash at any step resumes
- * it instead of starting a second one. The key may be the predecessor (what the alias named
- * before the swap) or an unfinished successor (what it names after `promoteAliases`).
+ * The declared-state tags of a rotation, wherever they are now: on the successor once `finish`
+ * gave them to it, otherwise on the predecessor. A predecessor that `finish` already retired
+ * (`managed=false`) while the successor's tags were lost still holds the aliases and period.
  */
-export const locateSwap = async (keyRef: string, deps: AliasSwapDeps): Promise<SwapState> => {
-  const [key, tags] = await keyAndTags(deps.keys, keyRef);
-  const state = lineageStateOf(tags);
-  const rotationId = tags[LINEAGE.rotationId];
-  const predecessorId = tags[LINEAGE.predecessor];
-
-  if (rotationId && predecessorId && (state === 'created' || state === 'verified' || state === 'active')) {
-    const [predecessor, predecessorTags] = await keyAndTags(deps.keys, predecessorId);
-    const unfinished =
-      state !== 'active' || lineageStateOf(predecessorTags) === 'rotating' || hasDeclaredTags(predecessorTags);
-    if (unfinished && predecessorTags[LINEAGE.rotationId] === rotationId) {
-      return {
-        rotationId,
-        predecessor,
-        predecessorTags,
-        successor: key,
-        successorTags: tags,
-        declared: declaredOf(predecessorTags, tags),
-        resumed: true,
-      };
-    }
-  }
-  if (rotationId && state === 'rotating') {
-    const successorId = tags[LINEAGE.successor];
-    if (successorId) {
-      const [successor, successorTags] = await keyAndTags(deps.keys, successorId);
-      // After a rollback the key still names the successor it was rolled back from: not this rotation's.
-      if (successorTags[LINEAGE.rotationId] === rotationId) {
-        return {
-          rotationId,
-          predecessor: key,
-          predecessorTags: tags,
-          successor,
-          successorTags,
-          declared: declaredOf(tags, successorTags),
-          resumed: true,
-        };
-      }
-    }
-    return { rotationId, predecessor: key, predecessorTags: tags, declared: declaredOf(tags), resumed: true };
-  }
-  return {
-    rotationId: deps.ids.newId(),
-    predecessor: key,
-    predecessorTags: tags,
-    declared: readDeclaredState(tags),
-    resumed: false,
-  };
+const declaredTagsOfSwap = (predecessorTags: Tags, successorTags?: Tags): Record<string, string> => {
+  if (successorTags && carriesDeclaredState(successorTags)) return declaredTagsOf(successorTags);
+  return { ...declaredTagsOf(predecessorTags), [TAGS.managed]: 'true' };
 };
 
-const hasDeclaredTags = (tags: Tags): boolean => DECLARED_TAG_KEYS.some((key) => tags[key] !== undefined);
+const isSymmetricKmsKey = (key: KeyDescription): boolean =>
+  (key.keySpec ?? 'SYMMETRIC_DEFAULT') === 'SYMMETRIC_DEFAULT' &&
+  (key.keyUsage ?? 'ENCRYPT_DECRYPT') === 'ENCRYPT_DECRYPT' &&
+  (key.origin ?? 'AWS_KMS') === 'AWS_KMS';
 
 const aliasTarget = async (keys: KeyReader, aliasName: string): Promise<string | undefined> => {
   try {
@@ -122,16 +93,182 @@ const aliasTarget = async (keys: KeyReader, aliasName: string): Promise<string |
   }
 };
 
+const readAliasTargets = async (keys: KeyReader, aliases: readonly string[]): Promise<AliasTargets> =>
+  Object.fromEntries(await Promise.all(aliases.map(async (alias) => [alias, await aliasTarget(keys, alias)] as const)));
+
+/** Everything `finish` writes is in place: the rotation is over. */
+const isFinished = (
+  predecessorTags: Tags,
+  successor: KeyDescription,
+  successorTags: Tags,
+  targets: AliasTargets,
+  rotationEnabled: boolean | undefined,
+): boolean =>
+  lineageStateOf(successorTags) === 'active' &&
+  carriesDeclaredState(successorTags) &&
+  lineageStateOf(predecessorTags) === 'retired' &&
+  !carriesDeclaredState(predecessorTags) &&
+  Object.values(targets).every((target) => target === successor.keyId) &&
+  rotationEnabled !== false;
+
+/** The successor's rotation status, where `finish` turns it on. */
+const rotationOf = async (keys: KeyReader, key: KeyDescription): Promise<boolean | undefined> =>
+  isSymmetricKmsKey(key) ? (await keys.getRotationStatus(key.keyId)).enabled : undefined;
+
+export interface LocateOptions {
+  /**
+   * Whether to read what a new successor needs (the key policy, orphans) alongside the key's own
+   * reads: asked with the key once it is described, or with none when a key named by id is read
+   * at once, before anything is known about it.
+   */
+  prepareSuccessor: (key?: KeyDescription) => boolean;
+}
+
+/**
+ * Finds the rotation the key is part of, so that a re-run after a crash at any step resumes
+ * it instead of starting a second one. The key may be the predecessor (what the aliases named
+ * before the swap) or an unfinished successor (what they name after it).
+ *
+ * Round trips: a key named by id or ARN is described, and its tags (and, when a successor may
+ * be needed, its key policy and orphans) read, all at once; an alias must be resolved first,
+ * because ListResourceTags and GetKeyPolicy take key ids only.
+ */
+export const locateSwap = async (keyRef: string, deps: AliasSwapDeps, options: LocateOptions): Promise<SwapState> => {
+  const byId = !isAliasRef(keyRef);
+  const successorInputsOf = (keyId: string, key?: KeyDescription): SuccessorInputs | undefined =>
+    options.prepareSuccessor(key)
+      ? {
+          policy: ahead(deps.admin.getKeyPolicy(keyId)),
+          orphans: ahead(deps.finder.keysTagged(LINEAGE.predecessor, keyId)),
+        }
+      : undefined;
+  const earlyTags = byId ? ahead(deps.keys.listTags(keyIdOf(keyRef))) : undefined;
+  const earlyInputs = byId ? successorInputsOf(keyIdOf(keyRef)) : undefined;
+  const key = await deps.keys.describeKey(keyRef);
+  const [tags, successorInputs] =
+    earlyTags && keyIdOf(keyRef) === key.keyId
+      ? [await earlyTags, earlyInputs]
+      : await Promise.all([deps.keys.listTags(key.keyId), successorInputsOf(key.keyId, key)]);
+
+  const state = lineageStateOf(tags);
+  const rotationId = tags[LINEAGE.rotationId];
+  const predecessorId = tags[LINEAGE.predecessor];
+  const successorId = tags[LINEAGE.successor];
+
+  const ownDeclared = readDeclaredState(tags);
+  // Where the aliases the key's own tags declare point: read at most once, by whichever branch needs it first.
+  const ownAliasTargets = once(() => readAliasTargets(deps.keys, ownDeclared.aliases));
+
+  // Named the successor: resume unless its rotation is over.
+  if (rotationId && predecessorId && (state === 'created' || state === 'verified' || state === 'active')) {
+    // An active successor's rotation may be over: where its aliases point decides, read alongside.
+    if (state === 'active') void ownAliasTargets();
+    const [[predecessor, predecessorTags], rotationEnabled] = await Promise.all([
+      keyAndTags(deps.keys, predecessorId),
+      state === 'active' ? rotationOf(deps.keys, key) : undefined,
+    ]);
+    if (predecessorTags[LINEAGE.rotationId] === rotationId) {
+      const finished =
+        state === 'active' && isFinished(predecessorTags, key, tags, await ownAliasTargets(), rotationEnabled);
+      if (!finished) {
+        const declared = readDeclaredState(declaredTagsOfSwap(predecessorTags, tags));
+        return {
+          rotationId,
+          predecessor,
+          predecessorTags,
+          successor: key,
+          successorTags: tags,
+          declared,
+          resumed: true,
+          aliasTargets: carriesDeclaredState(tags)
+            ? ownAliasTargets
+            : once(() => readAliasTargets(deps.keys, declared.aliases)),
+          successorRotationEnabled: rotationEnabled,
+        };
+      }
+    }
+  }
+
+  // Named the predecessor of a rotation under way (or retired by one).
+  if (rotationId && (state === 'rotating' || state === 'retired')) {
+    if (successorId) {
+      // A retired predecessor keeps its aliases tag: the aliases are read alongside the successor.
+      void ownAliasTargets();
+      const [successor, successorTags] = await keyAndTags(deps.keys, successorId);
+      // After a rollback the key still names the successor it was rolled back from: not this rotation's.
+      if (successorTags[LINEAGE.rotationId] === rotationId && successorTags[LINEAGE.predecessor] === key.keyId) {
+        const rotationEnabled =
+          lineageStateOf(successorTags) === 'active' ? await rotationOf(deps.keys, successor) : undefined;
+        if (isFinished(tags, successor, successorTags, await ownAliasTargets(), rotationEnabled)) {
+          throw new PreconditionFailedError(
+            'not-managed',
+            `${key.keyId} was retired by alias-swap rotation ${rotationId}: its successor ${successor.keyId} carries its aliases and declared state; rotate ${successor.keyId} instead`,
+          );
+        }
+        return {
+          rotationId,
+          predecessor: key,
+          predecessorTags: tags,
+          successor,
+          successorTags,
+          declared: readDeclaredState(declaredTagsOfSwap(tags, successorTags)),
+          resumed: true,
+          aliasTargets: ownAliasTargets,
+          successorRotationEnabled: rotationEnabled,
+        };
+      }
+    }
+    if (state === 'rotating') {
+      return {
+        rotationId,
+        predecessor: key,
+        predecessorTags: tags,
+        declared: ownDeclared,
+        resumed: true,
+        aliasTargets: ownAliasTargets,
+        successorInputs,
+      };
+    }
+  }
+
+  return {
+    rotationId: deps.ids.newId(),
+    predecessor: key,
+    predecessorTags: tags,
+    declared: ownDeclared,
+    resumed: false,
+    aliasTargets: ownAliasTargets,
+    successorInputs,
+  };
+};
+
 const setLineage = (tags: Tags | undefined, changes: Record<string, string>): Tags => ({ ...(tags ?? {}), ...changes });
 
-/** Step 1: a new key of the predecessor's kind, policy, description and tags, plus lineage. At most one per rotation. */
+/** An earlier run's successor of this predecessor that never proved itself: adopted, never duplicated. */
+const orphanOf = (found: { keyId: string; tags: Tags }[], predecessorId: string) =>
+  found.find(({ keyId, tags }) => {
+    const state = lineageStateOf(tags);
+    return (
+      keyId !== predecessorId &&
+      tags[LINEAGE.predecessor] === predecessorId &&
+      tags[LINEAGE.rotationId] !== undefined &&
+      (state === 'created' || state === 'verified')
+    );
+  });
+
+/**
+ * Step 1: a new key of the predecessor's kind, policy, description and tags, plus lineage. At
+ * most one per rotation: the successor carries its rotation id and predecessor from CreateKey
+ * on, so a successor whose run died before recording it on the predecessor is found (Resource
+ * Groups Tagging API) and adopted.
+ */
 export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryRun: boolean): Promise<StepReport> => {
-  const { predecessor, rotationId } = swap;
+  const { predecessor } = swap;
   if (swap.successor) {
     return {
       step: 'createSuccessor',
       status: 'skipped',
-      detail: `successor ${swap.successor.keyId} of rotation ${rotationId} exists`,
+      detail: `successor ${swap.successor.keyId} of rotation ${swap.rotationId} exists`,
     };
   }
   const kind = `${predecessor.keySpec ?? 'SYMMETRIC_DEFAULT'} / ${predecessor.keyUsage ?? 'ENCRYPT_DECRYPT'}`;
@@ -145,31 +282,29 @@ export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
     return {
       step: 'createSuccessor',
       status: 'planned',
-      detail: `create a ${kind} key with ${predecessor.keyId}'s key policy, description and tags, tagged with rotation ${rotationId}`,
+      detail: `create a ${kind} key with ${predecessor.keyId}'s key policy, description and tags, tagged with rotation ${swap.rotationId}`,
     };
   }
+  const inputs = swap.successorInputs ?? {
+    policy: ahead(deps.admin.getKeyPolicy(predecessor.keyId)),
+    orphans: ahead(deps.finder.keysTagged(LINEAGE.predecessor, predecessor.keyId)),
+  };
+  const [found, policy] = await Promise.allSettled([inputs.orphans, inputs.policy]);
+  if (found.status === 'rejected') throw found.reason;
+  // Where the aliases point is read while the successor is created: promoteAliases needs it next.
+  void swap.aliasTargets();
 
-  // Mark the predecessor first: a crash after CreateKey then leaves a successor we can find.
-  const begun =
-    lineageStateOf(swap.predecessorTags) === 'rotating' && swap.predecessorTags[LINEAGE.rotationId] === rotationId;
-  const orphan = begun
-    ? (await deps.admin.findKeysByTag(LINEAGE.rotationId, rotationId)).find((id) => id !== predecessor.keyId)
-    : undefined;
-  if (!begun) {
-    const marks = { [LINEAGE.rotationId]: rotationId, [LINEAGE.state]: 'rotating' };
-    await deps.admin.tagKey(predecessor.keyId, marks);
-    swap.predecessorTags = setLineage(swap.predecessorTags, marks);
-  }
-
+  const orphan = orphanOf(found.value, predecessor.keyId);
   let detail: string;
   if (orphan) {
-    swap.successor = await deps.keys.describeKey(orphan);
-    swap.successorTags = await deps.keys.listTags(orphan);
-    detail = `adopted successor ${orphan}, created by an earlier run of rotation ${rotationId}`;
+    swap.rotationId = orphan.tags[LINEAGE.rotationId] as string;
+    swap.successor = await deps.keys.describeKey(orphan.keyId);
+    swap.successorTags = orphan.tags;
+    detail = `adopted successor ${orphan.keyId}, created by an earlier run of rotation ${swap.rotationId}`;
   } else {
     const userTags = Object.fromEntries(Object.entries(swap.predecessorTags).filter(([key]) => !isServiceTag(key)));
     const lineage = {
-      [LINEAGE.rotationId]: rotationId,
+      [LINEAGE.rotationId]: swap.rotationId,
       [LINEAGE.predecessor]: predecessor.keyId,
       [LINEAGE.state]: 'created' satisfies LineageState,
       ...reasonTag(swap.reason),
@@ -178,7 +313,7 @@ export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
       keySpec: predecessor.keySpec ?? 'SYMMETRIC_DEFAULT',
       keyUsage: predecessor.keyUsage ?? 'ENCRYPT_DECRYPT',
       description: predecessor.description ?? '',
-      policy: await deps.admin.getKeyPolicy(predecessor.keyId),
+      policy: settledValue(policy),
       origin: predecessor.origin === 'AWS_CLOUDHSM' ? 'AWS_CLOUDHSM' : undefined,
       customKeyStoreId: predecessor.origin === 'AWS_CLOUDHSM' ? predecessor.customKeyStoreId : undefined,
       tags: { ...userTags, ...lineage },
@@ -186,10 +321,8 @@ export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
     swap.successorTags = { ...userTags, ...lineage };
     detail = `created ${kind} key ${swap.successor.keyId}`;
   }
-  await deps.admin.tagKey(predecessor.keyId, { [LINEAGE.successor]: swap.successor.keyId });
-  swap.predecessorTags = setLineage(swap.predecessorTags, { [LINEAGE.successor]: swap.successor.keyId });
   deps.log.info('createSuccessor', {
-    rotationId,
+    rotationId: swap.rotationId,
     predecessor: predecessor.keyId,
     successor: swap.successor.keyId,
     detail,
@@ -197,10 +330,26 @@ export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
   return { step: 'createSuccessor', status: 'done', detail };
 };
 
-/** Step 2: the successor must prove it works before any alias may point at it. */
+/** The predecessor names its rotation and successor, so that a re-run named by it resumes the rotation. */
+const markPredecessor = async (swap: SwapState, successor: KeyDescription, deps: AliasSwapDeps): Promise<void> => {
+  const marks = {
+    [LINEAGE.rotationId]: swap.rotationId,
+    [LINEAGE.state]: 'rotating',
+    [LINEAGE.successor]: successor.keyId,
+  };
+  if (Object.entries(marks).every(([key, value]) => swap.predecessorTags[key] === value)) return;
+  await deps.admin.tagKey(swap.predecessor.keyId, marks);
+  swap.predecessorTags = setLineage(swap.predecessorTags, marks);
+};
+
+/**
+ * Step 2: the successor must prove it works before any alias may point at it. Meanwhile the
+ * predecessor is marked with the rotation and its successor.
+ */
 export const verifySuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryRun: boolean): Promise<StepReport> => {
   const state = swap.successorTags ? lineageStateOf(swap.successorTags) : undefined;
   if (swap.successor && (state === 'verified' || state === 'active')) {
+    swap.verified = true;
     return {
       step: 'verifySuccessor',
       status: 'skipped',
@@ -216,44 +365,59 @@ export const verifySuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
       `successor ${successor.keyId} is ${successor.keyState}, not Enabled; no alias was moved`,
     );
   }
-  const verdict = await verifyKeyWorks(successor, deps);
-  if (verdict.status !== 'passed') {
+  const [verdict, marked] = await Promise.allSettled([
+    verifyKeyWorks(successor, deps),
+    markPredecessor(swap, successor, deps),
+  ]);
+  if (verdict.status === 'rejected') throw verdict.reason;
+  if (verdict.value.status !== 'passed') {
     throw new VerificationFailedError(
-      `successor ${successor.keyId} failed verification: ${verdict.detail}; no alias was moved`,
+      `successor ${successor.keyId} failed verification: ${verdict.value.detail}; no alias was moved`,
     );
   }
-  await deps.admin.tagKey(successor.keyId, { [LINEAGE.state]: 'verified' });
-  swap.successorTags = setLineage(swap.successorTags, { [LINEAGE.state]: 'verified' });
-  deps.log.info('verifySuccessor', { rotationId: swap.rotationId, successor: successor.keyId, detail: verdict.detail });
-  return { step: 'verifySuccessor', status: 'done', detail: verdict.detail };
+  if (marked.status === 'rejected') throw marked.reason;
+  swap.verified = true;
+  deps.log.info('verifySuccessor', {
+    rotationId: swap.rotationId,
+    successor: successor.keyId,
+    detail: verdict.value.detail,
+  });
+  return { step: 'verifySuccessor', status: 'done', detail: verdict.value.detail };
 };
 
-/** Points each declared alias at `target`; creates a declared alias that is missing. */
+/** Points each alias at `target` (creating the missing ones), all at once; `targets` says where they point now. */
 const pointAliases = async (
   aliases: readonly string[],
+  targets: AliasTargets,
   target: KeyDescription,
   deps: AliasSwapDeps,
   dryRun: boolean,
 ): Promise<{ moved: string[]; already: string[] }> => {
-  const targets = await Promise.all(aliases.map((alias) => aliasTarget(deps.keys, alias)));
-  const moved: string[] = [];
-  const already: string[] = [];
-  for (const [index, alias] of aliases.entries()) {
-    const current = targets[index];
-    if (current === target.keyId) {
-      already.push(alias);
-      continue;
-    }
-    if (!dryRun) {
-      if (current === undefined) await deps.admin.createAlias(alias, target.keyId);
-      else await deps.admin.updateAlias(alias, target.keyId);
-    }
-    moved.push(current === undefined ? `${alias} (created)` : `${alias} (from ${current})`);
+  const already = aliases.filter((alias) => targets[alias] === target.keyId);
+  const toMove = aliases.filter((alias) => targets[alias] !== target.keyId);
+  if (!dryRun) {
+    await settleAll(
+      toMove.map((alias) =>
+        targets[alias] === undefined
+          ? deps.admin.createAlias(alias, target.keyId)
+          : deps.admin.updateAlias(alias, target.keyId),
+      ),
+    );
   }
+  const moved = toMove.map((alias) =>
+    targets[alias] === undefined ? `${alias} (created)` : `${alias} (from ${targets[alias]})`,
+  );
   return { moved, already };
 };
 
-/** Step 3: every declared alias of the predecessor moves to the verified successor. */
+/** A swap's successor may take aliases and the declared state only once it proved itself. */
+const requireVerified = (swap: SwapState, successor: KeyDescription): void => {
+  if (!swap.verified) {
+    throw new VerificationFailedError(`successor ${successor.keyId} is not verified; no alias was moved`);
+  }
+};
+
+/** Step 3: every declared alias of the predecessor moves to the verified successor. Runs alongside `finish`. */
 export const promoteAliases = async (swap: SwapState, deps: AliasSwapDeps, dryRun: boolean): Promise<StepReport> => {
   const aliases = swap.declared.aliases;
   if (aliases.length === 0)
@@ -261,11 +425,8 @@ export const promoteAliases = async (swap: SwapState, deps: AliasSwapDeps, dryRu
   if (!swap.successor) {
     return { step: 'promoteAliases', status: 'planned', detail: `point ${aliases.join(', ')} at the successor` };
   }
-  const state = swap.successorTags ? lineageStateOf(swap.successorTags) : undefined;
-  if (!dryRun && state !== 'verified' && state !== 'active') {
-    throw new VerificationFailedError(`successor ${swap.successor.keyId} is not verified; no alias was moved`);
-  }
-  const { moved, already } = await pointAliases(aliases, swap.successor, deps, dryRun);
+  if (!dryRun) requireVerified(swap, swap.successor);
+  const { moved, already } = await pointAliases(aliases, await swap.aliasTargets(), swap.successor, deps, dryRun);
   if (moved.length === 0) {
     return {
       step: 'promoteAliases',
@@ -278,60 +439,66 @@ export const promoteAliases = async (swap: SwapState, deps: AliasSwapDeps, dryRu
   return { step: 'promoteAliases', status: dryRun ? 'planned' : 'done', detail };
 };
 
-/** Step 4: the declared state moves to the successor; the predecessor is tagged retired and stays enabled. */
+/**
+ * Step 4, alongside `promoteAliases`: the successor takes the declared state and turns active
+ * (and, when symmetric, rotates itself with the declared period); the predecessor is tagged
+ * retired with `managed=false`, keeping its aliases and period tags as the record of what it
+ * served, and stays enabled. Each write is made only if it is not in place yet, all at once:
+ * the rotation is over when every one of them and the alias moves are in place, which is what
+ * a re-run checks (see `locateSwap`). The successor takes the declared state in one write and
+ * the predecessor gives it up in one write, so a fault between them loses nothing: whichever
+ * key still carries it, a re-run reads it there.
+ */
 export const finish = async (swap: SwapState, deps: AliasSwapDeps, dryRun: boolean): Promise<StepReport> => {
   const { predecessor, successor } = swap;
-  const done =
-    successor !== undefined &&
-    swap.successorTags !== undefined &&
-    lineageStateOf(swap.successorTags) === 'active' &&
-    lineageStateOf(swap.predecessorTags) === 'retired' &&
-    !hasDeclaredTags(swap.predecessorTags);
-  if (done) return { step: 'finish', status: 'skipped', detail: `rotation ${swap.rotationId} is already finished` };
   if (dryRun || !successor) {
     return {
       step: 'finish',
       status: 'planned',
-      detail: `move the declared-state tags to the successor; tag ${predecessor.keyId} retired, leaving it enabled`,
+      detail: `move the declared state to the successor; tag ${predecessor.keyId} retired (managed=false), leaving it enabled`,
     };
   }
-  const declaredTags = hasDeclaredTags(swap.predecessorTags)
-    ? declaredTagsOf(swap.predecessorTags)
-    : declaredTagsOf(swap.successorTags ?? {});
-  const successorTags = {
-    ...declaredTags,
+  requireVerified(swap, successor);
+  const successorTags = swap.successorTags ?? {};
+  const successorDone = lineageStateOf(successorTags) === 'active' && carriesDeclaredState(successorTags);
+  const predecessorDone =
+    lineageStateOf(swap.predecessorTags) === 'retired' &&
+    !carriesDeclaredState(swap.predecessorTags) &&
+    swap.predecessorTags[LINEAGE.successor] === successor.keyId;
+  const rotationDone = !isSymmetricKmsKey(successor) || swap.successorRotationEnabled === true;
+  if (successorDone && predecessorDone && rotationDone) {
+    return { step: 'finish', status: 'skipped', detail: `rotation ${swap.rotationId} is already finished` };
+  }
+
+  const active = {
+    ...declaredTagsOfSwap(swap.predecessorTags, swap.successorTags),
     [LINEAGE.state]: 'active',
     [LINEAGE.rotatedAt]: deps.clock.now().toISOString(),
   };
-  await deps.admin.tagKey(successor.keyId, successorTags);
-  swap.successorTags = setLineage(swap.successorTags, successorTags);
-  if (
-    successor.keySpec === 'SYMMETRIC_DEFAULT' &&
-    successor.keyUsage === 'ENCRYPT_DECRYPT' &&
-    successor.origin === 'AWS_KMS'
-  ) {
+  const retired = {
+    [LINEAGE.rotationId]: swap.rotationId,
+    [LINEAGE.state]: 'retired',
+    [LINEAGE.successor]: successor.keyId,
+    [TAGS.managed]: 'false',
+  };
+  await settleAll([
+    successorDone ? Promise.resolve() : deps.admin.tagKey(successor.keyId, active),
     // A symmetric successor rotates itself from now on, with the declared period.
-    await deps.admin.enableKeyRotation(successor.keyId, swap.declared.periodDays);
-  }
-  // The declared state leaves the predecessor before it is tagged retired: a retired key that
-  // still looked managed would, named in a re-run after a crash here, start a second rotation.
-  await deps.admin.untagKey(
-    predecessor.keyId,
-    DECLARED_TAG_KEYS.filter((key) => swap.predecessorTags[key] !== undefined),
-  );
-  const retired = { [LINEAGE.state]: 'retired', [LINEAGE.successor]: successor.keyId };
-  await deps.admin.tagKey(predecessor.keyId, retired);
-  swap.predecessorTags = Object.fromEntries(
-    Object.entries(setLineage(swap.predecessorTags, retired)).filter(
-      ([key]) => !(DECLARED_TAG_KEYS as readonly string[]).includes(key),
-    ),
-  );
+    rotationDone ? Promise.resolve() : deps.admin.enableKeyRotation(successor.keyId, swap.declared.periodDays),
+    predecessorDone ? Promise.resolve() : deps.admin.tagKey(predecessor.keyId, retired),
+  ]);
+  if (!successorDone) swap.successorTags = setLineage(swap.successorTags, active);
+  if (!predecessorDone) swap.predecessorTags = setLineage(swap.predecessorTags, retired);
   const detail = `${successor.keyId} is active with the declared state; ${predecessor.keyId} is retired and stays enabled`;
   deps.log.info('finish', { rotationId: swap.rotationId, detail });
   return { step: 'finish', status: 'done', detail };
 };
 
-export const ALIAS_SWAP_STEPS = [createSuccessor, verifySuccessor, promoteAliases, finish] as const;
+/**
+ * The steps, in the order they run; steps in one group run at once. Moving the aliases and
+ * finishing overlap: both only ever follow a passed verification.
+ */
+export const ALIAS_SWAP_STEPS = [[createSuccessor], [verifySuccessor], [promoteAliases, finish]] as const;
 
 /** A rollback target: the key the aliases point at now, and the predecessor of its alias-swap. */
 export interface RollbackState {
@@ -375,7 +542,7 @@ export const locateRollback = async (keyRef: string, deps: AliasSwapDeps): Promi
     currentTags,
     predecessor,
     predecessorTags,
-    declared: readDeclaredState(hasDeclaredTags(currentTags) ? currentTags : predecessorTags),
+    declared: readDeclaredState(declaredTagsOfSwap(predecessorTags, currentTags)),
   };
 };
 
@@ -410,7 +577,8 @@ export const restoreAliases = async (
 ): Promise<StepReport> => {
   const aliases = rollback.declared.aliases;
   if (aliases.length === 0) return { step: 'restoreAliases', status: 'skipped', detail: 'no aliases are declared' };
-  const { moved, already } = await pointAliases(aliases, rollback.predecessor, deps, dryRun);
+  const targets = await readAliasTargets(deps.keys, aliases);
+  const { moved, already } = await pointAliases(aliases, targets, rollback.predecessor, deps, dryRun);
   if (moved.length === 0) {
     return {
       step: 'restoreAliases',
@@ -435,28 +603,22 @@ export const finishRollback = async (
   const done =
     lineageStateOf(rollback.currentTags) === 'rolled-back' &&
     lineageStateOf(rollback.predecessorTags) === 'active' &&
-    !hasDeclaredTags(rollback.currentTags);
+    !carriesDeclaredState(rollback.currentTags);
   if (done) return { step: 'finishRollback', status: 'skipped', detail: `${current.keyId} is already rolled back` };
   if (dryRun) {
     return {
       step: 'finishRollback',
       status: 'planned',
-      detail: `declared state back to ${predecessor.keyId}; ${current.keyId} tagged rolled-back, left enabled`,
+      detail: `declared state back to ${predecessor.keyId}; ${current.keyId} tagged rolled-back (managed=false), left enabled`,
     };
   }
-  const declaredTags = hasDeclaredTags(rollback.currentTags)
-    ? declaredTagsOf(rollback.currentTags)
-    : declaredTagsOf(rollback.predecessorTags);
+  // The predecessor takes the declared state back before the rolled-back key gives it up.
   await deps.admin.tagKey(predecessor.keyId, {
-    ...declaredTags,
+    ...declaredTagsOfSwap(rollback.predecessorTags, rollback.currentTags),
     [LINEAGE.state]: 'active',
     [LINEAGE.rotatedAt]: deps.clock.now().toISOString(),
   });
-  await deps.admin.tagKey(current.keyId, { [LINEAGE.state]: 'rolled-back' });
-  await deps.admin.untagKey(
-    current.keyId,
-    DECLARED_TAG_KEYS.filter((key) => rollback.currentTags[key] !== undefined),
-  );
+  await deps.admin.tagKey(current.keyId, { [LINEAGE.state]: 'rolled-back', [TAGS.managed]: 'false' });
   return {
     step: 'finishRollback',
     status: 'done',

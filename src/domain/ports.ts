@@ -107,13 +107,15 @@ export interface KeyAdmin {
   getKeyPolicy(keyId: string): Promise<string>;
   createKey(spec: NewKeySpec): Promise<KeyDescription>;
   tagKey(keyId: string, tags: Readonly<Record<string, string>>): Promise<void>;
-  untagKey(keyId: string, tagKeys: readonly string[]): Promise<void>;
   /** Points an existing alias at the key. */
   updateAlias(aliasName: string, targetKeyId: string): Promise<void>;
   createAlias(aliasName: string, targetKeyId: string): Promise<void>;
   enableKeyRotation(keyId: string, periodDays?: number): Promise<void>;
-  /** Scans the account's keys for a tag value: crash recovery only, never a hot path. */
-  findKeysByTag(tagKey: string, tagValue: string): Promise<string[]>;
+}
+
+/** Keys by a tag value, with their tags (Resource Groups Tagging API: one listing, eventually consistent). */
+export interface TaggedKeyFinder {
+  keysTagged(tagKey: string, tagValue: string): Promise<{ keyId: string; tags: Tags }[]>;
 }
 
 /** The cryptographic operations that prove an asymmetric or HMAC key works. */

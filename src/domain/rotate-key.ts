@@ -156,7 +156,13 @@ const rotate = async (
   deps: RotateDeps,
   progress: SwapProgress,
 ): Promise<RotateReport> => {
-  const swap = await locateSwap(request.key, deps);
+  const swap = await locateSwap(request.key, deps, {
+    // A key named by id is read before anything is known about it: then only "on-demand" rules a successor out.
+    prepareSuccessor: (key) =>
+      !request.dryRun &&
+      request.strategy !== 'on-demand' &&
+      (key === undefined || request.strategy === 'alias-swap' || classifyKey(key).keyClass === 'alias-swap'),
+  });
   swap.reason = request.reason;
   const key = swap.predecessor;
   report.keyId = key.keyId;
@@ -191,9 +197,12 @@ const rotate = async (
   report.rotationId = swap.rotationId;
   report.predecessor = key.keyId;
   progress.swap = swap;
-  for (const step of ALIAS_SWAP_STEPS) {
-    report.steps.push(await step(swap, deps, request.dryRun));
+  for (const group of ALIAS_SWAP_STEPS) {
+    const results = await Promise.allSettled(group.map((step) => step(swap, deps, request.dryRun)));
     report.successor = swap.successor?.keyId;
+    for (const result of results) if (result.status === 'fulfilled') report.steps.push(result.value);
+    const failed = results.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
   }
   const allSkipped = report.steps.every((step) => step.status === 'skipped');
   report.outcome = request.dryRun ? 'planned' : allSkipped ? 'nothing-to-do' : 'completed';

@@ -30,6 +30,7 @@ import {
   checkRotationRecorded,
   checkRotationSchedule,
 } from './rotation-checks';
+import { settledValue } from './settled';
 
 export interface RotationValidationDeps {
   keys: KeyReader;
@@ -253,11 +254,6 @@ const assertEventIsForThisService = (event: RotationEvent, location: ServiceLoca
       `Event ${event.eventId} is for account ${event.account} in ${event.region}; this function serves account ${location.account} in ${location.region}`,
     );
   }
-};
-
-const settledValue = <T>(settled: PromiseSettledResult<T>): T => {
-  if (settled.status === 'fulfilled') return settled.value;
-  throw settled.reason;
 };
 
 const stateOrEmpty = (settled: PromiseSettledResult<ValidationState>, log: Log): ValidationState => {

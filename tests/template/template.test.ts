@@ -47,13 +47,12 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
     'kms:DescribeKey',
     'kms:ListResourceTags',
     'kms:ListAliases',
-    'kms:ListKeys',
+    'tag:GetResources',
     'kms:GetKeyRotationStatus',
     'kms:ListKeyRotations',
     'kms:RotateKeyOnDemand',
     'kms:GetKeyPolicy',
     'kms:TagResource',
-    'kms:UntagResource',
     'kms:EnableKeyRotation',
     'kms:UpdateAlias',
     'kms:CreateAlias',
@@ -279,8 +278,7 @@ describe('Template: serverless package output', () => {
 
     it('lets rotate change only managed keys or keys of an alias-swap rotation, creating only keys that carry lineage', () => {
       const statements = statementsOf(resources.RotateRole as Resource);
-      const mutating =
-        /^kms:(RotateKeyOnDemand|TagResource|UntagResource|EnableKeyRotation|UpdateAlias|CreateAlias|CreateKey)$/;
+      const mutating = /^kms:(RotateKeyOnDemand|TagResource|EnableKeyRotation|UpdateAlias|CreateAlias|CreateKey)$/;
       for (const statement of statements.filter((s) => actionsOf(s).some((action) => mutating.test(action)))) {
         const onAliases = JSON.stringify(statement.Resource).includes(':alias/');
         const condition = JSON.stringify(statement.Condition ?? {});

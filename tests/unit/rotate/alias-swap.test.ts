@@ -105,7 +105,10 @@ describe('Function: rotateKey', () => {
         'kms-rotation:reason': 'annual rotation',
         team: 'payments',
       });
+      // Retired: no longer managed, its aliases tag kept as the record of what it served.
       expect(world.kms.tagsOf(predecessor)).toEqual({
+        'kms-rotation:managed': 'false',
+        'kms-rotation:aliases': `${ALIAS} ${SECOND_ALIAS}`,
         'kms-rotation:state': 'retired',
         'kms-rotation:successor': successor,
         'kms-rotation:rotation-id': 'rotation-0001',
@@ -149,7 +152,11 @@ describe('Function: rotateKey', () => {
       });
       expect(world.kms.rotationOf(successor)).toMatchObject({ enabled: true, periodDays: 180 });
       expect(world.kms.tagsOf(successor)).toMatchObject({ 'kms-rotation:period-days': '180' });
-      expect(world.kms.tagsOf(predecessor)).not.toHaveProperty('kms-rotation:period-days');
+      expect(world.kms.tagsOf(predecessor)).toMatchObject({
+        'kms-rotation:managed': 'false',
+        'kms-rotation:state': 'retired',
+        'kms-rotation:period-days': '180',
+      });
     });
 
     it.each(KINDS)(
@@ -203,12 +210,10 @@ describe('Function: rotateKey', () => {
       await rotateSigningKey(world);
 
       // Assess
-      expect(world.log.lines.map((line) => line.message).slice(0, 4)).toEqual([
-        'createSuccessor',
-        'verifySuccessor',
-        'promoteAliases',
-        'finish',
-      ]);
+      const messages = world.log.lines.map((line) => line.message);
+      expect(messages.slice(0, 2)).toEqual(['createSuccessor', 'verifySuccessor']);
+      // The aliases move while the declared state does: either may log first.
+      expect(messages.slice(2, 4).sort()).toEqual(['finish', 'promoteAliases']);
       expect(JSON.stringify(world.log.lines)).not.toMatch(/ciphertext|plaintext|"Statement"/i);
     });
   });
@@ -248,11 +253,12 @@ describe('Function: rotateKey', () => {
         successorTags,
         declared: readDeclaredState(successorTags),
         resumed: true,
+        aliasTargets: async () => ({ [ALIAS]: successor, [SECOND_ALIAS]: successor }),
       };
 
       // Act
       const steps = [];
-      for (const step of ALIAS_SWAP_STEPS) steps.push(await step(swap, world.deps, false));
+      for (const step of ALIAS_SWAP_STEPS.flat()) steps.push(await step(swap, world.deps, false));
 
       // Assess
       expect(stepStatuses({ steps })).toEqual([
@@ -263,6 +269,27 @@ describe('Function: rotateKey', () => {
       ]);
       expect(world.kms.mutatingCallsSince(from)).toEqual([]);
       expect(world.kms.snapshot()).toEqual(before);
+    });
+
+    it('refuses, naming the successor and changing nothing, when the retired predecessor is named after its rotation finished', async () => {
+      // Prepare
+      const world = createWorld();
+      const { predecessor, successor } = await rotateSigningKey(world);
+      world.clock.advance(RECENT_ROTATION_MS + 1);
+      const before = world.kms.snapshot();
+      const from = world.kms.calls.length;
+
+      // Act
+      const refused = rotateKey(request({ key: predecessor }), world.deps);
+
+      // Assess
+      await expect(refused).rejects.toMatchObject({
+        reason: 'not-managed',
+        message: expect.stringContaining(`its successor ${successor} carries its aliases and declared state`),
+      });
+      expect(world.kms.mutatingCallsSince(from)).toEqual([]);
+      expect(world.kms.snapshot()).toEqual(before);
+      expect(world.notifier.kinds()).toEqual(['RotationCompleted/INFO']);
     });
 
     it('rotates the successor in turn, to a new key, when asked after the recent-rotation window or with force', async () => {

@@ -29,7 +29,6 @@ export const MUTATING_METHODS = [
   'rotateKeyOnDemand',
   'createKey',
   'tagKey',
-  'untagKey',
   'updateAlias',
   'createAlias',
   'enableKeyRotation',
@@ -474,15 +473,6 @@ export class FakeKms implements KeyReader, KeyCrypto, KeyAdmin, KeyProver {
     });
   }
 
-  async untagKey(keyId: string, tagKeys: readonly string[]): Promise<void> {
-    // Like the gateway, which sends no UntagResource for no tag keys.
-    if (tagKeys.length === 0) return;
-    return this.call('untagKey', [keyId, [...tagKeys]], () => {
-      const key = this.resolve(keyId);
-      for (const tagKey of tagKeys) delete key.tags[tagKey];
-    });
-  }
-
   async updateAlias(aliasName: string, targetKeyId: string): Promise<void> {
     return this.call('updateAlias', [aliasName, targetKeyId], () => {
       if (!this.aliases.has(aliasName)) {
@@ -509,9 +499,12 @@ export class FakeKms implements KeyReader, KeyCrypto, KeyAdmin, KeyProver {
     });
   }
 
-  async findKeysByTag(tagKey: string, tagValue: string): Promise<string[]> {
-    return this.call('findKeysByTag', [tagKey, tagValue], () =>
-      [...this.keys.values()].filter((key) => key.tags[tagKey] === tagValue).map((key) => key.meta.keyId),
+  /** The Resource Groups Tagging API's view of the keys, read consistently here. */
+  async keysTagged(tagKey: string, tagValue: string): Promise<{ keyId: string; tags: Tags }[]> {
+    return this.call('keysTagged', [tagKey, tagValue], () =>
+      [...this.keys.values()]
+        .filter((key) => key.tags[tagKey] === tagValue)
+        .map((key) => ({ keyId: key.meta.keyId, tags: { ...key.tags } })),
     );
   }
 

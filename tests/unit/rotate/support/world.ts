@@ -147,6 +147,7 @@ export const createWorld = (overrides: Partial<RotateDeps> = {}): World => {
     keys: kms,
     crypto: kms,
     admin: kms,
+    finder: kms,
     prover: kms,
     publicKeys: rsaOaepEncryptor,
     random: new CountingRandom(),
