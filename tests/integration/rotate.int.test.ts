@@ -158,6 +158,19 @@ describe('Function: rotate against the local AWS emulator', () => {
       new VerifyCommand({ KeyId: predecessor, Message: message, Signature, SigningAlgorithm: 'RSASSA_PSS_SHA_256' }),
     );
     expect(verified.SignatureValid).toBe(true);
+
+    // The audit judges the successor as the managed key; the retired predecessor, no longer managed, draws no finding.
+    const audit = await invokeBundled({
+      endpoint: emulator.endpoint,
+      region,
+      fn: stack.functions.audit as DeployedStack['functions'][string],
+      event: { keyIds: [predecessor, report.successor] },
+    });
+    expect(audit.ok, JSON.stringify(audit)).toBe(true);
+    const { findings, totals } = (audit as { result: { findings: { keyId: string }[]; totals: unknown } }).result;
+    expect(totals).toMatchObject({ keysAudited: 2, nonCompliantKeys: 0 });
+    expect(findings).toEqual([]);
+    await inbox.drain();
   });
 
   it('rotates an HMAC key by alias-swap; MACs made before still verify with the predecessor', async () => {
