@@ -74,6 +74,8 @@ export interface AuditReport {
   findings: (AuditFinding & { controls: string[]; remediated?: boolean })[];
   findingsOmitted: number;
   remediations: { keyId: string; detail: string }[];
+  /** Keys asked for by id (`keyIds`) that do not exist in this account and Region: never audited, never dropped silently. */
+  keysNotFound: string[];
   summary: string;
 }
 
@@ -140,6 +142,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
   const findings: AuditReport['findings'] = [];
   let findingsOmitted = 0;
   const remediations: AuditReport['remediations'] = [];
+  const keysNotFound: string[] = [];
 
   const [aliases, declaredIds] = await Promise.all([deps.fleet.listAllAliases(), deps.registry.declaredKeyIds()]);
   const aliasesByKey = new Map<string, string[]>();
@@ -178,8 +181,12 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     try {
       key = await deps.keys.describeKey(keyId);
     } catch (error) {
-      // Deleted between ListKeys and now: nothing left to judge.
-      if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') return;
+      if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') {
+        // Listed, then deleted before it was read: nothing left to judge. A key asked for by id
+        // is another matter: whoever asked must hear that it is not there.
+        if (request.keyIds) keysNotFound.push(keyId);
+        return;
+      }
       throw error;
     }
     const { keyClass } = classifyKey(key);
@@ -237,8 +244,9 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
   let marker = checkpoint?.marker;
   let handedOver = false;
   for (;;) {
+    // A key asked for twice is still audited, and counted, once.
     const page = request.keyIds
-      ? { keyIds: request.keyIds, nextMarker: undefined }
+      ? { keyIds: [...new Set(request.keyIds)], nextMarker: undefined }
       : await deps.fleet.listKeysPage(marker);
     await inPool(page.keyIds, deps.concurrency, auditOne);
     marker = page.nextMarker;
@@ -273,14 +281,15 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     findings,
     findingsOmitted,
     remediations,
-    summary: summaryOf(totals, handedOver),
+    keysNotFound: keysNotFound.sort(),
+    summary: summaryOf(totals, handedOver, keysNotFound),
   };
   deps.log.info(report.summary, { auditId, slice, complete: report.complete, totals });
   if (!handedOver) await deps.notifier.publish(notificationOf(report, deps));
   return report;
 };
 
-const summaryOf = (totals: AuditTotals, handedOver: boolean): string => {
+const summaryOf = (totals: AuditTotals, handedOver: boolean, keysNotFound: readonly string[]): string => {
   const list = (counts: Partial<Record<string, number>>) =>
     Object.entries(counts)
       .map(([name, count]) => `${name} ${count}`)
@@ -291,13 +300,19 @@ const summaryOf = (totals: AuditTotals, handedOver: boolean): string => {
     `${totals.keysAudited - totals.nonCompliantKeys} compliant, ${totals.nonCompliantKeys} non-compliant${rules ? ` (${rules})` : ''}`,
   ];
   if (totals.remediated > 0) parts.push(`${totals.remediated} remediated`);
+  if (keysNotFound.length > 0)
+    parts.push(`${keysNotFound.length} asked for but not found (${keysNotFound.join(', ')})`);
   return parts.join('; ');
 };
 
 const notificationOf = (report: AuditReport, deps: AuditDeps): Notification => ({
   type: 'AuditCompleted',
   severity:
-    (report.totals.bySeverity.CRITICAL ?? 0) > 0 ? 'CRITICAL' : report.totals.nonCompliantKeys > 0 ? 'WARNING' : 'INFO',
+    (report.totals.bySeverity.CRITICAL ?? 0) > 0
+      ? 'CRITICAL'
+      : report.totals.nonCompliantKeys > 0 || report.keysNotFound.length > 0
+        ? 'WARNING'
+        : 'INFO',
   keyId: '*',
   keyArn: '*',
   aliases: [],
@@ -314,5 +329,6 @@ const notificationOf = (report: AuditReport, deps: AuditDeps): Notification => (
       .slice(0, 20)
       .map(({ rule, severity, keyId, aliases, summary }) => ({ rule, severity, keyId, aliases, summary })),
     remediations: report.remediations,
+    ...(report.keysNotFound.length > 0 ? { keysNotFound: report.keysNotFound } : {}),
   },
 });

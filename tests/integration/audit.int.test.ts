@@ -232,6 +232,8 @@ describe('Function: audit against the local AWS emulator', () => {
     findings: { keyId: string; rule: string; controls: string[]; remediated?: boolean }[];
     findingsOmitted: number;
     remediations: { keyId: string }[];
+    keysNotFound: string[];
+    summary: string;
   }
 
   /** Keys (state, rotation, tags) and aliases: everything remediation could touch. */
@@ -304,6 +306,18 @@ describe('Function: audit against the local AWS emulator', () => {
     expect(after.aliases).toEqual(before.aliases);
     expect(report.totals.remediated).toBe(10);
     await inbox.drain();
+  });
+
+  it('audits keys asked for by id once each, and names the ones that do not exist instead of dropping them', async () => {
+    const keyId = stack.outputs.KeyId as string;
+
+    const { report } = await runAudit({ keyIds: [keyId, missingKeyId, keyId] });
+
+    expect(report.totals.keysAudited).toBe(1);
+    expect(report.keysNotFound).toEqual([missingKeyId]);
+    expect(report.summary).toContain(`asked for but not found (${missingKeyId})`);
+    const [notification] = await inbox.drain();
+    expect(notification?.attributes).toEqual({ type: 'AuditCompleted', severity: 'WARNING' });
   });
 
   it('refuses a malformed request without touching anything', async () => {

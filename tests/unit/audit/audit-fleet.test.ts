@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type AuditDeps, type AuditRequest, auditFleet } from '../../../src/domain/audit-fleet';
-import { PreconditionFailedError } from '../../../src/domain/errors';
+import { AwsServiceError, PreconditionFailedError } from '../../../src/domain/errors';
 import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
 
 const ACCOUNT = '111122223333';
@@ -236,7 +236,7 @@ describe('Function: auditFleet', () => {
     expect(fleet.calls.ListKeys).toBeUndefined();
   });
 
-  it('skips a key deleted between listing and reading', async () => {
+  it('skips a key deleted between listing and reading, without reporting it as not found', async () => {
     fleet.add('present');
     const listed = fleet.fleet.listKeysPage;
     fleet.fleet.listKeysPage = async (marker) => {
@@ -247,6 +247,64 @@ describe('Function: auditFleet', () => {
     const report = await auditFleet({ remediate: false }, deps());
 
     expect(report.totals.keysAudited).toBe(1);
+    expect(report.keysNotFound).toEqual([]);
+    expect(published[0]?.severity).toBe('INFO');
+  });
+
+  it('reports a key asked for by id that does not exist, instead of dropping it from the report', async () => {
+    fleet.add('a', {}, {}, false);
+
+    const report = await auditFleet({ remediate: false, keyIds: ['a', 'typo'] }, deps());
+
+    expect(report.totals.keysAudited).toBe(1);
+    expect(report.keysNotFound).toEqual(['typo']);
+    expect(report.summary).toContain('1 asked for but not found (typo)');
+    expect(published).toEqual([
+      expect.objectContaining({
+        severity: 'WARNING',
+        summary: expect.stringContaining('not found (typo)'),
+        details: expect.objectContaining({ keysNotFound: ['typo'] }),
+      }),
+    ]);
+  });
+
+  it('makes the notification a WARNING when the only key asked for does not exist', async () => {
+    const report = await auditFleet({ remediate: false, keyIds: ['gone'] }, deps());
+
+    expect(report.totals.keysAudited).toBe(0);
+    expect(report.keysNotFound).toEqual(['gone']);
+    expect(published[0]?.severity).toBe('WARNING');
+  });
+
+  it('audits and counts a key asked for twice once', async () => {
+    fleet.add('a', {}, {}, false);
+
+    const report = await auditFleet({ remediate: false, keyIds: ['a', 'a'] }, deps());
+
+    expect(fleet.described).toEqual(['a']);
+    expect(report.totals.keysAudited).toBe(1);
+    expect(report.totals.nonCompliantKeys).toBe(1);
+    expect(report.findings).toHaveLength(1);
+  });
+
+  it('fails, without a report or a notification, when a key cannot be read: it is never counted compliant or left out', async () => {
+    fleet.add('readable');
+    fleet.add('unreadable');
+    const read = fleet.reader.getRotationStatus;
+    fleet.reader.getRotationStatus = async (id: string) => {
+      if (id === 'unreadable') {
+        throw new AwsServiceError(
+          'GetKeyRotationStatus',
+          true,
+          'GetKeyRotationStatus on unreadable failed: ThrottlingException',
+        );
+      }
+      return read(id);
+    };
+
+    await expect(auditFleet({ remediate: false }, deps())).rejects.toThrow(/GetKeyRotationStatus on unreadable/);
+    expect(published).toEqual([]);
+    expect(continuations).toEqual([]);
   });
 
   it('lists at most maxFindingsListed findings and counts the rest', async () => {
