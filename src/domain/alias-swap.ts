@@ -160,7 +160,7 @@ export const locateSwap = async (keyRef: string, deps: AliasSwapDeps, options: L
   const ownAliasTargets = once(() => readAliasTargets(deps.keys, ownDeclared.aliases));
 
   // Named the successor: resume unless its rotation is over.
-  if (rotationId && predecessorId && (state === 'created' || state === 'verified' || state === 'active')) {
+  if (rotationId && predecessorId && (state === 'created' || state === 'active')) {
     // An active successor's rotation may be over: where its aliases point decides, read alongside.
     if (state === 'active') void ownAliasTargets();
     const [[predecessor, predecessorTags], rotationEnabled] = await Promise.all([
@@ -252,7 +252,7 @@ const orphanOf = (found: { keyId: string; tags: Tags }[], predecessorId: string)
       keyId !== predecessorId &&
       tags[LINEAGE.predecessor] === predecessorId &&
       tags[LINEAGE.rotationId] !== undefined &&
-      (state === 'created' || state === 'verified')
+      state === 'created'
     );
   });
 
@@ -348,7 +348,7 @@ const markPredecessor = async (swap: SwapState, successor: KeyDescription, deps:
  */
 export const verifySuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryRun: boolean): Promise<StepReport> => {
   const state = swap.successorTags ? lineageStateOf(swap.successorTags) : undefined;
-  if (swap.successor && (state === 'verified' || state === 'active')) {
+  if (swap.successor && state === 'active') {
     swap.verified = true;
     return {
       step: 'verifySuccessor',

@@ -82,7 +82,7 @@ const finding = (
 
 /** Keys in the middle of an alias-swap rotation: their aliases move on purpose. */
 const rotating = (snapshot: KeySnapshot): boolean =>
-  snapshot.lineageState === 'rotating' || snapshot.lineageState === 'created' || snapshot.lineageState === 'verified';
+  snapshot.lineageState === 'rotating' || snapshot.lineageState === 'created';
 
 const autoRotatable = (snapshot: KeySnapshot): boolean =>
   snapshot.key !== undefined && classifyKey(snapshot.key).keyClass === 'auto-rotatable';

@@ -13,14 +13,14 @@ export const LINEAGE = {
 
 /**
  * Lifecycle of the keys in an alias-swap rotation.
- * Successor: created -> verified -> active (-> rolled-back). Predecessor: rotating -> retired (-> active on rollback).
+ * Successor: created -> active (-> rolled-back); verification leaves no tag, it gates the alias move in the same run.
+ * Predecessor: rotating -> retired (-> active on rollback).
  */
-export type LineageState = 'created' | 'verified' | 'active' | 'rotating' | 'retired' | 'rolled-back';
+export type LineageState = 'created' | 'active' | 'rotating' | 'retired' | 'rolled-back';
 
 export const lineageStateOf = (tags: Tags): LineageState | undefined => {
   const value = tags[LINEAGE.state];
   return value === 'created' ||
-    value === 'verified' ||
     value === 'active' ||
     value === 'rotating' ||
     value === 'retired' ||
