@@ -38,6 +38,10 @@ export interface CallRecord {
   startedAt: number;
   endedAt: number;
   outcome: 'forwarded' | 'throttled' | FaultKind;
+  /** The key a KMS call names (`TargetKeyId`, else `KeyId`), an ARN reduced to its key id. */
+  keyId?: string;
+  /** The HTTP status the caller got; none when its connection was reset. */
+  status?: number;
 }
 
 export interface AwsProxy {
@@ -46,6 +50,11 @@ export interface AwsProxy {
   counts(): Record<string, number>;
   calls(): CallRecord[];
   throttled(): number;
+  /**
+   * Resolves once no request is being answered: a `slow` fault's request still reaches moto
+   * after the caller gave up on it, and a check made before then would miss its effect.
+   */
+  idle(): Promise<void>;
   /** The `index`-th call (1-based) of `api` from now on gets `fault`. */
   injectFault(api: string, index: number, fault: FaultKind): void;
   reset(): void;
@@ -60,6 +69,20 @@ export const apiOf = (headers: IncomingMessage['headers'], body: string): string
   const action = /(?:^|&)Action=([A-Za-z]+)/.exec(body)?.[1];
   if (action) return action;
   return 'Other';
+};
+
+/** The key a JSON-protocol request names: `TargetKeyId` (UpdateAlias, CreateAlias), else `KeyId`. */
+export const keyNamedIn = (body: string): string | undefined => {
+  if (!body.startsWith('{')) return undefined;
+  try {
+    const parsed = JSON.parse(body) as { TargetKeyId?: unknown; KeyId?: unknown };
+    const named = parsed.TargetKeyId ?? parsed.KeyId;
+    if (typeof named !== 'string') return undefined;
+    const at = named.lastIndexOf('key/');
+    return at >= 0 ? named.slice(at + 'key/'.length) : named;
+  } catch {
+    return undefined;
+  }
 };
 
 class RateLimiter {
@@ -101,6 +124,8 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
   let records: CallRecord[] = [];
   let faults = new Map<string, Map<number, FaultKind>>();
   let throttles = 0;
+  let inFlight = 0;
+  let idleWaiters: (() => void)[] = [];
 
   const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse): Promise<void> =>
     new Promise((resolve) => {
@@ -132,8 +157,16 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
     const api = apiOf(req.headers, body.toString('utf8'));
     counts[api] = (counts[api] ?? 0) + 1;
     const fault = faults.get(api)?.get(counts[api]);
+    const keyId = keyNamedIn(body.toString('utf8'));
     const record = (outcome: CallRecord['outcome']) =>
-      records.push({ api, startedAt, endedAt: performance.now(), outcome });
+      records.push({
+        api,
+        startedAt,
+        endedAt: performance.now(),
+        outcome,
+        ...(keyId ? { keyId } : {}),
+        ...(res.headersSent ? { status: res.statusCode } : {}),
+      });
 
     if (latencyMs > 0 || jitterMs > 0) await sleep(latencyMs + Math.random() * jitterMs);
     if (fault === 'connection-reset') {
@@ -175,10 +208,20 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
   };
 
   const server: Server = createServer((req, res) => {
-    handle(req, res).catch(() => {
-      if (!res.headersSent) res.writeHead(502);
-      res.end();
-    });
+    inFlight += 1;
+    handle(req, res)
+      .catch(() => {
+        if (!res.headersSent) res.writeHead(502);
+        res.end();
+      })
+      .finally(() => {
+        inFlight -= 1;
+        if (inFlight === 0) {
+          const waiters = idleWaiters;
+          idleWaiters = [];
+          for (const wake of waiters) wake();
+        }
+      });
   });
   server.keepAliveTimeout = 1_000;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -189,6 +232,7 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
     counts: () => ({ ...counts }),
     calls: () => [...records],
     throttled: () => throttles,
+    idle: () => (inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => void idleWaiters.push(resolve))),
     injectFault: (api, index, fault) => {
       const perApi = faults.get(api) ?? new Map<number, FaultKind>();
       perApi.set((counts[api] ?? 0) + index, fault);
