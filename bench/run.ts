@@ -85,13 +85,32 @@ const median = (values: number[]): number => {
 
 const node22 = join(PROJECT_ROOT, 'node_modules', '.bin', 'node');
 
-/** Median time to load a bundle (module initialisation) in fresh Node processes. */
-const initMs = (bundle: string): number => {
-  const probe = `const t=process.hrtime.bigint();require(${JSON.stringify(bundle)});process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6))`;
-  const samples = Array.from({ length: INIT_RUNS }, () =>
-    Number(execFileSync(node22, ['-e', probe], { env: { ...process.env, ...ENV }, encoding: 'utf8' })),
-  );
-  return median(samples);
+/**
+ * Median time to load each of two bundles (module initialisation) in fresh Node processes, the
+ * samples taken in turns after one discarded warm-up each, so that a machine growing busier or
+ * quieter during the measurement weighs on both alike.
+ */
+const initMsPair = (bundle: string, baseline: string): [number, number] => {
+  const probe = (file: string) =>
+    Number(
+      execFileSync(
+        node22,
+        [
+          '-e',
+          `const t=process.hrtime.bigint();require(${JSON.stringify(file)});process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6))`,
+        ],
+        { env: { ...process.env, ...ENV }, encoding: 'utf8' },
+      ),
+    );
+  probe(bundle);
+  probe(baseline);
+  const own: number[] = [];
+  const base: number[] = [];
+  for (let run = 0; run < INIT_RUNS; run += 1) {
+    own.push(probe(bundle));
+    base.push(probe(baseline));
+  }
+  return [median(own), median(base)];
 };
 
 const baselineBundle = async (fn: string): Promise<string> => {
@@ -190,8 +209,7 @@ const main = async (): Promise<void> => {
     );
     const code = readFileSync(handlerFile);
     const baseline = await baselineBundle(fn);
-    const own = initMs(handlerFile);
-    const base = initMs(baseline);
+    const [own, base] = initMsPair(handlerFile, baseline);
     bundles.push({
       function: fn,
       rawKiB: Math.round(code.length / 1024),
