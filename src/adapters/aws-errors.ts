@@ -68,12 +68,10 @@ export const translateAwsError = (operation: string, subject: string, error: unk
       );
     case 'AccessDeniedException':
     case 'AccessDenied':
-      return new AwsServiceError(
-        operation,
-        false,
-        `${detail}; check the function's IAM role and the key policy`,
-        options,
-      );
+      return new AwsServiceError(operation, false, `${detail}; check the function's IAM role and the key policy`, {
+        ...options,
+        accessDenied: true,
+      });
   }
   if (VERIFICATION.has(name)) return new VerificationFailedError(detail, options);
   const status = sdk.$metadata?.httpStatusCode;

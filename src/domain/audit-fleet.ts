@@ -6,12 +6,13 @@ import {
   auditKey,
   CONTROLS,
   declaredKeyMissing,
+  keyUnreadable,
 } from './audit-rules';
 import { readDeclaredState } from './declared-state';
-import { PreconditionFailedError } from './errors';
+import { AwsServiceError, PreconditionFailedError } from './errors';
 import { classifyKey, type KeyClass } from './key-classification';
 import { LINEAGE, lineageStateOf } from './lineage';
-import type { AliasEntry, Notification, ServiceLocation, Severity } from './model';
+import type { AliasEntry, KeyDescription, Notification, ServiceLocation, Severity, Tags } from './model';
 import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, Notifier } from './ports';
 
 /** The account's keys and aliases, listed a page at a time. */
@@ -33,7 +34,8 @@ export interface Continuation {
 
 export interface AuditTotals {
   keysAudited: number;
-  byClass: Partial<Record<KeyClass, number>>;
+  /** Keys per class; `unreadable` for keys the audit was denied reading before it could classify them. */
+  byClass: Partial<Record<KeyClass | 'unreadable', number>>;
   findingsByRule: Partial<Record<AuditRuleId, number>>;
   bySeverity: Partial<Record<Severity, number>>;
   /** Keys with at least one finding left after remediation. */
@@ -176,8 +178,9 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     }
   };
 
-  const auditOne = async (keyId: string): Promise<void> => {
-    let key: Awaited<ReturnType<KeyReader['describeKey']>>;
+  /** Only the reads the key's class needs; `undefined` for a key that is gone. */
+  const readKey = async (keyId: string, progress: { keyClass?: KeyClass; tags?: Tags }) => {
+    let key: KeyDescription;
     try {
       key = await deps.keys.describeKey(keyId);
     } catch (error) {
@@ -185,32 +188,69 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
         // Listed, then deleted before it was read: nothing left to judge. A key asked for by id
         // is another matter: whoever asked must hear that it is not there.
         if (request.keyIds) keysNotFound.push(keyId);
-        return;
+        return undefined;
       }
       throw error;
     }
     const { keyClass } = classifyKey(key);
-    totals.keysAudited += 1;
-    increment(totals.byClass, keyClass);
-    if (keyClass === 'aws-managed' || keyClass === 'replica') return;
-
-    // Only the reads the key's class needs.
+    progress.keyClass = keyClass;
+    if (keyClass === 'aws-managed' || keyClass === 'replica') return { key, keyClass };
     const tags = await deps.keys.listTags(key.keyId);
+    progress.tags = tags;
     const declaredState = readDeclaredState(tags);
     const [rotation, history, policy] = await Promise.all([
       keyClass === 'auto-rotatable' ? deps.keys.getRotationStatus(key.keyId) : undefined,
       keyClass === 'auto-rotatable' || keyClass === 'on-demand-only' ? deps.keys.listRotations(key.keyId) : undefined,
       declaredState.managed && keyClass !== 'inactive' ? deps.admin.getKeyPolicy(key.keyId) : undefined,
     ]);
+    return { key, keyClass, tags, declaredState, rotation, history, policy };
+  };
+
+  /** A key IAM or its key policy keeps the audit from reading: counted, and reported as such. */
+  const recordUnreadable = (
+    keyId: string,
+    progress: { keyClass?: KeyClass; tags?: Tags },
+    error: AwsServiceError,
+  ): void => {
+    totals.keysAudited += 1;
+    increment(totals.byClass, progress.keyClass ?? 'unreadable');
+    const managed = declared.has(keyId) || readDeclaredState(progress.tags ?? {}).managed;
+    // One of the service's own keys, locked away: this finding says so, not declared-key-missing.
+    if (declared.has(keyId)) seen.add(keyId);
+    deps.log.warn('key unreadable', { keyId, operation: error.operation, error: error.message });
+    record(
+      [keyUnreadable(keyId, (aliasesByKey.get(keyId) ?? []).sort(), error.operation, managed, error.message)],
+      new Set(),
+    );
+  };
+
+  const auditOne = async (keyId: string): Promise<void> => {
+    const progress: { keyClass?: KeyClass; tags?: Tags } = {};
+    let read: Awaited<ReturnType<typeof readKey>>;
+    try {
+      read = await readKey(keyId, progress);
+    } catch (error) {
+      // A denied read is the key's own trouble: the rest of the fleet is still audited. Any
+      // other failure (throttling past every retry, an outage) fails the run loudly.
+      if (error instanceof AwsServiceError && error.accessDenied) return recordUnreadable(keyId, progress, error);
+      throw error;
+    }
+    if (!read) return;
+    const { key, keyClass } = read;
+    totals.keysAudited += 1;
+    increment(totals.byClass, keyClass);
+    if (!read.tags || !read.declaredState) return;
+    const { tags, declaredState } = read;
+
     const rotatedAt = tags[LINEAGE.rotatedAt] ? new Date(tags[LINEAGE.rotatedAt] as string) : undefined;
     const audited: AuditedKey = {
       key,
       keyClass,
       aliases: (aliasesByKey.get(key.keyId) ?? []).sort(),
       declared: declaredState,
-      rotation,
-      history,
-      policy,
+      rotation: read.rotation,
+      history: read.history,
+      policy: read.policy,
       rotatedAt: rotatedAt && !Number.isNaN(rotatedAt.getTime()) ? rotatedAt : undefined,
       declaredAliasTargets: declaredState.managed
         ? Object.fromEntries(declaredState.aliases.map((alias) => [alias, targetByAlias.get(alias) ?? 'missing']))
@@ -229,14 +269,22 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     }
 
     const remediated = new Set<AuditRuleId>();
-    if (request.remediate && declaredState.managed && found.some((item) => item.rule === 'rotation-enabled')) {
-      await deps.admin.enableKeyRotation(key.keyId, declaredState.periodDays);
-      remediated.add('rotation-enabled');
-      totals.remediated += 1;
-      remediations.push({
-        keyId: key.keyId,
-        detail: `enabled automatic rotation${declaredState.periodDays ? ` every ${declaredState.periodDays} days` : ''}`,
-      });
+    const rotationOff = found.find((item) => item.rule === 'rotation-enabled');
+    if (request.remediate && declaredState.managed && rotationOff) {
+      try {
+        await deps.admin.enableKeyRotation(key.keyId, declaredState.periodDays);
+        remediated.add('rotation-enabled');
+        totals.remediated += 1;
+        remediations.push({
+          keyId: key.keyId,
+          detail: `enabled automatic rotation${declaredState.periodDays ? ` every ${declaredState.periodDays} days` : ''}`,
+        });
+      } catch (error) {
+        // The key policy may deny the audit role EnableKeyRotation: the finding stays open, saying so.
+        if (!(error instanceof AwsServiceError && error.accessDenied)) throw error;
+        deps.log.warn('remediation denied', { keyId: key.keyId, error: error.message });
+        rotationOff.evidence = { ...rotationOff.evidence, remediationDenied: error.message };
+      }
     }
     record(found, remediated);
   };

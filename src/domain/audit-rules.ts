@@ -10,7 +10,8 @@ export type AuditRuleId =
   | 'declared-alias'
   | 'alias-to-unusable-key'
   | 'policy-wildcard-principal'
-  | 'declared-key-missing';
+  | 'declared-key-missing'
+  | 'key-unreadable';
 
 /** The controls auditors cite, per rule: the report maps every finding to them. */
 export const CONTROLS: Record<AuditRuleId, string[]> = {
@@ -30,6 +31,10 @@ export const CONTROLS: Record<AuditRuleId, string[]> = {
   'alias-to-unusable-key': ['AWS Security Hub KMS.3: AWS KMS keys should not be deleted unintentionally'],
   'policy-wildcard-principal': ['AWS Security Hub KMS.5 / CIS: KMS keys should not be publicly accessible'],
   'declared-key-missing': ['kms-rotation declared state: every managed key exists and is usable'],
+  'key-unreadable': [
+    'NIST SP 800-53 CA-7 continuous monitoring: every key in scope can be assessed',
+    'kms-rotation audit coverage: the audit role may read every key of the account',
+  ],
 };
 
 export interface AuditFinding {
@@ -214,6 +219,26 @@ export const auditKey = (audited: AuditedKey, limits: AuditLimits, now: Date): A
   ...aliasToUnusableKey(audited),
   ...policyWildcard(audited),
 ];
+
+/**
+ * A key the audit may not read (IAM or its key policy denies the audit role): it cannot be
+ * judged, and an auditor must hear so rather than find it missing from the report. CRITICAL
+ * for a key the service manages: it can no longer rotate or verify it either.
+ */
+export const keyUnreadable = (
+  keyId: string,
+  aliases: string[],
+  operation: string,
+  managed: boolean,
+  error: string,
+): AuditFinding => ({
+  rule: 'key-unreadable',
+  severity: managed ? 'CRITICAL' : 'WARNING',
+  keyId,
+  aliases,
+  summary: `the audit may not read ${keyId} (${operation} was denied): it could not be judged; grant the audit role read access in the key policy`,
+  evidence: { operation, error },
+});
 
 /** A key the service manages (per its records) that the fleet no longer has as a managed, usable key. */
 export const declaredKeyMissing = (keyId: string, why: string): AuditFinding => ({

@@ -63,14 +63,17 @@ export class VerificationFailedError extends KmsRotationError {
 /** An AWS call failed for a reason of the service's own (throttling, outage, access denied). */
 export class AwsServiceError extends KmsRotationError {
   readonly kind = 'aws-service';
+  /** IAM or the key policy refused the call: asking again will not help until someone changes them. */
+  readonly accessDenied: boolean;
   constructor(
     readonly operation: string,
     readonly retryable: boolean,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { accessDenied?: boolean },
   ) {
     super(message, options);
     this.name = 'AwsServiceError';
+    this.accessDenied = options?.accessDenied ?? false;
   }
 }
 

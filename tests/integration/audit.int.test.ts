@@ -147,6 +147,21 @@ const WILDCARD_POLICY = JSON.stringify({
   ],
 });
 
+/** A key policy that denies everyone DescribeKey: the one key-policy check moto makes (kms-reference.md §4). */
+const DENY_DESCRIBE_POLICY = JSON.stringify({
+  Version: '2012-10-17',
+  Statement: [
+    {
+      Sid: 'Root',
+      Effect: 'Allow',
+      Principal: { AWS: 'arn:aws:iam::123456789012:root' },
+      Action: 'kms:*',
+      Resource: '*',
+    },
+    { Sid: 'NoDescribe', Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:DescribeKey', Resource: '*' },
+  ],
+});
+
 /**
  * The fleet audit against a few hundred keys of mixed kinds, states, aliases and tags in
  * moto server. Expected findings come from the seed table above, never from the audit code.
@@ -316,6 +331,36 @@ describe('Function: audit against the local AWS emulator', () => {
     expect(report.totals.keysAudited).toBe(1);
     expect(report.keysNotFound).toEqual([missingKeyId]);
     expect(report.summary).toContain(`asked for but not found (${missingKeyId})`);
+    const [notification] = await inbox.drain();
+    expect(notification?.attributes).toEqual({ type: 'AuditCompleted', severity: 'WARNING' });
+  });
+
+  // Last: moto then answers the test's own DescribeKey of that key with AccessDenied too.
+  it('reports a key whose policy denies it DescribeKey as unreadable, and still audits the rest', async () => {
+    const keyId = stack.outputs.KeyId as string;
+    const { KeyMetadata } = await clients.kms.send(
+      new CreateKeyCommand({ Tags: [{ TagKey: 'team', TagValue: 'locked-down' }] }),
+    );
+    const locked = KeyMetadata?.KeyId as string;
+    await clients.kms.send(new CreateAliasCommand({ AliasName: 'alias/audit/locked', TargetKeyId: locked }));
+    await clients.kms.send(
+      new PutKeyPolicyCommand({ KeyId: locked, PolicyName: 'default', Policy: DENY_DESCRIBE_POLICY }),
+    );
+
+    const { report } = await runAudit({ keyIds: [locked, keyId] });
+
+    expect(report.complete).toBe(true);
+    expect(report.totals.keysAudited).toBe(2);
+    expect(report.totals.byClass).toEqual({ 'auto-rotatable': 1, unreadable: 1 });
+    expect(report.findings).toEqual([
+      expect.objectContaining({
+        keyId: locked,
+        rule: 'key-unreadable',
+        severity: 'WARNING',
+        aliases: ['alias/audit/locked'],
+        summary: expect.stringContaining('DescribeKey was denied'),
+      }),
+    ]);
     const [notification] = await inbox.drain();
     expect(notification?.attributes).toEqual({ type: 'AuditCompleted', severity: 'WARNING' });
   });

@@ -88,7 +88,12 @@ describe('Function: translateAwsError', () => {
 
       // Assess
       expect(error).toBeInstanceOf(AwsServiceError);
-      expect(error).toMatchObject({ operation: 'DescribeKey', retryable: false, kind: 'aws-service' });
+      expect(error).toMatchObject({
+        operation: 'DescribeKey',
+        retryable: false,
+        kind: 'aws-service',
+        accessDenied: true,
+      });
       expect(error.message).toBe(
         `DescribeKey on ${KEY_ID} failed: ${name}: ${name} happened; check the function's IAM role and the key policy`,
       );

@@ -307,6 +307,90 @@ describe('Function: auditFleet', () => {
     expect(continuations).toEqual([]);
   });
 
+  describe('when IAM or a key policy denies the audit a read', () => {
+    const denied = (operation: string, id: string) =>
+      new AwsServiceError(operation, false, `${operation} on ${id} failed: AccessDeniedException`, {
+        accessDenied: true,
+      });
+    const deny = (api: 'describeKey' | 'listTags' | 'getRotationStatus', deniedId: string) => {
+      const read = fleet.reader[api] as (id: string) => Promise<unknown>;
+      (fleet.reader as Record<string, unknown>)[api] = async (id: string) => {
+        if (id === deniedId) throw denied(api, id);
+        return read(id);
+      };
+    };
+
+    it('reports the key it may not describe as unreadable, counted once, and audits the rest of the fleet', async () => {
+      fleet.add('ok');
+      fleet.add('locked');
+      fleet.add('off', {}, {}, false);
+      fleet.aliases = [{ aliasName: 'alias/locked', targetKeyId: 'locked' }];
+      deny('describeKey', 'locked');
+
+      const report = await auditFleet({ remediate: false }, deps());
+
+      expect(report.complete).toBe(true);
+      expect(report.totals.keysAudited).toBe(3);
+      expect(report.totals.byClass).toEqual({ 'auto-rotatable': 2, unreadable: 1 });
+      expect(report.findings.map(({ keyId, rule, severity }) => `${keyId}:${rule}:${severity}`).sort()).toEqual([
+        'locked:key-unreadable:WARNING',
+        'off:rotation-enabled:WARNING',
+      ]);
+      expect(report.findings.find((item) => item.keyId === 'locked')).toMatchObject({
+        aliases: ['alias/locked'],
+        evidence: { operation: 'describeKey' },
+        controls: [expect.stringContaining('CA-7'), expect.stringContaining('audit coverage')],
+      });
+      expect(report.totals.nonCompliantKeys).toBe(2);
+      expect(published).toEqual([expect.objectContaining({ severity: 'WARNING' })]);
+    });
+
+    it('keeps the class it found, and makes the finding CRITICAL, for a managed key whose later reads are denied', async () => {
+      fleet.add('managed', {}, MANAGED);
+      deny('getRotationStatus', 'managed');
+
+      const report = await auditFleet({ remediate: false }, deps());
+
+      expect(report.totals.byClass).toEqual({ 'auto-rotatable': 1 });
+      expect(report.findings).toEqual([
+        expect.objectContaining({ keyId: 'managed', rule: 'key-unreadable', severity: 'CRITICAL' }),
+      ]);
+      expect(published[0]?.severity).toBe('CRITICAL');
+    });
+
+    it('reports a declared key it may not read as unreadable (CRITICAL), not as missing', async () => {
+      fleet.add('ours', {}, MANAGED);
+      declared = ['ours'];
+      deny('listTags', 'ours');
+
+      const report = await auditFleet({ remediate: false }, deps());
+
+      expect(report.findings.map(({ rule, severity }) => `${rule}:${severity}`)).toEqual(['key-unreadable:CRITICAL']);
+      expect(report.totals.findingsByRule).toEqual({ 'key-unreadable': 1 });
+    });
+
+    it('leaves the finding open, saying the remediation was denied, and still completes the audit', async () => {
+      fleet.add('managed-off', {}, MANAGED, false);
+      fleet.add('other-off', {}, MANAGED, false);
+      fleet.admin.enableKeyRotation = async (id: string) => {
+        if (id === 'managed-off') throw denied('EnableKeyRotation', id);
+        fleet.enabled.push(id);
+      };
+
+      const report = await auditFleet({ remediate: true }, deps());
+
+      expect(report.complete).toBe(true);
+      expect(report.remediations.map((item) => item.keyId)).toEqual(['other-off']);
+      expect(report.totals).toMatchObject({ remediated: 1, nonCompliantKeys: 1 });
+      const open = report.findings.find((item) => item.keyId === 'managed-off');
+      expect(open).toMatchObject({
+        rule: 'rotation-enabled',
+        evidence: { remediationDenied: expect.stringContaining('AccessDenied') },
+      });
+      expect(open?.remediated).toBeUndefined();
+    });
+  });
+
   it('lists at most maxFindingsListed findings and counts the rest', async () => {
     for (let index = 0; index < 7; index += 1) fleet.add(`off-${index}`, {}, {}, false);
 
