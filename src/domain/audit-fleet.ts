@@ -275,10 +275,10 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
         await deps.admin.enableKeyRotation(key.keyId, declaredState.periodDays);
         remediated.add('rotation-enabled');
         totals.remediated += 1;
-        remediations.push({
-          keyId: key.keyId,
-          detail: `enabled automatic rotation${declaredState.periodDays ? ` every ${declaredState.periodDays} days` : ''}`,
-        });
+        const detail = `enabled automatic rotation${declaredState.periodDays ? ` every ${declaredState.periodDays} days` : ''}`;
+        remediations.push({ keyId: key.keyId, detail });
+        // Logged as it happens: should the run fail later, the change is on record all the same.
+        deps.log.info('remediated', { auditId, keyId: key.keyId, detail });
       } catch (error) {
         // The key policy may deny the audit role EnableKeyRotation: the finding stays open, saying so.
         if (!(error instanceof AwsServiceError && error.accessDenied)) throw error;

@@ -199,6 +199,33 @@ describe('Function: auditFleet', () => {
     expect(report.totals.nonCompliantKeys).toBe(1);
   });
 
+  it('logs each remediation as it is made, so that a run failing afterwards leaves it on record', async () => {
+    fleet.add('managed-off', {}, MANAGED, false);
+    for (let index = 0; index < 10; index += 1) fleet.add(`filler-${index}`);
+    fleet.add('unreadable-on-page-2');
+    const read = fleet.reader.getRotationStatus;
+    fleet.reader.getRotationStatus = async (id: string) => {
+      if (id === 'unreadable-on-page-2') throw new AwsServiceError('GetKeyRotationStatus', true, 'outage');
+      return read(id);
+    };
+    const logged: [string, Record<string, unknown> | undefined][] = [];
+    const withLog = {
+      ...deps(),
+      log: {
+        ...deps().log,
+        info: (message: string, data?: Record<string, unknown>) => void logged.push([message, data]),
+      },
+    };
+
+    await expect(auditFleet({ remediate: true }, withLog)).rejects.toThrow('outage');
+
+    expect(fleet.enabled).toEqual(['managed-off']);
+    expect(logged).toContainEqual([
+      'remediated',
+      { auditId: 'audit-1', keyId: 'managed-off', detail: 'enabled automatic rotation' },
+    ]);
+  });
+
   it('is dry by default', async () => {
     fleet.add('managed-off', {}, MANAGED, false);
 
