@@ -19,9 +19,13 @@ import { gzipSync } from 'node:zlib';
 import {
   CreateAliasCommand,
   CreateKeyCommand,
+  DisableKeyCommand,
   DisableKeyRotationCommand,
   EnableKeyRotationCommand,
+  PutKeyPolicyCommand,
   RotateKeyOnDemandCommand,
+  ScheduleKeyDeletionCommand,
+  UpdateAliasCommand,
 } from '@aws-sdk/client-kms';
 import { build } from 'esbuild';
 import { type AwsProxy, startAwsProxy } from '../scripts/lib/aws-proxy';
@@ -155,6 +159,8 @@ interface FlowFigure {
   sequentialRoundTrips: number;
   wallMs: number;
   wallOverLatency: number;
+  /** What the run found, where that is the point of the flow (the drift rules). */
+  found?: string;
 }
 
 /** Length of the longest chain of calls where each starts only after the one before it ended. */
@@ -172,7 +178,12 @@ const longestSequentialChain = (calls: readonly { startedAt: number; endedAt: nu
 };
 
 /** AWS calls made, their sequential round trips, and wall time from the first call to the last answer. */
-const measureFlow = async (proxy: AwsProxy, flow: string, run: () => Promise<{ ok: boolean }>): Promise<FlowFigure> => {
+const measureFlow = async (
+  proxy: AwsProxy,
+  flow: string,
+  run: () => Promise<{ ok: boolean; result?: unknown }>,
+  found?: (result: unknown) => string,
+): Promise<FlowFigure> => {
   proxy.reset();
   const outcome = await run();
   const calls = proxy.calls();
@@ -187,6 +198,7 @@ const measureFlow = async (proxy: AwsProxy, flow: string, run: () => Promise<{ o
     sequentialRoundTrips: longestSequentialChain(calls),
     wallMs: Math.round(wallMs),
     wallOverLatency: Math.round((wallMs / LATENCY_MS) * 10) / 10,
+    ...(found ? { found: found(outcome.ok ? outcome.result : undefined) } : {}),
   };
 };
 
@@ -286,9 +298,6 @@ const main = async (): Promise<void> => {
         invoke('rotate', { key: 'alias/bench/rsa', force: true }),
       ),
     );
-    const drifting = await managed('SYMMETRIC_DEFAULT', 'alias/bench/drift');
-    await clients.kms.send(new EnableKeyRotationCommand({ KeyId: drifting }));
-    await clients.kms.send(new DisableKeyRotationCommand({ KeyId: drifting }));
     const trail = (eventName: string, requestParameters: Record<string, unknown>) => ({
       version: '0',
       id: crypto.randomUUID(),
@@ -307,16 +316,70 @@ const main = async (): Promise<void> => {
         requestParameters,
       },
     });
-    flows.push(
-      await measureFlow(proxy, 'onKeyActivity: rotation-disabled', () =>
-        invoke('onKeyActivity', trail('DisableKeyRotation', { keyId: drifting })),
-      ),
-    );
-    flows.push(
-      await measureFlow(proxy, 'onKeyActivity: declared alias re-pointed', () =>
-        invoke('onKeyActivity', trail('UpdateAlias', { aliasName: 'alias/bench/drift', targetKeyId: drifting })),
-      ),
-    );
+    const rulesFound = (result: unknown) =>
+      [...new Set((result as { findings: { rule: string }[] }).findings.map((item) => item.rule))].join(', ') || 'none';
+    // One drift per rule, each on a key of its own: the change made for real, then its CloudTrail event.
+    const drifts: { rule: string; drift: (keyId: string, alias: string) => Promise<Record<string, unknown>> }[] = [
+      {
+        rule: 'rotation disabled',
+        drift: async (keyId) => {
+          await clients.kms.send(new DisableKeyRotationCommand({ KeyId: keyId }));
+          return trail('DisableKeyRotation', { keyId });
+        },
+      },
+      {
+        rule: 'declared alias re-pointed',
+        drift: async (_keyId, alias) => {
+          await clients.kms.send(new UpdateAliasCommand({ AliasName: alias, TargetKeyId: keyId }));
+          return trail('UpdateAlias', { aliasName: alias, targetKeyId: keyId });
+        },
+      },
+      {
+        rule: 'undeclared alias',
+        drift: async (target, alias) => {
+          const aliasName = `${alias}-sneaky`;
+          await clients.kms.send(new CreateAliasCommand({ AliasName: aliasName, TargetKeyId: target }));
+          return trail('CreateAlias', { aliasName, targetKeyId: target });
+        },
+      },
+      {
+        rule: 'key disabled',
+        drift: async (target) => {
+          await clients.kms.send(new DisableKeyCommand({ KeyId: target }));
+          return trail('DisableKey', { keyId: target });
+        },
+      },
+      {
+        rule: 'key scheduled for deletion',
+        drift: async (target) => {
+          await clients.kms.send(new ScheduleKeyDeletionCommand({ KeyId: target, PendingWindowInDays: 7 }));
+          return trail('ScheduleKeyDeletion', { keyId: target, pendingWindowInDays: 7 });
+        },
+      },
+      {
+        rule: 'policy opened to everyone',
+        drift: async (target) => {
+          const policy = {
+            Version: '2012-10-17',
+            Statement: [
+              { Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::123456789012:root' }, Action: 'kms:*', Resource: '*' },
+              { Effect: 'Allow', Principal: { AWS: '*' }, Action: 'kms:Decrypt', Resource: '*' },
+            ],
+          };
+          await clients.kms.send(
+            new PutKeyPolicyCommand({ KeyId: target, PolicyName: 'default', Policy: JSON.stringify(policy) }),
+          );
+          return trail('PutKeyPolicy', { keyId: target, policyName: 'default' });
+        },
+      },
+    ];
+    for (const [index, { rule, drift }] of drifts.entries()) {
+      const alias = `alias/bench/drift-${index}`;
+      const drifting = await managed('SYMMETRIC_DEFAULT', alias);
+      await clients.kms.send(new EnableKeyRotationCommand({ KeyId: drifting }));
+      const event = await drift(drifting, alias);
+      flows.push(await measureFlow(proxy, `onKeyActivity: ${rule}`, () => invoke('onKeyActivity', event), rulesFound));
+    }
     flows.push(await measureFlow(proxy, 'audit (a few keys)', () => invoke('audit', {})));
     results.flows = flows;
     console.log(
@@ -390,9 +453,11 @@ const main = async (): Promise<void> => {
         peakRssMiB: run.peakRssMiB,
       });
     }
-    results.audit = audits;
-    console.log(`\nAudit with KMS request quotas enforced (scale ${QUOTA_SCALE})`);
-    console.table(audits);
+    if (audits.length > 0) {
+      results.audit = audits;
+      console.log(`\nAudit with KMS request quotas enforced (scale ${QUOTA_SCALE})`);
+      console.table(audits);
+    }
 
     // 4. The audit paced at the full quota and above it, so that the proxy throttles it: the
     //    throttles it meets must be absorbed (the SDK's adaptive retry) without a failed key.
