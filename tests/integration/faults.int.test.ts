@@ -534,6 +534,11 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
     expect(violations).toEqual([]);
   });
 
+  const keysStayEnabled = async (keyIds: string[]): Promise<string[]> => {
+    const states = await Promise.all(keyIds.map(async (keyId) => [keyId, (await describe_(keyId))?.KeyState] as const));
+    return states.filter(([, state]) => state !== 'Enabled').map(([keyId, state]) => `${keyId} is ${state}`);
+  };
+
   /**
    * Whether the run proved `keyId` before it moved an alias onto it, read from what it asked AWS
    * and when: a Sign and a Verify with that key answered before the first UpdateAlias onto it was
@@ -551,8 +556,26 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
       : [`the alias was moved onto ${keyId} before a Sign and a Verify with it were answered`];
   };
 
+  let signingKeys = 0;
+  /** A managed RSA signing key behind an alias of its own, as alias-swap rotates it. */
+  const managedSigningKey = async (): Promise<{ alias: string; keyId: string }> => {
+    signingKeys += 1;
+    const alias = `alias/fault/rsa-${signingKeys}`;
+    const { KeyMetadata } = await clients.kms.send(
+      new CreateKeyCommand({
+        KeySpec: 'RSA_2048',
+        KeyUsage: 'SIGN_VERIFY',
+        Tags: [
+          { TagKey: 'kms-rotation:managed', TagValue: 'true' },
+          { TagKey: 'kms-rotation:aliases', TagValue: alias },
+        ],
+      }),
+    );
+    await clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: KeyMetadata?.KeyId }));
+    return { alias, keyId: KeyMetadata?.KeyId as string };
+  };
+
   it('rotate (alias-swap): no alias ever on an unverified key, the predecessor stays enabled, re-runs converge to one successor', async () => {
-    let serial = 0;
     const successorsOf = async (keyId: string) => {
       const { ResourceTagMappingList = [] } = await tagging.send(
         new GetResourcesCommand({
@@ -564,22 +587,7 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
     };
     const violations = await violationsUnderFaults(
       {
-        prepare: async () => {
-          serial += 1;
-          const alias = `alias/fault/rsa-${serial}`;
-          const { KeyMetadata } = await clients.kms.send(
-            new CreateKeyCommand({
-              KeySpec: 'RSA_2048',
-              KeyUsage: 'SIGN_VERIFY',
-              Tags: [
-                { TagKey: 'kms-rotation:managed', TagValue: 'true' },
-                { TagKey: 'kms-rotation:aliases', TagValue: alias },
-              ],
-            }),
-          );
-          await clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: KeyMetadata?.KeyId }));
-          return { alias, keyId: KeyMetadata?.KeyId as string };
-        },
+        prepare: managedSigningKey,
         run: ({ alias }) => invoke('rotate', { key: alias }),
         notification: 'RotationCompleted',
         invariants: async ({ alias, keyId }) => {
@@ -604,6 +612,50 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
         },
       },
       ['CreateKey', 'Sign', 'Verify', 'UpdateAlias', 'TagResource', 'Publish'],
+    );
+    expect(violations).toEqual([]);
+  });
+
+  it('rotate (rollback): the aliases go back only to a predecessor proved to work, no key is disabled, re-runs converge', async () => {
+    const violations = await violationsUnderFaults(
+      {
+        // A finished alias-swap to roll back, made without faults.
+        prepare: async () => {
+          const { alias, keyId } = await managedSigningKey();
+          const rotated = await invoke('rotate', { key: alias });
+          if (!rotated.ok) throw new Error(`the rotation to roll back failed: ${rotated.error.message}`);
+          await inbox.drain();
+          return { alias, predecessor: keyId, successor: (await describe_(alias))?.KeyId as string };
+        },
+        run: ({ alias }) => invoke('rotate', { key: alias, action: 'rollback' }),
+        notification: 'RotationCompleted',
+        invariants: async ({ alias, predecessor, successor }) => {
+          const target = (await describe_(alias))?.KeyId as string;
+          return [
+            ...(target === successor ? [] : verifiedBeforeAliased(target)),
+            ...(target === successor || target === predecessor ? [] : [`the alias points at a third key, ${target}`]),
+            ...(await keysStayEnabled([predecessor, successor])),
+          ];
+        },
+        // The end state of a clean rollback: the alias and the declared state back on the predecessor.
+        endState: async ({ alias, predecessor, successor }) => {
+          const problems: string[] = [];
+          if ((await describe_(alias))?.KeyId !== predecessor)
+            problems.push('the alias is not back on the predecessor');
+          const predecessorTags = await tagsOf(predecessor);
+          if (predecessorTags['kms-rotation:state'] !== 'active' || predecessorTags['kms-rotation:managed'] !== 'true')
+            problems.push(`the predecessor is ${JSON.stringify(predecessorTags)}`);
+          const successorTags = await tagsOf(successor);
+          if (
+            successorTags['kms-rotation:state'] !== 'rolled-back' ||
+            successorTags['kms-rotation:managed'] !== 'false'
+          )
+            problems.push(`the successor is ${JSON.stringify(successorTags)}`);
+          problems.push(...(await keysStayEnabled([predecessor, successor])));
+          return problems;
+        },
+      },
+      ['DescribeKey', 'ListResourceTags', 'Sign', 'Verify', 'UpdateAlias', 'TagResource', 'Publish'],
     );
     expect(violations).toEqual([]);
   });
