@@ -28,12 +28,11 @@ import {
   UpdateAliasCommand,
 } from '@aws-sdk/client-kms';
 import { build } from 'esbuild';
-import { type AwsProxy, startAwsProxy } from '../scripts/lib/aws-proxy';
+import { type AwsProxy, kmsQuotaLimits, startAwsProxy } from '../scripts/lib/aws-proxy';
 import { startMoto } from '../scripts/lib/emulator';
 import { invokeBundled } from '../scripts/lib/invoke';
 import { emulatorClients, rotationEvent } from '../scripts/lib/local-aws';
 import { type DeployedStack, deployToMoto, PROJECT_ROOT, packageService } from '../scripts/lib/stack';
-import { KMS_DEFAULT_QUOTAS } from '../src/adapters/pacing';
 
 const INIT_RUNS = Number(process.env.BENCH_INIT_RUNS ?? 15);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 50);
@@ -390,9 +389,7 @@ const main = async (): Promise<void> => {
 
     // 3. The audit at fleet scale: synthetic keys answered by the proxy (moto cannot serve KMS's
     //    rates), KMS's request quotas enforced by the proxy, the audit's own pacing as deployed.
-    const quotas = Object.fromEntries(
-      Object.entries(KMS_DEFAULT_QUOTAS).map(([api, rate]) => [api, rate * QUOTA_SCALE]),
-    );
+    const quotas = kmsQuotaLimits(QUOTA_SCALE);
     /** One audit of `size` synthetic keys through a fresh proxy that enforces the quotas. */
     const auditFleetOf = async (size: number, env?: Record<string, string>) => {
       const fleet = await startAwsProxy({

@@ -6,6 +6,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { KMS_DEFAULT_QUOTAS } from '../../src/adapters/pacing';
 
 /**
  * A loopback proxy in front of moto server that makes it behave more like AWS under load:
@@ -23,7 +24,7 @@ export interface ProxyOptions {
   jitterMs?: number;
   /** Requests per second per API (e.g. `{ ListKeyRotations: 100 }`), already scaled as wanted. */
   rateLimits?: Record<string, number>;
-  /** How long a `slow` fault holds the response: set it above the client's timeout. */
+  /** How long a `slow` fault holds the answer, AWS having acted: set it above the client's timeout. */
   slowMs?: number;
   /**
    * Answer the audit's KMS reads for this many synthetic symmetric keys (every other one with
@@ -40,7 +41,7 @@ export interface CallRecord {
   outcome: 'forwarded' | 'throttled' | FaultKind;
   /** The key a KMS call names (`TargetKeyId`, else `KeyId`), an ARN reduced to its key id. */
   keyId?: string;
-  /** The HTTP status the caller got; none when its connection was reset. */
+  /** The HTTP status the caller got; none when its connection was reset or it had given up (a client timeout). */
   status?: number;
 }
 
@@ -61,6 +62,13 @@ export interface AwsProxy {
   setLatency(latencyMs: number, jitterMs?: number): void;
   stop(): Promise<void>;
 }
+
+/**
+ * KMS's request quotas per API (kms-reference.md §3.9, the table the audit paces itself by),
+ * times `scale`: 0.1 runs a test at a tenth of the real rates.
+ */
+export const kmsQuotaLimits = (scale = 1): Record<string, number> =>
+  Object.fromEntries(Object.entries(KMS_DEFAULT_QUOTAS).map(([api, rate]) => [api, rate * scale]));
 
 /** The API a request calls: `X-Amz-Target` for JSON protocols, `Action` for query protocols, method + path for S3. */
 export const apiOf = (headers: IncomingMessage['headers'], body: string): string => {
@@ -127,7 +135,14 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
   let inFlight = 0;
   let idleWaiters: (() => void)[] = [];
 
-  const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse): Promise<void> =>
+  /** The caller has given up on its request (a client timeout): it gets nothing more. */
+  const gone = (req: IncomingMessage, res: ServerResponse) => res.destroyed || req.socket.destroyed;
+
+  /**
+   * Passes the request on to AWS and its answer back; `holdMs` holds the answer that long first
+   * (a `slow` fault: AWS has acted, the caller has not heard).
+   */
+  const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse, holdMs: number): Promise<void> =>
     new Promise((resolve) => {
       const upstream = httpRequest(
         {
@@ -138,14 +153,25 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
           headers: { ...req.headers, host: target.host },
         },
         (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-          answer.on('end', () => resolve());
+          const chunks: Buffer[] = [];
+          answer.on('data', (chunk: Buffer) => chunks.push(chunk));
+          answer.on('error', () => resolve());
+          answer.on('end', () => {
+            void sleep(holdMs).then(() => {
+              if (!gone(req, res)) {
+                res.writeHead(answer.statusCode ?? 502, answer.headers);
+                res.end(Buffer.concat(chunks));
+              }
+              resolve();
+            });
+          });
         },
       );
       upstream.on('error', () => {
-        res.writeHead(502);
-        res.end();
+        if (!gone(req, res) && !res.headersSent) {
+          res.writeHead(502);
+          res.end();
+        }
         resolve();
       });
       upstream.end(body);
@@ -182,7 +208,6 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
       record(fault);
       return;
     }
-    if (fault === 'slow') await sleep(options.slowMs ?? 5_000);
     if (!limiter.allow(api, Date.now())) {
       throttles += 1;
       res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' });
@@ -198,11 +223,15 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
     const synthetic = options.syntheticKeys
       ? syntheticKmsAnswer(api, body.toString('utf8'), options.syntheticKeys)
       : undefined;
+    const holdMs = fault === 'slow' ? (options.slowMs ?? 5_000) : 0;
     if (synthetic) {
-      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
-      res.end(JSON.stringify(synthetic));
+      await sleep(holdMs);
+      if (!gone(req, res)) {
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+        res.end(JSON.stringify(synthetic));
+      }
     } else {
-      await forward(req, body, res);
+      await forward(req, body, res, holdMs);
     }
     record(fault ?? 'forwarded');
   };
