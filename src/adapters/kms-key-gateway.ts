@@ -201,8 +201,9 @@ export class KmsKeyGateway implements KeyReader, KeyCrypto, KeyAdmin, KeyProver,
   }
 
   async createKey(spec: NewKeySpec): Promise<KeyDescription> {
+    // Sent once: CreateKey is not idempotent, and the caller looks for a key whose answer was lost.
     const response = await callAws('CreateKey', `a successor ${spec.keySpec} key`, () =>
-      this.kms.send(
+      this.noRetryKms.send(
         new CreateKeyCommand({
           KeySpec: spec.keySpec as CustomerMasterKeySpec,
           KeyUsage: spec.keyUsage as KeyUsageType,

@@ -1,10 +1,10 @@
 import { type DeclaredState, readDeclaredState, TAGS } from './declared-state';
-import { PreconditionFailedError, VerificationFailedError } from './errors';
+import { AwsServiceError, PreconditionFailedError, VerificationFailedError } from './errors';
 import { keyIdOf } from './key-ref';
 import { type KeyVerificationDeps, verifyKeyWorks } from './key-verification';
 import { declaredTagsOf, isServiceTag, LINEAGE, type LineageState, lineageStateOf, tagValue } from './lineage';
 import type { KeyDescription, Tags } from './model';
-import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, TaggedKeyFinder } from './ports';
+import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, NewKeySpec, TaggedKeyFinder } from './ports';
 import { ahead, once, settleAll, settledValue } from './settled';
 
 export type AliasSwapStep = 'createSuccessor' | 'verifySuccessor' | 'promoteAliases' | 'finish';
@@ -309,7 +309,7 @@ export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
       [LINEAGE.state]: 'created' satisfies LineageState,
       ...reasonTag(swap.reason),
     };
-    swap.successor = await deps.admin.createKey({
+    const created = await createOnce(swap, deps, {
       keySpec: predecessor.keySpec ?? 'SYMMETRIC_DEFAULT',
       keyUsage: predecessor.keyUsage ?? 'ENCRYPT_DECRYPT',
       description: predecessor.description ?? '',
@@ -318,8 +318,9 @@ export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
       customKeyStoreId: predecessor.origin === 'AWS_CLOUDHSM' ? predecessor.customKeyStoreId : undefined,
       tags: { ...userTags, ...lineage },
     });
+    swap.successor = created.key;
     swap.successorTags = { ...userTags, ...lineage };
-    detail = `created ${kind} key ${swap.successor.keyId}`;
+    detail = `created ${kind} key ${swap.successor.keyId}${created.answerLost ? ` (its CreateKey answer was lost: ${created.answerLost}; found by its rotation id)` : ''}`;
   }
   deps.log.info('createSuccessor', {
     rotationId: swap.rotationId,
@@ -328,6 +329,42 @@ export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
     detail,
   });
   return { step: 'createSuccessor', status: 'done', detail };
+};
+
+/**
+ * CreateKey is not idempotent: an attempt whose answer is lost (a timeout, a reset connection,
+ * a 5xx) may have created the key all the same, and a blind retry would make a second successor.
+ * So it is sent once (the gateway gives it no SDK retry). After an error that leaves the outcome
+ * open, the key is looked for by its rotation id and taken if it is there; if it is not, the run
+ * fails, retryable, and the re-run looks again before it creates anything.
+ */
+const createOnce = async (
+  swap: SwapState,
+  deps: AliasSwapDeps,
+  spec: NewKeySpec,
+): Promise<{ key: KeyDescription; answerLost?: string }> => {
+  try {
+    return { key: await deps.admin.createKey(spec) };
+  } catch (error) {
+    if (!(error instanceof AwsServiceError && error.retryable)) throw error;
+    const made = (await deps.finder.keysTagged(LINEAGE.predecessor, swap.predecessor.keyId)).find(
+      ({ tags }) => tags[LINEAGE.rotationId] === swap.rotationId,
+    );
+    if (!made) {
+      throw new AwsServiceError(
+        'CreateKey',
+        true,
+        `${error.message}; no key of rotation ${swap.rotationId} exists: run the rotation again (it adopts a successor that appears meanwhile, never makes a second)`,
+        { cause: error },
+      );
+    }
+    deps.log.warn('createSuccessor: CreateKey answer lost, key found by its rotation id', {
+      rotationId: swap.rotationId,
+      successor: made.keyId,
+      error: error.message,
+    });
+    return { key: await deps.keys.describeKey(made.keyId), answerLost: error.message };
+  }
 };
 
 /** The predecessor names its rotation and successor, so that a re-run named by it resumes the rotation. */

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { AwsServiceError } from '../../../src/domain/errors';
 import { LINEAGE } from '../../../src/domain/lineage';
 import { type RotateReport, rotateKey } from '../../../src/domain/rotate-key';
 import type { FakeKms } from './support/fake-kms';
@@ -240,6 +241,50 @@ describe('Function: rotateKey', () => {
       expect(report.outcome).toBe('completed');
       expect(world.notifier.kinds()).toEqual(['RotationFailed/CRITICAL', 'RotationCompleted/INFO']);
       expect(world.notifier.published[1]).toMatchObject({ keyId: report.successor, aliases: [ALIAS, SECOND_ALIAS] });
+    });
+  });
+
+  describe('when the answer of CreateKey is lost (a timeout, a reset, a 5xx): the key may or may not exist', () => {
+    const lost = () =>
+      new AwsServiceError('CreateKey', true, 'CreateKey on a successor key failed: TimeoutError: Request timed out');
+
+    it('takes the key it made, found by its rotation id, finishes in the same run, and never sends CreateKey twice', async () => {
+      // Prepare
+      const expected = await uninterrupted();
+      const world = createWorld();
+      const predecessor = addOrdersKey(world);
+      world.kms.failAt('createKey', 1, { when: 'after', error: lost() });
+
+      // Act
+      const report = await rotateKey(rotation(ALIAS), world.deps);
+
+      // Assess
+      expect(report.outcome).toBe('completed');
+      expect(report.steps[0]).toMatchObject({
+        step: 'createSuccessor',
+        status: 'done',
+        detail: expect.stringContaining('its CreateKey answer was lost'),
+      });
+      await expectConverged(world, predecessor, report, expected);
+    });
+
+    it('fails retryable, without a second CreateKey, when no key of the rotation exists; the re-run creates exactly one', async () => {
+      // Prepare
+      const expected = await uninterrupted();
+      const world = createWorld();
+      const predecessor = addOrdersKey(world);
+      world.kms.failAt('createKey', 1, { when: 'before', error: lost() });
+
+      // Act
+      const failed = await rotateKey(rotation(ALIAS), world.deps).catch((error: unknown) => error);
+      const createsOfFailedRun = world.kms.callsSince(0, 'createKey').length;
+      const report = await rotateKey(rotation(ALIAS), world.deps);
+
+      // Assess
+      expect(failed).toMatchObject({ retryable: true, message: expect.stringContaining('run the rotation again') });
+      expect(createsOfFailedRun).toBe(1);
+      expect(world.kms.keyIds()).toHaveLength(2);
+      await expectConverged(world, predecessor, report, expected);
     });
   });
 });

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import {
   ConflictException,
+  CreateKeyCommand,
   DisabledException,
   KMSClient,
   KMSInvalidMacException,
@@ -44,6 +45,24 @@ describe('Class: KmsKeyGateway', () => {
 
     afterEach(() => {
       kms.restore();
+    });
+
+    describe('Method: createKey', () => {
+      it('sends CreateKey once, through the one-attempt client: a retry after a lost answer would make a second key', async () => {
+        // Prepare
+        kms.on(CreateKeyCommand).rejects(Object.assign(new Error('Request timed out'), { name: 'TimeoutError' }));
+
+        // Act
+        const error = await gateway
+          .createKey({ keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY', description: '', policy: '{}', tags: { a: 'b' } })
+          .catch((caught: unknown) => caught);
+
+        // Assess
+        expect(error).toBeInstanceOf(AwsServiceError);
+        expect(error).toMatchObject({ operation: 'CreateKey', retryable: true });
+        expect(kms).toHaveReceivedCommandTimes(CreateKeyCommand, 1);
+        expect(kms.commandCalls(CreateKeyCommand)[0]?.thisValue).toBe(noRetry);
+      });
     });
 
     describe('Method: rotateKeyOnDemand', () => {
