@@ -133,33 +133,37 @@ const SEEDS: Seed[] = [
   { name: 'disabled-unused', count: 10, state: 'Disabled', expected: [], expectedClass: 'inactive' },
 ];
 
-const WILDCARD_POLICY = JSON.stringify({
-  Version: '2012-10-17',
-  Statement: [
-    {
-      Sid: 'Root',
-      Effect: 'Allow',
-      Principal: { AWS: 'arn:aws:iam::123456789012:root' },
-      Action: 'kms:*',
-      Resource: '*',
-    },
-    { Sid: 'Everyone', Effect: 'Allow', Principal: { AWS: '*' }, Action: 'kms:Decrypt', Resource: '*' },
-  ],
+/** The default key policy's root statement, plus one more. */
+const rootPolicyWith = (statement: Record<string, unknown>): string =>
+  JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'Root',
+        Effect: 'Allow',
+        Principal: { AWS: 'arn:aws:iam::123456789012:root' },
+        Action: 'kms:*',
+        Resource: '*',
+      },
+      statement,
+    ],
+  });
+
+const WILDCARD_POLICY = rootPolicyWith({
+  Sid: 'Everyone',
+  Effect: 'Allow',
+  Principal: { AWS: '*' },
+  Action: 'kms:Decrypt',
+  Resource: '*',
 });
 
 /** A key policy that denies everyone DescribeKey: the one key-policy check moto makes (kms-reference.md §4). */
-const DENY_DESCRIBE_POLICY = JSON.stringify({
-  Version: '2012-10-17',
-  Statement: [
-    {
-      Sid: 'Root',
-      Effect: 'Allow',
-      Principal: { AWS: 'arn:aws:iam::123456789012:root' },
-      Action: 'kms:*',
-      Resource: '*',
-    },
-    { Sid: 'NoDescribe', Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:DescribeKey', Resource: '*' },
-  ],
+const DENY_DESCRIBE_POLICY = rootPolicyWith({
+  Sid: 'NoDescribe',
+  Effect: 'Deny',
+  Principal: { AWS: '*' },
+  Action: 'kms:DescribeKey',
+  Resource: '*',
 });
 
 /**
