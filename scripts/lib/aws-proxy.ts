@@ -7,6 +7,7 @@ import {
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { KMS_DEFAULT_QUOTAS } from '../../src/adapters/pacing';
+import { keyIdOf } from '../../src/domain/key-ref';
 
 /**
  * A loopback proxy in front of moto server that makes it behave more like AWS under load:
@@ -52,8 +53,8 @@ export interface AwsProxy {
   calls(): CallRecord[];
   throttled(): number;
   /**
-   * Resolves once no request is being answered: a `slow` fault's request still reaches moto
-   * after the caller gave up on it, and a check made before then would miss its effect.
+   * Resolves once no request is being answered: a `slow` fault's answer is still held after the
+   * caller gave up on it, and a check made before then would race it.
    */
   idle(): Promise<void>;
   /** The `index`-th call (1-based) of `api` from now on gets `fault`. */
@@ -85,9 +86,7 @@ export const keyNamedIn = (body: string): string | undefined => {
   try {
     const parsed = JSON.parse(body) as { TargetKeyId?: unknown; KeyId?: unknown };
     const named = parsed.TargetKeyId ?? parsed.KeyId;
-    if (typeof named !== 'string') return undefined;
-    const at = named.lastIndexOf('key/');
-    return at >= 0 ? named.slice(at + 'key/'.length) : named;
+    return typeof named === 'string' ? keyIdOf(named) : undefined;
   } catch {
     return undefined;
   }
@@ -180,10 +179,11 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const startedAt = performance.now();
     const body = await readBody(req);
-    const api = apiOf(req.headers, body.toString('utf8'));
+    const text = body.toString('utf8');
+    const api = apiOf(req.headers, text);
     counts[api] = (counts[api] ?? 0) + 1;
     const fault = faults.get(api)?.get(counts[api]);
-    const keyId = keyNamedIn(body.toString('utf8'));
+    const keyId = keyNamedIn(text);
     const record = (outcome: CallRecord['outcome']) =>
       records.push({
         api,
@@ -220,9 +220,7 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
       record('throttled');
       return;
     }
-    const synthetic = options.syntheticKeys
-      ? syntheticKmsAnswer(api, body.toString('utf8'), options.syntheticKeys)
-      : undefined;
+    const synthetic = options.syntheticKeys ? syntheticKmsAnswer(api, text, options.syntheticKeys) : undefined;
     const holdMs = fault === 'slow' ? (options.slowMs ?? 5_000) : 0;
     if (synthetic) {
       await sleep(holdMs);
