@@ -37,6 +37,7 @@ const deps = {
   mode: config.driftMode,
   remediateRules: config.driftRemediateRules,
   serviceRoleArns: config.serviceRoleArns,
+  aliasScope: config.aliasScope,
 };
 
 /** CloudTrail records of KMS management calls, and KMS deletion/expiration events -> drift, notified, optionally put back. */

@@ -22,7 +22,7 @@ import { parseRotateRequest } from '../src/adapters/schemas/rotate-request';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
 import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
-import { loadConfig } from '../src/config';
+import { loadConfig, required } from '../src/config';
 import { type RotateReport, RotationFailedError, rotateKey } from '../src/domain/rotate-key';
 
 const config = loadConfig(process.env);
@@ -50,6 +50,8 @@ const deps = {
   onDemandLimit: config.onDemandRotationLimit,
   rotationWaitMs: config.rotationWaitMs,
   recentRotationMs: config.recentRotationMs,
+  rotateRoleArn: required(config.rotateRoleArn, 'ROTATE_ROLE_ARN'),
+  aliasScope: config.aliasScope,
 };
 
 /** Manual invoke: `{ key, strategy?, dryRun?, reason?, action? }` -> on-demand, alias-swap or rollback. */

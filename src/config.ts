@@ -51,6 +51,14 @@ const Environment = z.object({
   ),
   AUDIT_RATE_LIMITS: z._default(z.string(), ''),
   SERVICE_ROLE_ARNS: list(''),
+  ALIAS_SCOPE: list('').check(
+    z.refine(
+      (patterns) =>
+        patterns.every((pattern) => /^alias\/[\w/-]*\*?$/.test(pattern) && !pattern.startsWith('alias/aws/')),
+      'may only list alias names or folders like alias/app/* (never alias/aws/)',
+    ),
+  ),
+  ROTATE_ROLE_ARN: z.optional(matching(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'must be an IAM role ARN')),
 });
 
 export interface ServiceConfig {
@@ -66,6 +74,10 @@ export interface ServiceConfig {
   driftMode: DriftMode;
   driftRemediateRules: ReadonlySet<DriftRuleId>;
   serviceRoleArns: string[];
+  /** The aliases the service may create and move (the stack's `aliasScope`). */
+  aliasScope: string[];
+  /** The rotate function's own role: named in each alias-swap successor's key policy. */
+  rotateRoleArn?: string;
   audit: {
     maxRotationPeriodDays: number;
     maxMaterialAgeDays: number;
@@ -103,6 +115,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
     driftMode: parsed.data.DRIFT_MODE,
     driftRemediateRules: new Set(parsed.data.DRIFT_REMEDIATE_RULES as DriftRuleId[]),
     serviceRoleArns: parsed.data.SERVICE_ROLE_ARNS,
+    aliasScope: parsed.data.ALIAS_SCOPE,
+    rotateRoleArn: parsed.data.ROTATE_ROLE_ARN,
     audit: {
       maxRotationPeriodDays: parsed.data.AUDIT_MAX_ROTATION_PERIOD_DAYS,
       maxMaterialAgeDays: parsed.data.AUDIT_MAX_MATERIAL_AGE_DAYS,
@@ -112,4 +126,11 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
       rateLimits: parsed.data.AUDIT_RATE_LIMITS,
     },
   };
+};
+
+/** A setting only some functions need, required where it is used: the message names the variable. */
+export const required = <T>(value: T | undefined, variable: string): T => {
+  if (value === undefined)
+    throw new ConfigurationError(`Invalid environment: ${variable} is required by this function`);
+  return value;
 };

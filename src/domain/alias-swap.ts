@@ -1,3 +1,4 @@
+import { type AliasScope, describeAliasScope, outsideAliasScope } from './alias-scope';
 import { type DeclaredState, readDeclaredState, TAGS } from './declared-state';
 import { AwsServiceError, PreconditionFailedError, VerificationFailedError } from './errors';
 import { keyIdOf } from './key-ref';
@@ -6,6 +7,7 @@ import { declaredTagsOf, isServiceTag, LINEAGE, type LineageState, lineageStateO
 import type { KeyDescription, Tags } from './model';
 import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, NewKeySpec, TaggedKeyFinder } from './ports';
 import { ahead, once, settleAll, settledValue } from './settled';
+import { successorPolicy } from './successor-policy';
 
 export type AliasSwapStep = 'createSuccessor' | 'verifySuccessor' | 'promoteAliases' | 'finish';
 export type RollbackStep = 'verifyPredecessor' | 'restoreAliases' | 'finishRollback';
@@ -24,6 +26,10 @@ export interface AliasSwapDeps extends KeyVerificationDeps {
   ids: IdGenerator;
   clock: Clock;
   log: Log;
+  /** The rotate role's ARN: the successor's key policy names it, so the run may finish on the new key at once. */
+  rotateRoleArn: string;
+  /** The aliases kms-rotation may move (the stack's `aliasScope`). */
+  aliasScope: AliasScope;
 }
 
 /** Where each declared alias points now (a key id), or `undefined` when the alias does not exist. */
@@ -264,6 +270,7 @@ const orphanOf = (found: { keyId: string; tags: Tags }[], predecessorId: string)
  */
 export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryRun: boolean): Promise<StepReport> => {
   const { predecessor } = swap;
+  requireAliasesInScope(swap.declared.aliases, deps.aliasScope);
   if (swap.successor) {
     return {
       step: 'createSuccessor',
@@ -302,7 +309,6 @@ export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
     swap.successorTags = orphan.tags;
     detail = `adopted successor ${orphan.keyId}, created by an earlier run of rotation ${swap.rotationId}`;
   } else {
-    const userTags = Object.fromEntries(Object.entries(swap.predecessorTags).filter(([key]) => !isServiceTag(key)));
     const lineage = {
       [LINEAGE.rotationId]: swap.rotationId,
       [LINEAGE.predecessor]: predecessor.keyId,
@@ -313,13 +319,15 @@ export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
       keySpec: predecessor.keySpec ?? 'SYMMETRIC_DEFAULT',
       keyUsage: predecessor.keyUsage ?? 'ENCRYPT_DECRYPT',
       description: predecessor.description ?? '',
-      policy: settledValue(policy),
+      policy: successorPolicy(predecessor.keyId, settledValue(policy), deps.rotateRoleArn),
       origin: predecessor.origin === 'AWS_CLOUDHSM' ? 'AWS_CLOUDHSM' : undefined,
       customKeyStoreId: predecessor.origin === 'AWS_CLOUDHSM' ? predecessor.customKeyStoreId : undefined,
-      tags: { ...userTags, ...lineage },
+      // Lineage only: the rotate role may create keys with these tags and no others (serverless.yml,
+      // CreateSuccessorKeys); the predecessor's own tags follow in `verifySuccessor`.
+      tags: lineage,
     });
     swap.successor = created.key;
-    swap.successorTags = { ...userTags, ...lineage };
+    swap.successorTags = { ...lineage };
     detail = `created ${kind} key ${swap.successor.keyId}${created.answerLost ? ` (its CreateKey answer was lost: ${created.answerLost}; found by its rotation id)` : ''}`;
   }
   deps.log.info('createSuccessor', {
@@ -367,6 +375,47 @@ const createOnce = async (
   }
 };
 
+/** Declared aliases outside the stack's `aliasScope` would be denied by IAM: refused before any call. */
+const requireAliasesInScope = (aliases: readonly string[], scope: AliasScope): void => {
+  const outside = outsideAliasScope(aliases, scope);
+  if (outside.length > 0) {
+    throw new PreconditionFailedError(
+      'alias-not-movable',
+      `declared alias ${outside.join(', ')} is outside the aliases kms-rotation may move (aliasScope: ${describeAliasScope(scope)}); add it to the aliasScope parameter and deploy, or change the key's ${TAGS.aliases} tag`,
+    );
+  }
+};
+
+/**
+ * KMS authorizes UpdateAlias on the key an alias points at now as well as on the new one
+ * (KMS Developer Guide, "Controlling access to aliases":
+ * https://docs.aws.amazon.com/kms/latest/developerguide/alias-access.html). The rotate role may
+ * move an alias only away from the keys of this rotation; one that points anywhere else is
+ * drift for an operator to settle, refused before any alias moves.
+ */
+const requireAliasesOn = (targets: AliasTargets, keys: readonly string[], action: string): void => {
+  const elsewhere = Object.entries(targets).filter(([, target]) => target !== undefined && !keys.includes(target));
+  if (elsewhere.length > 0) {
+    throw new PreconditionFailedError(
+      'alias-not-movable',
+      `${elsewhere.map(([alias, target]) => `${alias} points at ${target}`).join('; ')}, a key outside this rotation: no alias was moved. Point it back at ${keys[0]} (or fix the key's ${TAGS.aliases} tag), then ${action} again`,
+    );
+  }
+};
+
+/** The predecessor's own (non-service) tags, which the successor takes over. */
+const userTagsOf = (tags: Tags): Record<string, string> =>
+  Object.fromEntries(Object.entries(tags).filter(([key]) => !isServiceTag(key)));
+
+/** The successor takes the predecessor's own tags (once: a re-run finds them in place). */
+const labelSuccessor = async (swap: SwapState, successor: KeyDescription, deps: AliasSwapDeps): Promise<void> => {
+  const userTags = userTagsOf(swap.predecessorTags);
+  const have = swap.successorTags ?? {};
+  if (Object.entries(userTags).every(([key, value]) => have[key] === value)) return;
+  await deps.admin.tagKey(successor.keyId, userTags);
+  swap.successorTags = setLineage(swap.successorTags, userTags);
+};
+
 /** The predecessor names its rotation and successor, so that a re-run named by it resumes the rotation. */
 const markPredecessor = async (swap: SwapState, successor: KeyDescription, deps: AliasSwapDeps): Promise<void> => {
   const marks = {
@@ -402,10 +451,14 @@ export const verifySuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
       `successor ${successor.keyId} is ${successor.keyState}, not Enabled; no alias was moved`,
     );
   }
-  const [verdict, marked] = await Promise.allSettled([
+  const [verdict, marked, labelled, targets] = await Promise.allSettled([
     verifyKeyWorks(successor, deps),
     markPredecessor(swap, successor, deps),
+    labelSuccessor(swap, successor, deps),
+    swap.aliasTargets(),
   ]);
+  if (targets.status === 'rejected') throw targets.reason;
+  requireAliasesOn(targets.value, [swap.predecessor.keyId, successor.keyId], 'rotate');
   if (verdict.status === 'rejected') throw verdict.reason;
   if (verdict.value.status !== 'passed') {
     throw new VerificationFailedError(
@@ -413,6 +466,7 @@ export const verifySuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
     );
   }
   if (marked.status === 'rejected') throw marked.reason;
+  if (labelled.status === 'rejected') throw labelled.reason;
   swap.verified = true;
   deps.log.info('verifySuccessor', {
     rotationId: swap.rotationId,
@@ -614,7 +668,9 @@ export const restoreAliases = async (
 ): Promise<StepReport> => {
   const aliases = rollback.declared.aliases;
   if (aliases.length === 0) return { step: 'restoreAliases', status: 'skipped', detail: 'no aliases are declared' };
+  requireAliasesInScope(aliases, deps.aliasScope);
   const targets = await readAliasTargets(deps.keys, aliases);
+  requireAliasesOn(targets, [rollback.current.keyId, rollback.predecessor.keyId], 'roll back');
   const { moved, already } = await pointAliases(aliases, targets, rollback.predecessor, deps, dryRun);
   if (moved.length === 0) {
     return {

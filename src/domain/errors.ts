@@ -34,7 +34,11 @@ export type PreconditionReason =
   | 'on-demand-limit'
   | 'rotation-conflict'
   | 'no-pending-material'
-  | 'nothing-to-roll-back';
+  | 'nothing-to-roll-back'
+  /** The key policy cannot be copied to a successor (not JSON, or no room for kms-rotation's statement). */
+  | 'key-policy-unusable'
+  /** A declared alias lies outside the stack's `aliasScope`, or points at a key kms-rotation may not move it from. */
+  | 'alias-not-movable';
 
 /** The key is not in a state or of a type that the requested work needs. Nothing was changed. */
 export class PreconditionFailedError extends KmsRotationError {

@@ -1,3 +1,4 @@
+import { type AliasScope, describeAliasScope, inAliasScope } from './alias-scope';
 import { type DeclaredState, readDeclaredState } from './declared-state';
 import {
   type DriftMode,
@@ -86,6 +87,8 @@ export interface DriftWatchDeps extends KeyVerificationDeps {
   remediateRules: ReadonlySet<DriftRuleId>;
   /** The service's own roles: their changes are expected, never remediated. */
   serviceRoleArns: readonly string[];
+  /** The aliases remediation may create and move (the stack's `aliasScope`). */
+  aliasScope: AliasScope;
 }
 
 const ALIAS_EVENTS = new Set(['CreateAlias', 'UpdateAlias', 'DeleteAlias']);
@@ -305,6 +308,12 @@ const remediate = async (
       return result(
         'remediated',
         `automatic rotation re-enabled on ${remediation.keyId}${remediation.periodDays ? ` every ${remediation.periodDays} days` : ''}`,
+      );
+    }
+    if (!inAliasScope(remediation.aliasName, deps.aliasScope)) {
+      return result(
+        'failed',
+        `${remediation.aliasName} left as is: it is outside the aliases kms-rotation may move (aliasScope: ${describeAliasScope(deps.aliasScope)})`,
       );
     }
     if (key?.keyState !== 'Enabled') {

@@ -147,6 +147,7 @@ describe('Function: watchKeyActivity', () => {
       mode: 'detect',
       remediateRules: new Set(REMEDIABLE_RULES),
       serviceRoleArns: [ROTATE_ROLE],
+      aliasScope: ['alias/app/*'],
     };
   });
 
@@ -311,6 +312,37 @@ describe('Function: watchKeyActivity', () => {
     ]);
     expect(kms.changes).toEqual([]);
     expect(published.at(-1)).toMatchObject({ type: 'DriftRemediated', severity: 'WARNING' });
+  });
+
+  it('leaves an alias outside aliasScope where it is, with no call that IAM would deny, and says why', async () => {
+    kms.aliases.set('alias/app/key', OTHER);
+    const calls: string[] = [];
+    const counted = {
+      ...kms.cryptoPort,
+      encrypt: (...args: Parameters<typeof kms.cryptoPort.encrypt>) => {
+        calls.push('encrypt');
+        return kms.cryptoPort.encrypt(...args);
+      },
+    };
+
+    const report = await watchKeyActivity(activity('UpdateAlias', { aliasNames: ['alias/app/key'] }), {
+      ...deps,
+      crypto: counted,
+      mode: 'remediate',
+      aliasScope: ['alias/payments/*'],
+    });
+
+    expect(report.remediations).toEqual([
+      expect.objectContaining({
+        rule: 'declared-alias-elsewhere',
+        status: 'failed',
+        detail:
+          'alias/app/key left as is: it is outside the aliases kms-rotation may move (aliasScope: alias/payments/*)',
+      }),
+    ]);
+    expect(calls).toEqual([]);
+    expect(kms.changes).toEqual([]);
+    expect(kms.aliases.get('alias/app/key')).toBe(OTHER);
   });
 
   it('never reverts deletion, disabling or policy changes, even in remediate mode', async () => {

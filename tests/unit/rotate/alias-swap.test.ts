@@ -2,12 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { ALIAS_SWAP_STEPS, type SwapState } from '../../../src/domain/alias-swap';
 import { readDeclaredState } from '../../../src/domain/declared-state';
 import { LINEAGE } from '../../../src/domain/lineage';
+import type { NewKeySpec } from '../../../src/domain/ports';
 import { RotationFailedError, rotateKey } from '../../../src/domain/rotate-key';
+import { SUCCESSOR_ACTIONS, SUCCESSOR_STATEMENT_SID } from '../../../src/domain/successor-policy';
 import type { KeyDefect } from './support/fake-kms';
 import {
   addManagedKey,
   createWorld,
   RECENT_ROTATION_MS,
+  ROTATE_ROLE_ARN,
   request,
   START,
   stepStatuses,
@@ -130,7 +133,7 @@ describe('Function: rotateKey', () => {
       });
     });
 
-    it('creates the successor with the predecessor key policy, and a symmetric successor rotates itself with the declared period, when a symmetric key is forced to alias-swap', async () => {
+    it("creates the successor with the predecessor key policy plus the rotate role's statement, lineage tags only, and a symmetric successor rotates itself with the declared period, when a symmetric key is forced to alias-swap", async () => {
       // Prepare
       const world = createWorld();
       const predecessor = addManagedKey(world, [ALIAS], {
@@ -144,12 +147,28 @@ describe('Function: rotateKey', () => {
       // Assess
       const successor = report.successor as string;
       expect(report.outcome).toBe('completed');
-      expect(world.kms.callsSince(0, 'createKey')[0]?.args[0]).toMatchObject({
-        keySpec: 'SYMMETRIC_DEFAULT',
-        keyUsage: 'ENCRYPT_DECRYPT',
-        policy: '{"Id":"payments-key-policy"}',
-        tags: { team: 'payments', 'kms-rotation:predecessor': predecessor, 'kms-rotation:state': 'created' },
+      const created = world.kms.callsSince(0, 'createKey')[0]?.args[0] as NewKeySpec;
+      expect(created).toMatchObject({ keySpec: 'SYMMETRIC_DEFAULT', keyUsage: 'ENCRYPT_DECRYPT' });
+      expect(JSON.parse(created.policy)).toEqual({
+        Id: 'payments-key-policy',
+        Statement: [
+          {
+            Sid: SUCCESSOR_STATEMENT_SID,
+            Effect: 'Allow',
+            Principal: { AWS: ROTATE_ROLE_ARN },
+            Action: [...SUCCESSOR_ACTIONS],
+            Resource: '*',
+          },
+        ],
       });
+      // Only what the rotate role may tag a new key with (serverless.yml, CreateSuccessorKeys).
+      expect(Object.keys(created.tags).sort()).toEqual([
+        'kms-rotation:predecessor',
+        'kms-rotation:rotation-id',
+        'kms-rotation:state',
+      ]);
+      expect(created.tags).toMatchObject({ 'kms-rotation:predecessor': predecessor, 'kms-rotation:state': 'created' });
+      expect(world.kms.tagsOf(successor)).toMatchObject({ team: 'payments' });
       expect(world.kms.rotationOf(successor)).toMatchObject({ enabled: true, periodDays: 180 });
       expect(world.kms.tagsOf(successor)).toMatchObject({ 'kms-rotation:period-days': '180' });
       expect(world.kms.tagsOf(predecessor)).toMatchObject({

@@ -52,9 +52,9 @@ interface CrashPoint {
  * Every call of a run can fail or die; calls in one round trip still land when a sibling
  * fails. The calls of an uninterrupted run, by round trip: describeKey (alias) | listTags,
  * getKeyPolicy, keysTagged (orphans) | describeKey (alias targets), createKey#1 | encrypt,
- * tagKey#1 (predecessor: rotation, successor) | decrypt | tagKey#2 (successor active with the
- * declared state), enableKeyRotation#1, tagKey#3 (predecessor retired), updateAlias#1,
- * updateAlias#2.
+ * tagKey#1 (predecessor: rotation, successor), tagKey#2 (successor: the predecessor's own tags)
+ * | decrypt | tagKey#3 (successor active with the declared state), enableKeyRotation#1,
+ * tagKey#4 (predecessor retired), updateAlias#1, updateAlias#2.
  */
 const CRASH_POINTS: CrashPoint[] = [
   { point: 'before the key policy is read', method: 'getKeyPolicy', nth: 1, when: 'before', rerun: DONE },
@@ -69,11 +69,18 @@ const CRASH_POINTS: CrashPoint[] = [
     when: 'before',
     rerun: DONE,
   },
+  {
+    point: "the successor not given the predecessor's own tags, while it passed",
+    method: 'tagKey',
+    nth: 2,
+    when: 'before',
+    rerun: REVERIFIED,
+  },
   { point: 'verification, at decrypt', method: 'decrypt', nth: 1, when: 'before', rerun: REVERIFIED },
   {
     point: 'finish, the successor not tagged active (the rest landed)',
     method: 'tagKey',
-    nth: 2,
+    nth: 3,
     when: 'before',
     rerun: REVERIFIED_FINISH,
   },
@@ -87,7 +94,7 @@ const CRASH_POINTS: CrashPoint[] = [
   {
     point: 'finish, the predecessor not retired (the rest landed)',
     method: 'tagKey',
-    nth: 3,
+    nth: 4,
     when: 'before',
     rerun: FINISH_ONLY,
   },

@@ -199,6 +199,60 @@ describe('Function: rotateKey', () => {
       expect(world.notifier.published).toHaveLength(published);
     });
 
+    it('refuses an alias-swap whose declared alias lies outside aliasScope, before any call that changes something', async () => {
+      // Prepare
+      const world = createWorld({ aliasScope: ['alias/app/*'] });
+      addManagedKey(world, [ALIAS], { keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY' });
+      const before = world.kms.snapshot();
+
+      // Act
+      const error = await rotateKey(request({ key: ALIAS }), world.deps).catch((caught: unknown) => caught);
+
+      // Assess
+      expect(error).toMatchObject({ name: 'PreconditionFailedError', reason: 'alias-not-movable', retryable: false });
+      expect((error as Error).message).toContain(
+        `${ALIAS} is outside the aliases kms-rotation may move (aliasScope: alias/app/*)`,
+      );
+      expect(world.kms.mutationsSince(0)).toEqual([]);
+      expect(world.kms.snapshot()).toEqual(before);
+    });
+
+    it('moves no alias while a declared alias points at a key outside the rotation, and finishes with the same successor once it is pointed back', async () => {
+      // Prepare
+      const world = createWorld();
+      const predecessor = addManagedKey(world, [ALIAS, 'alias/billing/second'], {
+        keySpec: 'RSA_2048',
+        keyUsage: 'SIGN_VERIFY',
+      });
+      const stranger = world.kms.addKey({ keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY', tags: { team: 'other' } });
+      await world.kms.updateAlias('alias/billing/second', stranger);
+
+      // Act
+      const error = await rotateKey(request({ key: predecessor }), world.deps).catch((caught: unknown) => caught);
+
+      // Assess
+      expect(error).toMatchObject({ name: 'RotationFailedError', cause: { reason: 'alias-not-movable' } });
+      expect(world.notifier.published.map((notification) => notification.type)).toEqual(['RotationFailed']);
+      expect((error as Error).message).toContain(
+        `alias/billing/second points at ${stranger}, a key outside this rotation`,
+      );
+      expect(world.kms.callsSince(0, 'updateAlias').map((call) => call.args)).toEqual([
+        ['alias/billing/second', stranger],
+      ]);
+      expect(world.kms.callsSince(0, 'createAlias')).toEqual([]);
+      expect(world.kms.aliasTarget(ALIAS)).toBe(predecessor);
+
+      // Act: the operator points it back, then runs the rotation again
+      await world.kms.updateAlias('alias/billing/second', predecessor);
+      const report = await rotateKey(request({ key: predecessor }), world.deps);
+
+      // Assess
+      expect(report.outcome).toBe('completed');
+      expect(world.kms.callsSince(0, 'createKey')).toHaveLength(1);
+      expect(world.kms.aliasTarget(ALIAS)).toBe(report.successor);
+      expect(world.kms.aliasTarget('alias/billing/second')).toBe(report.successor);
+    });
+
     it('calls RotateKeyOnDemand exactly once and does not try again, when KMS answers ConflictException', async () => {
       // Prepare
       const world = createWorld();

@@ -132,6 +132,7 @@ export interface World {
 }
 
 export const ON_DEMAND_LIMIT = 25;
+export const ROTATE_ROLE_ARN = 'arn:aws:iam::111122223333:role/kms-rotation-test-rotate';
 export const ROTATION_WAIT_MS = 30_000;
 export const RECENT_ROTATION_MS = 10 * 60_000;
 
@@ -163,6 +164,8 @@ export const createWorld = (overrides: Partial<RotateDeps> = {}): World => {
     onDemandLimit: ON_DEMAND_LIMIT,
     rotationWaitMs: ROTATION_WAIT_MS,
     recentRotationMs: RECENT_ROTATION_MS,
+    rotateRoleArn: ROTATE_ROLE_ARN,
+    aliasScope: ['alias/*'],
     ...overrides,
   };
   return { kms, clock, sleeper, ids, notifier, state, log, deps };
