@@ -103,17 +103,15 @@ export const assessRotation = async (
   assertEventIsForThisService(event, deps.location);
   const { keys } = deps;
 
-  // Round trip 1: everything the checks read, and the first half of the round trip, in parallel.
-  // Encrypting before the key is known to be ours costs one call on a key we then skip.
-  const probe = deps.random.bytes(CANARY_BYTES);
-  const [describedKey, tags, status, history, aliasesOfKey, savedState, probeEncrypted] = await Promise.allSettled([
+  // Round trip 1: what any key of the account may be asked (DescribeKey, its tags and aliases,
+  // our own record). The calls IAM allows on managed keys only come after the tags say the key
+  // is managed: a rotation of someone else's key must not leave an AccessDenied in CloudTrail,
+  // the very signal the CIS "unauthorized API calls" alarm counts.
+  const [describedKey, tags, aliasesOfKey, savedState] = await Promise.allSettled([
     keys.describeKey(event.keyId),
     keys.listTags(event.keyId),
-    keys.getRotationStatus(event.keyId),
-    keys.listRotations(event.keyId),
     keys.listAliasesOf(event.keyId),
     deps.state.load(event.keyId),
-    deps.crypto.encrypt(event.keyArn, probe, canaryContext(event.keyId)),
   ]);
   const key = settledValue(describedKey);
   if (key.keyManager === 'AWS') {
@@ -131,6 +129,14 @@ export const assessRotation = async (
     return { kind: 'assessed', key, declared, checks: preconditions, savedState, failure: 'precondition-failed' };
   }
 
+  // Round trip 2: the managed key's rotation settings and history, and the first half of the round trip.
+  const probe = deps.random.bytes(CANARY_BYTES);
+  const [status, history, probeEncrypted] = await Promise.allSettled([
+    keys.getRotationStatus(event.keyId),
+    keys.listRotations(event.keyId),
+    deps.crypto.encrypt(key.arn, probe, canaryContext(key.keyId)),
+  ]);
+
   const rotations = settledValue(history);
   const recorded = checkRotationRecorded(event, rotations, deps.toleranceMs);
   const rotationType = event.rotationType ?? recorded.record?.rotationType;
@@ -143,7 +149,7 @@ export const assessRotation = async (
 
   const aliases = settledValue(aliasesOfKey);
   const roundTripVia = declared.aliases.find((name) => aliases.some((alias) => alias.aliasName === name)) ?? key.arn;
-  // Round trip 2: decrypt the probe, encrypt the next canary through the alias, decrypt the old canary.
+  // Round trip 3: decrypt the probe, encrypt the next canary through the alias, decrypt the old canary.
   const [roundTrip, canary, aliasVerification] = await Promise.all([
     runRoundTrip(key, { plaintext: probe, encrypted: probeEncrypted }, roundTripVia, deps),
     checkCanary(key, savedState, deps),
@@ -185,7 +191,7 @@ export const validateRotation = async (
   const aliasVerification = aliases as AliasVerification;
   const summary = validatedSummary(key, assessment.roundTripVia ?? key.arn, aliasVerification, declared);
   const severity: Severity = aliasVerification.drift.length > 0 || declared.problems.length > 0 ? 'WARNING' : 'INFO';
-  // Round trip 3: keep the new canary and tell people, at once.
+  // Round trip 4: keep the new canary and tell people, at once.
   const refreshed = assessment.newCanary
     ? keepCanary(key.keyId, savedState, assessment.newCanary, deps)
     : Promise.resolve();
