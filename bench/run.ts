@@ -210,7 +210,12 @@ const main = async (): Promise<void> => {
   };
 
   // 1. Bundles: size and module initialisation against a baseline that only constructs the same clients.
-  const pkg = await packageService({ stage: 'bench', region: REGION, outDir: join('.tmp', 'bench', 'package') });
+  const pkg = await packageService({
+    stage: 'bench',
+    region: REGION,
+    outDir: join('.tmp', 'bench', 'package'),
+    params: { aliasScope: 'alias/app/*,alias/bench/*' },
+  });
   const bundles: Record<string, unknown>[] = [];
   for (const [fn, zip] of Object.entries(pkg.functionZips)) {
     const handlerFile = join(

@@ -64,6 +64,40 @@ const deletionWindowDays = async ({ resolveVariable }) =>
 
 const alias = async ({ resolveVariable }) => aliasName('aliasName', await readParam(resolveVariable, 'aliasName'));
 
+/**
+ * The aliases kms-rotation may create and move, as alias names or folders ending in `*`. IAM has
+ * no condition key that names the alias of CreateAlias or UpdateAlias, so the alias ARNs in the
+ * `Resource` of the alias grants are the only bound: a role scoped to `alias/*` could point any
+ * new alias at a managed key. Unset, the scope is the folder of the stack's own alias
+ * (`alias/app/secure-key` -> `alias/app/*`), or that alias alone when it has no folder.
+ */
+const aliasPatterns = async (resolveVariable) => {
+  const raw = await readParam(resolveVariable, 'aliasScope');
+  if (raw === '') {
+    const own = aliasName('aliasName', await readParam(resolveVariable, 'aliasName'));
+    const folder = own.lastIndexOf('/');
+    return [folder > 'alias'.length ? `${own.slice(0, folder)}/*` : own];
+  }
+  const patterns = raw.split(/[\s,]+/).filter(Boolean);
+  for (const pattern of patterns) {
+    if (!/^alias\/[a-zA-Z0-9/_-]*\*?$/.test(pattern) || pattern.startsWith('alias/aws/') || pattern === 'alias/*') {
+      throw new StackParameterError(
+        `Parameter "aliasScope" lists alias names or folders like "alias/app/*" (never alias/aws/ nor all of alias/*), got "${pattern}".`,
+      );
+    }
+  }
+  return patterns;
+};
+
+/** `aliasScope` for the functions' environment: `ALIAS_SCOPE`. */
+const aliasScope = async ({ resolveVariable }) => (await aliasPatterns(resolveVariable)).join(',');
+
+/** `aliasScope` as the ARNs of the alias grants' `Resource`. */
+const aliasScopeArns = async ({ resolveVariable }) =>
+  (await aliasPatterns(resolveVariable)).map((pattern) => ({
+    'Fn::Sub': `arn:\${AWS::Partition}:kms:\${AWS::Region}:\${AWS::AccountId}:${pattern}`,
+  }));
+
 /** Key actions an administrator needs to run the key's lifecycle; deliberately no cryptographic use. */
 const ADMIN_ACTIONS = [
   'kms:DescribeKey',
@@ -92,6 +126,9 @@ const ADMIN_ACTIONS = [
 const USER_ACTIONS = ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:DescribeKey'];
 
 const accountRoot = { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' };
+
+/** The roles of serverless.yml that use the provisioned key directly (validation, rotation, drift remediation). */
+const SERVICE_ROLES_USING_THE_KEY = ['OnRotationRole', 'RotateRole', 'OnKeyActivityRole'];
 
 /**
  * The key policy of the provisioned key. Kept as an object (what CloudFormation expects);
@@ -147,39 +184,81 @@ const keyPolicy = async ({ resolveVariable }) => {
     );
   }
   if (viaServices.length > 0) {
+    // An Allow here would add nothing: the root statement already delegates every action to IAM.
+    // Only a Deny keeps the account's principals to use through the named services. Exempt: the
+    // key users named above and kms-rotation's own roles, which validate the key directly.
     statements.push({
-      Sid: 'AccountPrincipalsOnlyThroughAwsServices',
-      Effect: 'Allow',
-      Principal: { AWS: accountRoot },
-      Action: USER_ACTIONS,
+      Sid: 'AccountPrincipalsUseOnlyThroughNamedServices',
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: USER_ACTIONS.filter((action) => action !== 'kms:DescribeKey'),
       Resource: '*',
       Condition: {
-        StringEquals: {
-          'kms:CallerAccount': { Ref: 'AWS::AccountId' },
+        StringNotEquals: {
           'kms:ViaService': viaServices.map((service) => ({ 'Fn::Sub': `${service}.\${AWS::Region}.amazonaws.com` })),
+        },
+        ArnNotEquals: {
+          'aws:PrincipalArn': [
+            ...users,
+            ...SERVICE_ROLES_USING_THE_KEY.map((role) => ({ 'Fn::GetAtt': [role, 'Arn'] })),
+          ],
         },
       },
     });
   }
-  // CloudWatch alarms publish to the topic, which this key encrypts: only alarms of this account.
-  statements.push({
-    Sid: 'CloudWatchAlarmsPublishToEncryptedTopic',
-    Effect: 'Allow',
-    Principal: { Service: 'cloudwatch.amazonaws.com' },
-    Action: ['kms:GenerateDataKey*', 'kms:Decrypt'],
-    Resource: '*',
-    Condition: {
-      StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
-      ArnLike: {
-        'aws:SourceArn': { 'Fn::Sub': 'arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*' },
-      },
-    },
-  });
 
   return { Version: '2012-10-17', Statement: statements };
 };
 
-/** The declared state of the provisioned key, as tags (DESIGN.md "Declared state"). */
+/**
+ * The key policy of the notification topic's own key. The topic is never encrypted with a key
+ * the service watches: a disabled watched key is exactly when its notifications must go out.
+ * Publishers (the functions' roles) get GenerateDataKey and Decrypt through IAM, bound to SNS
+ * and this topic's encryption context. CloudWatch alarm actions publish as the
+ * cloudwatch.amazonaws.com service principal, which needs the same in the key policy (SNS
+ * Developer Guide, "Key management", compatibility with AWS services:
+ * https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html): only for alarms of this
+ * stack (their names start with the service and stage), in this account, for this topic.
+ */
+const notificationKeyPolicy = async ({ resolveVariable }) => {
+  const service = await resolveVariable('self:service');
+  const stage = await resolveVariable('sls:stage');
+  const topicArn = {
+    'Fn::Sub': `arn:\${AWS::Partition}:sns:\${AWS::Region}:\${AWS::AccountId}:${service}-${stage}-notifications`,
+  };
+  return {
+    Version: '2012-10-17',
+    Statement: [
+      {
+        Sid: 'EnableIamPoliciesOfThisAccount',
+        Effect: 'Allow',
+        Principal: { AWS: accountRoot },
+        Action: 'kms:*',
+        Resource: '*',
+      },
+      {
+        Sid: 'AlarmsOfThisStackPublishToTheTopic',
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+        Resource: '*',
+        Condition: {
+          StringEquals: {
+            'aws:SourceAccount': { Ref: 'AWS::AccountId' },
+            'kms:EncryptionContext:aws:sns:topicArn': topicArn,
+          },
+          ArnLike: {
+            'aws:SourceArn': {
+              'Fn::Sub': `arn:\${AWS::Partition}:cloudwatch:\${AWS::Region}:\${AWS::AccountId}:alarm:${service}-${stage}-*`,
+            },
+          },
+        },
+      },
+    ],
+  };
+};
+
+/** The declared state of the provisioned key, as tags: managed, its aliases, its rotation period. */
 const keyTags = async ({ resolveVariable }) => {
   const period = await rotationPeriodDays({ resolveVariable });
   const declaredAlias = await alias({ resolveVariable });
@@ -197,7 +276,10 @@ module.exports = {
   rotationPeriodDays,
   deletionWindowDays,
   alias,
+  aliasScope,
+  aliasScopeArns,
   keyPolicy,
+  notificationKeyPolicy,
   keyTags,
   ADMIN_ACTIONS,
   USER_ACTIONS,

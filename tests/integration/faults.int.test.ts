@@ -60,7 +60,9 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
   let inbox: Awaited<ReturnType<typeof subscribeQueueToTopic>>;
 
   beforeAll(async () => {
-    ({ emulator, stack, clients, inbox } = await deployTestStack('itfault'));
+    ({ emulator, stack, clients, inbox } = await deployTestStack('itfault', {
+      params: { aliasScope: 'alias/app/*,alias/fault/*' },
+    }));
     proxy = await startAwsProxy({ target: emulator.endpoint, slowMs: SLOW_MS });
     tagging = new ResourceGroupsTaggingAPIClient({
       endpoint: emulator.endpoint,

@@ -48,7 +48,9 @@ describe('Function: rotate against the local AWS emulator', () => {
   let inbox: Awaited<ReturnType<typeof subscribeQueueToTopic>>;
 
   beforeAll(async () => {
-    ({ emulator, stack, clients, inbox } = await deployTestStack('itrotate'));
+    ({ emulator, stack, clients, inbox } = await deployTestStack('itrotate', {
+      params: { aliasScope: 'alias/app/*,alias/it/*' },
+    }));
   });
 
   afterAll(async () => {

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: CloudFormation Fn::Sub strings, as the template holds them
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lintTemplate, type PackagedService, packageService } from '../../scripts/lib/stack';
@@ -130,7 +131,7 @@ describe('Template: serverless package output', () => {
 
   describe('Resource: the managed key', () => {
     it('is a symmetric key with rotation on, the default period and deletion window, retained on stack deletion', () => {
-      const [[, key]] = ofType('AWS::KMS::Key') as [[string, Resource & { DeletionPolicy?: string }]];
+      const key = resources.RotationKey as Resource & { DeletionPolicy?: string };
       expect(key.Properties).toMatchObject({
         KeySpec: 'SYMMETRIC_DEFAULT',
         KeyUsage: 'ENCRYPT_DECRYPT',
@@ -142,7 +143,7 @@ describe('Template: serverless package output', () => {
     });
 
     it('carries its declared state as tags', () => {
-      const key = only('AWS::KMS::Key');
+      const key = resources.RotationKey as Resource;
       expect(key.Properties.Tags).toEqual(
         expect.arrayContaining([
           { Key: 'kms-rotation:managed', Value: 'true' },
@@ -157,29 +158,41 @@ describe('Template: serverless package output', () => {
       expect(alias.Properties).toEqual({ AliasName: 'alias/app/secure-key', TargetKeyId: { Ref: 'RotationKey' } });
     });
 
-    it('has a key policy with no wildcard principal and only conditioned service access', () => {
-      const policy = only('AWS::KMS::Key').Properties.KeyPolicy as { Statement: Statement[] };
+    it('has a key policy that delegates to IAM and lets no service principal in, by default', () => {
+      const policy = (resources.RotationKey as Resource).Properties.KeyPolicy as { Statement: Statement[] };
       const text = JSON.stringify(policy);
       expect(text).not.toMatch(/"Principal":"\*"/);
       expect(text).not.toMatch(/"AWS":"\*"/);
-      const sids = policy.Statement.map((statement) => statement.Sid);
-      expect(sids).toEqual([
-        'EnableIamPoliciesOfThisAccount',
-        'AccountPrincipalsOnlyThroughAwsServices',
-        'CloudWatchAlarmsPublishToEncryptedTopic',
-      ]);
-      const viaServices = policy.Statement[1] as Statement;
-      expect(viaServices.Condition?.StringEquals).toHaveProperty('kms:ViaService');
-      expect(viaServices.Condition?.StringEquals).toHaveProperty('kms:CallerAccount');
-      const cloudwatch = policy.Statement[2] as Statement;
-      expect(cloudwatch.Principal).toEqual({ Service: 'cloudwatch.amazonaws.com' });
-      expect(cloudwatch.Condition?.StringEquals).toHaveProperty('aws:SourceAccount');
+      expect(policy.Statement.map((statement) => statement.Sid)).toEqual(['EnableIamPoliciesOfThisAccount']);
     });
   });
 
   describe('Resource: notifications and dead letters', () => {
-    it('encrypts the topic with the managed key', () => {
-      expect(only('AWS::SNS::Topic').Properties.KmsMasterKeyId).toEqual({ Ref: 'RotationKey' });
+    it('encrypts the topic with a key of its own, not a watched key, so that a disabled watched key is still notified', () => {
+      expect(only('AWS::SNS::Topic').Properties.KmsMasterKeyId).toEqual({ Ref: 'NotificationKey' });
+      const key = resources.NotificationKey as Resource & { DeletionPolicy?: string };
+      expect(key.Properties).toMatchObject({ KeySpec: 'SYMMETRIC_DEFAULT', EnableKeyRotation: true });
+      expect(JSON.stringify(key.Properties.Tags ?? [])).not.toContain('kms-rotation:managed');
+      expect(key.DeletionPolicy).toBe('Retain');
+      const statements = (key.Properties.KeyPolicy as { Statement: Statement[] }).Statement;
+      const alarms = statements.find((statement) => statement.Sid === 'AlarmsOfThisStackPublishToTheTopic');
+      expect(JSON.stringify(alarms?.Condition)).toContain(':alarm:kms-rotation-tpl-*');
+      expect(JSON.stringify(alarms?.Condition)).toContain(':kms-rotation-tpl-notifications');
+    });
+
+    it('lets each function use the topic key only through SNS, for this topic', () => {
+      for (const [logicalId, role] of ofType('AWS::IAM::Role')) {
+        const publish = (role.Properties.Policies as { PolicyDocument: { Statement: Statement[] } }[])
+          .flatMap((policy) => policy.PolicyDocument.Statement)
+          .find((statement) => statement.Sid === 'PublishToEncryptedTopic');
+        expect(publish?.Resource, logicalId).toEqual({ 'Fn::GetAtt': ['NotificationKey', 'Arn'] });
+        expect(publish?.Condition, logicalId).toEqual({
+          StringEquals: {
+            'kms:ViaService': { 'Fn::Sub': 'sns.${AWS::Region}.amazonaws.com' },
+            'kms:EncryptionContext:aws:sns:topicArn': { Ref: 'NotificationTopic' },
+          },
+        });
+      }
     });
 
     it('encrypts the dead-letter queue with SQS-managed keys and keeps messages 14 days', () => {
@@ -270,25 +283,43 @@ describe('Template: serverless package output', () => {
           const conditionedCreate =
             JSON.stringify(actionsOf(statement)) === JSON.stringify(['kms:CreateKey', 'kms:TagResource']) &&
             JSON.stringify(statement.Condition) ===
-              JSON.stringify({ Null: { 'aws:RequestTag/kms-rotation:rotation-id': 'false' } });
+              JSON.stringify({
+                Null: {
+                  'aws:RequestTag/kms-rotation:rotation-id': 'false',
+                  'aws:RequestTag/kms-rotation:predecessor': 'false',
+                },
+                StringEquals: { 'aws:RequestTag/kms-rotation:state': 'created' },
+                'ForAllValues:StringEquals': {
+                  'aws:TagKeys': [
+                    'kms-rotation:rotation-id',
+                    'kms-rotation:predecessor',
+                    'kms-rotation:state',
+                    'kms-rotation:reason',
+                  ],
+                },
+              });
           expect(unscopable || conditionedCreate, JSON.stringify(statement)).toBe(true);
         }
       }
     });
 
-    it('lets rotate change only managed keys or keys of an alias-swap rotation, creating only keys that carry lineage', () => {
+    it('lets rotate change only managed keys or retired predecessors, move only aliases in scope, and create only keys that carry lineage and nothing else', () => {
       const statements = statementsOf(resources.RotateRole as Resource);
       const mutating = /^kms:(RotateKeyOnDemand|TagResource|EnableKeyRotation|UpdateAlias|CreateAlias|CreateKey)$/;
       for (const statement of statements.filter((s) => actionsOf(s).some((action) => mutating.test(action)))) {
-        const onAliases = JSON.stringify(statement.Resource).includes(':alias/');
+        const onAliasesInScope =
+          JSON.stringify(statement.Resource) ===
+          JSON.stringify([{ 'Fn::Sub': 'arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:alias/app/*' }]);
         const condition = JSON.stringify(statement.Condition ?? {});
         expect(
-          onAliases ||
-            /aws:ResourceTag\/kms-rotation:managed|aws:ResourceTag\/kms-rotation:rotation-id|aws:RequestTag\/kms-rotation:rotation-id/.test(
+          onAliasesInScope ||
+            /"aws:ResourceTag\/kms-rotation:managed":"true"|"aws:ResourceTag\/kms-rotation:state":"retired"|"aws:RequestTag\/kms-rotation:state":"created"/.test(
               condition,
             ),
           JSON.stringify(statement),
         ).toBe(true);
+        // No grant rests on the rotation-id tag, which the rotate role may put on any key with CreateKey's tags.
+        expect(condition).not.toContain('aws:ResourceTag/kms-rotation:rotation-id');
       }
       expect(statements.flatMap(actionsOf)).not.toContain('kms:PutKeyPolicy');
       expect(statements.flatMap(actionsOf)).not.toContain('kms:DisableKey');
@@ -336,7 +367,7 @@ describe('Template: serverless package output', () => {
       }
     });
 
-    it('lets the drift watch change keys only in remediate mode, through a separate conditional policy', () => {
+    it('lets the drift watch change keys only in remediate mode, through a separate conditional policy, and move only aliases in scope', () => {
       const policy = only('AWS::IAM::Policy') as Resource & { Condition?: string };
       expect(policy.Condition).toBe('DriftRemediates');
       expect(policy.Properties.Roles).toEqual([{ Ref: 'OnKeyActivityRole' }]);
@@ -344,6 +375,10 @@ describe('Template: serverless package output', () => {
       expect(statements.flatMap(actionsOf)).not.toContain('kms:DisableKey');
       expect(statements.flatMap(actionsOf)).not.toContain('kms:PutKeyPolicy');
       expect(statements.flatMap(actionsOf)).not.toContain('kms:CancelKeyDeletion');
+      const onAliases = statements.filter((statement) => JSON.stringify(statement.Resource).includes(':alias/'));
+      expect(onAliases.map((statement) => statement.Resource)).toEqual([
+        [{ 'Fn::Sub': 'arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:alias/app/*' }],
+      ]);
     });
 
     it('matches the validation-failure metric on the service dimension the functions emit', () => {

@@ -20,6 +20,9 @@ interface StackModule {
   deletionWindowDays(resolver: Resolver): Promise<number>;
   alias(resolver: Resolver): Promise<string>;
   keyPolicy(resolver: Resolver): Promise<{ Version: string; Statement: Statement[] }>;
+  notificationKeyPolicy(resolver: Resolver): Promise<{ Version: string; Statement: Statement[] }>;
+  aliasScope(resolver: Resolver): Promise<string>;
+  aliasScopeArns(resolver: Resolver): Promise<unknown[]>;
   keyTags(resolver: Resolver): Promise<{ Key: string; Value: string }[]>;
   USER_ACTIONS: string[];
 }
@@ -32,7 +35,12 @@ const OTHER_USER = 'arn:aws:iam::123456789012:user/alice';
 
 /** What the Serverless Framework hands a `${file(...)}` export: `param:<name>` and `sls:stage` resolved. */
 const resolver = (params: Record<string, unknown>, stage = 'test'): Resolver => ({
-  resolveVariable: async (variable) => (variable === 'sls:stage' ? stage : params[variable.replace(/^param:/, '')]),
+  resolveVariable: async (variable) =>
+    variable === 'sls:stage'
+      ? stage
+      : variable === 'self:service'
+        ? 'kms-rotation'
+        : params[variable.replace(/^param:/, '')],
 });
 
 const actionsOf = (statement: Statement | undefined): string[] =>
@@ -157,18 +165,21 @@ describe('Module: config/stack.cjs', () => {
       },
     );
 
-    it('names no statement with principal "*"', async () => {
+    it('allows no principal "*": the only wildcard principal is in the Deny that keeps use to the listed services', async () => {
       // Act
       const policy = await fullPolicy();
 
       // Assess
       expect(policy.Version).toBe('2012-10-17');
-      expect(policy.Statement.length).toBeGreaterThan(4);
+      expect(policy.Statement.length).toBeGreaterThan(3);
       for (const statement of policy.Statement) {
-        expect(principalsOf(statement)).not.toContain('*');
         expect(principalsOf(statement).length).toBeGreaterThan(0);
+        if (statement.Effect === 'Allow') expect(principalsOf(statement)).not.toContain('*');
       }
-      expect(JSON.stringify(policy)).not.toMatch(/"(Not)?Principal":"\*"|"AWS":"\*"/);
+      const wildcard = policy.Statement.filter((statement) => principalsOf(statement).includes('*'));
+      expect(wildcard.map((statement) => [statement.Sid, statement.Effect])).toEqual([
+        ['AccountPrincipalsUseOnlyThroughNamedServices', 'Deny'],
+      ]);
     });
 
     it('delegates to IAM through the account root only', async () => {
@@ -229,51 +240,107 @@ describe('Module: config/stack.cjs', () => {
       }
     });
 
-    it('allows the account principals cryptographic use only through the listed services, from this account', async () => {
+    it('denies cryptographic use outside the listed services to every principal but the key users and the service roles', async () => {
       // Act
-      const statements = (await fullPolicy()).Statement.filter((statement) => !isAccountRootDelegation(statement));
+      const deny = (await fullPolicy()).Statement.find((statement) => statement.Effect === 'Deny');
 
       // Assess
-      const accountWide = statements.filter((statement) =>
-        principalsOf(statement).some((principal) => principal.includes(':root')),
-      );
-      expect(accountWide.map((statement) => statement.Sid)).toEqual(['AccountPrincipalsOnlyThroughAwsServices']);
-      expect(actionsOf(accountWide[0]).sort()).toEqual([...stack.USER_ACTIONS].sort());
-      expect(accountWide[0]?.Condition).toEqual({
-        StringEquals: {
-          'kms:CallerAccount': { Ref: 'AWS::AccountId' },
+      expect(deny?.Sid).toBe('AccountPrincipalsUseOnlyThroughNamedServices');
+      expect(actionsOf(deny).sort()).toEqual(['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*']);
+      expect(deny?.Condition).toEqual({
+        StringNotEquals: {
           'kms:ViaService': [
             { 'Fn::Sub': 'sns.${AWS::Region}.amazonaws.com' },
             { 'Fn::Sub': 'sqs.${AWS::Region}.amazonaws.com' },
           ],
         },
-      });
-    });
-
-    it('lets an AWS service principal in only for resources of this account', async () => {
-      // Act
-      const services = (await fullPolicy()).Statement.filter(
-        (statement) => statement.Principal !== '*' && statement.Principal.Service !== undefined,
-      );
-
-      // Assess
-      expect(services.map((statement) => statement.Principal)).toEqual([{ Service: 'cloudwatch.amazonaws.com' }]);
-      expect(actionsOf(services[0]).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey*']);
-      expect(services[0]?.Condition).toEqual({
-        StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
-        ArnLike: {
-          'aws:SourceArn': { 'Fn::Sub': 'arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*' },
+        ArnNotEquals: {
+          'aws:PrincipalArn': [
+            USER,
+            OTHER_USER,
+            { 'Fn::GetAtt': ['OnRotationRole', 'Arn'] },
+            { 'Fn::GetAtt': ['RotateRole', 'Arn'] },
+            { 'Fn::GetAtt': ['OnKeyActivityRole', 'Arn'] },
+          ],
         },
       });
     });
 
-    it('returns only the IAM delegation and the alarm statement when no administrator, user or service is listed', async () => {
+    it('adds no Allow beside the root delegation for account principals, which would add nothing', async () => {
+      const statements = (await fullPolicy()).Statement.filter((statement) => !isAccountRootDelegation(statement));
+      const accountWideAllows = statements.filter(
+        (statement) =>
+          statement.Effect === 'Allow' && principalsOf(statement).some((principal) => principal.includes(':root')),
+      );
+      expect(accountWideAllows).toEqual([]);
+    });
+
+    it('lets no AWS service principal in: the watched key does not encrypt the topic', async () => {
+      const services = (await fullPolicy()).Statement.filter(
+        (statement) => statement.Principal !== '*' && statement.Principal.Service !== undefined,
+      );
+      expect(services).toEqual([]);
+    });
+
+    it('returns only the IAM delegation when no administrator, user or service is listed', async () => {
       const policy = await stack.keyPolicy(resolver({}));
+      expect(policy.Statement.map((statement) => statement.Sid)).toEqual(['EnableIamPoliciesOfThisAccount']);
+    });
+  });
+
+  describe('Method: notificationKeyPolicy', () => {
+    it("lets CloudWatch use the topic's key only for this stack's alarms, in this account, for this topic", async () => {
+      // Act
+      const policy = await stack.notificationKeyPolicy(resolver({}, 'prod'));
+
+      // Assess
       expect(policy.Statement.map((statement) => statement.Sid)).toEqual([
         'EnableIamPoliciesOfThisAccount',
-        'CloudWatchAlarmsPublishToEncryptedTopic',
+        'AlarmsOfThisStackPublishToTheTopic',
+      ]);
+      const alarms = policy.Statement[1] as Statement;
+      expect(alarms.Principal).toEqual({ Service: 'cloudwatch.amazonaws.com' });
+      expect(actionsOf(alarms).sort()).toEqual(['kms:Decrypt', 'kms:GenerateDataKey*']);
+      expect(alarms.Condition).toEqual({
+        StringEquals: {
+          'aws:SourceAccount': { Ref: 'AWS::AccountId' },
+          'kms:EncryptionContext:aws:sns:topicArn': {
+            'Fn::Sub': 'arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:kms-rotation-prod-notifications',
+          },
+        },
+        ArnLike: {
+          'aws:SourceArn': {
+            'Fn::Sub': 'arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:kms-rotation-prod-*',
+          },
+        },
+      });
+    });
+  });
+
+  describe('Method: aliasScope', () => {
+    it.each([
+      ['alias/app/secure-key', '', 'alias/app/*'],
+      ['alias/team/app/key', '', 'alias/team/app/*'],
+      ['alias/solo', '', 'alias/solo'],
+      ['alias/app/secure-key', 'alias/payments/*, alias/app/one', 'alias/payments/*,alias/app/one'],
+    ])('with aliasName %s and aliasScope "%s" is %s', async (aliasName, aliasScope, expected) => {
+      await expect(stack.aliasScope(resolver({ aliasName, aliasScope }))).resolves.toBe(expected);
+    });
+
+    it('gives the alias grants the ARNs of the scope', async () => {
+      await expect(stack.aliasScopeArns(resolver({ aliasName: 'alias/app/k', aliasScope: '' }))).resolves.toEqual([
+        { 'Fn::Sub': 'arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:alias/app/*' },
       ]);
     });
+
+    it.each(['alias/*', 'alias/aws/*', 'app/*', 'alias/a*b'])(
+      'throws StackParameterError naming aliasScope when it lists "%s"',
+      async (value) => {
+        const result = stack.aliasScope(resolver({ aliasName: 'alias/app/k', aliasScope: value }));
+        await expect(result).rejects.toBeInstanceOf(stack.StackParameterError);
+        await expect(result).rejects.toThrow('Parameter "aliasScope"');
+      },
+    );
   });
 
   describe('Method: keyTags', () => {
