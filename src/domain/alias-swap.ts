@@ -37,7 +37,6 @@ export type AliasTargets = Readonly<Record<string, string | undefined>>;
 
 /** Reads a new successor needs, started early so that they overlap the reads before them. */
 interface SuccessorInputs {
-  policy: Promise<string>;
   /** Successors an earlier run created but could not record on the predecessor. */
   orphans: Promise<{ keyId: string; tags: Tags }[]>;
 }
@@ -123,7 +122,7 @@ const rotationOf = async (keys: KeyReader, key: KeyDescription): Promise<boolean
 
 export interface LocateOptions {
   /**
-   * Whether to read what a new successor needs (the key policy, orphans) alongside the key's own
+   * Whether to look for orphan successors (a tag search IAM allows on any key) alongside the key's own
    * reads: asked with the key once it is described, or with none when a key named by id is read
    * at once, before anything is known about it.
    */
@@ -136,15 +135,15 @@ export interface LocateOptions {
  * before the swap) or an unfinished successor (what they name after it).
  *
  * Round trips: a key named by id or ARN is described, and its tags (and, when a successor may
- * be needed, its key policy and orphans) read, all at once; an alias must be resolved first,
- * because ListResourceTags and GetKeyPolicy take key ids only.
+ * be needed, its orphans) read, all at once; an alias must be resolved first, because
+ * ListResourceTags takes key ids only. The key policy is read by `createSuccessor`, once the
+ * tags said the key is managed.
  */
 export const locateSwap = async (keyRef: string, deps: AliasSwapDeps, options: LocateOptions): Promise<SwapState> => {
   const byId = !isAliasRef(keyRef);
   const successorInputsOf = (keyId: string, key?: KeyDescription): SuccessorInputs | undefined =>
     options.prepareSuccessor(key)
       ? {
-          policy: ahead(deps.admin.getKeyPolicy(keyId)),
           orphans: ahead(deps.finder.keysTagged(LINEAGE.predecessor, keyId)),
         }
       : undefined;
@@ -292,11 +291,13 @@ export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
       detail: `create a ${kind} key with ${predecessor.keyId}'s key policy, description and tags, tagged with rotation ${swap.rotationId}`,
     };
   }
+  // The key policy only now, once the tags said the key is managed: IAM allows GetKeyPolicy on
+  // managed keys only, and a call that is bound to be denied must not reach CloudTrail.
+  const policyRead = ahead(deps.admin.getKeyPolicy(predecessor.keyId));
   const inputs = swap.successorInputs ?? {
-    policy: ahead(deps.admin.getKeyPolicy(predecessor.keyId)),
     orphans: ahead(deps.finder.keysTagged(LINEAGE.predecessor, predecessor.keyId)),
   };
-  const [found, policy] = await Promise.allSettled([inputs.orphans, inputs.policy]);
+  const [found, policy] = await Promise.allSettled([inputs.orphans, policyRead]);
   if (found.status === 'rejected') throw found.reason;
   // Where the aliases point is read while the successor is created: promoteAliases needs it next.
   void swap.aliasTargets();

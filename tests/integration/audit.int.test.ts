@@ -20,6 +20,7 @@ import type { Emulator } from '../../scripts/lib/emulator';
 import { invokeBundled } from '../../scripts/lib/invoke';
 import type { EmulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
+import { keyIdOf } from '../../src/domain/key-ref';
 import { deployTestStack } from './support/deployed-stack';
 
 /** One kind of seeded key, and the findings an auditor would expect of it, written down here, not computed by the audit. */
@@ -183,9 +184,11 @@ describe('Function: audit against the local AWS emulator', () => {
   beforeAll(async () => {
     ({ emulator, stack, clients, inbox } = await deployTestStack('itaudit'));
 
-    // The stack's own key: managed, rotating, alias in place -> compliant.
+    // The stack's own keys: the managed one (rotating, alias in place) and the topic's (rotating,
+    // not managed) -> compliant.
     expected.set(stack.outputs.KeyId as string, []);
-    expectedClasses.set('auto-rotatable', 1);
+    expected.set(keyIdOf(stack.outputs.NotificationKeyArn as string), []);
+    expectedClasses.set('auto-rotatable', 2);
     const elsewhere = stack.outputs.KeyId as string;
     for (const seed of SEEDS) {
       for (let index = 0; index < seed.count; index += 1) {

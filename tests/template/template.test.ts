@@ -387,9 +387,9 @@ describe('Template: serverless package output', () => {
     });
   });
 
-  it('outputs the key id, key ARN, alias and topic ARN', () => {
+  it('outputs the key id, key ARN, alias, topic ARN and the topic key ARN', () => {
     expect(Object.keys(pkg.template.Outputs as object)).toEqual(
-      expect.arrayContaining(['KeyId', 'KeyArn', 'AliasName', 'TopicArn']),
+      expect.arrayContaining(['KeyId', 'KeyArn', 'AliasName', 'TopicArn', 'NotificationKeyArn']),
     );
   });
 });

@@ -51,7 +51,7 @@ interface CrashPoint {
 /**
  * Every call of a run can fail or die; calls in one round trip still land when a sibling
  * fails. The calls of an uninterrupted run, by round trip: describeKey (alias) | listTags,
- * getKeyPolicy, keysTagged (orphans) | describeKey (alias targets), createKey#1 | encrypt,
+ * keysTagged (orphans) | getKeyPolicy, describeKey (alias targets) | createKey#1 | encrypt,
  * tagKey#1 (predecessor: rotation, successor), tagKey#2 (successor: the predecessor's own tags)
  * | decrypt | tagKey#3 (successor active with the declared state), enableKeyRotation#1,
  * tagKey#4 (predecessor retired), updateAlias#1, updateAlias#2.

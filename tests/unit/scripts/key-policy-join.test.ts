@@ -19,6 +19,8 @@ const SAMPLES: Record<string, string> = {
   '{"Fn::Sub":"arn:${AWS::Partition}:cloudwatch:${AWS::Region}:${AWS::AccountId}:alarm:*"}':
     'arn:aws:cloudwatch:eu-west-3:123456789012:alarm:*',
   '{"Fn::GetAtt":["OnRotationRole","Arn"]}': 'arn:aws:iam::123456789012:role/on-rotation',
+  '{"Fn::GetAtt":["RotateRole","Arn"]}': 'arn:aws:iam::123456789012:role/rotate',
+  '{"Fn::GetAtt":["OnKeyActivityRole","Arn"]}': 'arn:aws:iam::123456789012:role/on-key-activity',
   '{"Fn::Sub":["arn:aws:iam::${Account}:role/${Name}",{"Account":{"Ref":"AWS::AccountId"},"Name":"ops"}]}':
     'arn:aws:iam::123456789012:role/ops',
   '{"Fn::Join":["",["arn:aws:iam::",{"Ref":"AWS::AccountId"},":user/a"]]}': 'arn:aws:iam::123456789012:user/a',
@@ -80,7 +82,7 @@ describe('Script: keyPolicyAsJoinedString (moto deploy workaround)', () => {
   });
 
   it('handles the default parameters, where the policy has fewer statements', async () => {
-    const policy = await productPolicy({ keyViaServices: 'sns' });
+    const policy = await productPolicy({});
 
     expect(roundTrip(policy)).toEqual(substitute(policy, resolveSample));
   });
