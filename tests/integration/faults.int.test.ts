@@ -23,6 +23,7 @@ import {
   type subscribeQueueToTopic,
 } from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
+import { keyIdOf } from '../../src/domain/key-ref';
 import { deployTestStack } from './support/deployed-stack';
 
 const FAULTS: FaultKind[] = ['http-500', 'http-503', 'connection-reset', 'slow'];
@@ -199,7 +200,11 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
   let auditFleetSeeded: Promise<AuditFleet> | undefined;
   const seedAuditFleet = (): Promise<AuditFleet> => {
     auditFleetSeeded ??= (async () => {
-      const expected = new Map<string, readonly string[]>([[stack.outputs.KeyId as string, []]]);
+      // The stack's own keys: the managed one and the topic's, both compliant.
+      const expected = new Map<string, readonly string[]>([
+        [stack.outputs.KeyId as string, []],
+        [keyIdOf(stack.outputs.NotificationKeyArn as string), []],
+      ]);
       let managedOff = '';
       for (const seed of AUDIT_SEEDS) {
         const alias = `alias/fault/audit-${seed.name}`;
@@ -228,7 +233,7 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
       const listed = Keys.map((key) => key.KeyId as string).sort();
       if (JSON.stringify(listed) !== JSON.stringify([...expected.keys()].sort())) {
         throw new Error(
-          `The audit flows expect the account to hold only the stack's key and the ${AUDIT_SEEDS.length} seeded keys, ` +
+          `The audit flows expect the account to hold only the stack's two keys and the ${AUDIT_SEEDS.length} seeded keys, ` +
             `and it holds ${listed.length}: run them before the flows that create keys`,
         );
       }
