@@ -1,11 +1,19 @@
 import { join } from 'node:path';
 import { type Emulator, startMoto } from '../../../scripts/lib/emulator';
 import { type EmulatorClients, emulatorClients, subscribeQueueToTopic } from '../../../scripts/lib/local-aws';
-import { type DeployedStack, deployToMoto, lintTemplate, packageService } from '../../../scripts/lib/stack';
+import {
+  type DeployedStack,
+  deployToMoto,
+  lintTemplate,
+  type PackagedService,
+  packageService,
+} from '../../../scripts/lib/stack';
 
 export interface TestStack {
   emulator: Emulator;
   stack: DeployedStack;
+  /** What `serverless package` made: the template the stack was deployed from, and the bundles. */
+  pkg: PackagedService;
   clients: EmulatorClients;
   /** A queue subscribed to the notification topic, as a person's mailbox would be. */
   inbox: Awaited<ReturnType<typeof subscribeQueueToTopic>>;
@@ -18,10 +26,15 @@ export interface TestStack {
  * What every integration test starts from: its own moto server, the stack packaged for
  * `stage` by `serverless package`, linted, deployed into moto, and a queue on the topic.
  */
-export const deployTestStack = async (stage: string, region = 'us-east-1'): Promise<TestStack> => {
+export const deployTestStack = async (
+  stage: string,
+  region = 'us-east-1',
+  /** Stage parameters (`--param`), e.g. `{ driftMode: 'remediate' }`. */
+  params?: Record<string, string>,
+): Promise<TestStack> => {
   const emulator = await startMoto();
   try {
-    const pkg = await packageService({ stage, region, outDir: join('.tmp', `package-${stage}`) });
+    const pkg = await packageService({ stage, region, outDir: join('.tmp', `package-${stage}`), params });
     await lintTemplate(pkg.updateTemplatePath);
     const stack = await deployToMoto({ endpoint: emulator.endpoint, region, stackName: `kms-rotation-${stage}`, pkg });
     const clients = emulatorClients(emulator.endpoint, region);
@@ -29,6 +42,7 @@ export const deployTestStack = async (stage: string, region = 'us-east-1'): Prom
     return {
       emulator,
       stack,
+      pkg,
       clients,
       inbox,
       keyId: stack.outputs.KeyId as string,
