@@ -93,6 +93,27 @@ export const keyForRule = (
   origin: snapshot.origin,
 });
 
+/** Rule d: attaches to each request on `snapshot`'s key the context it would have with the key's tags as they are now. */
+const withUnsettledTags = (
+  requests: AuthzRequest[],
+  snapshot: KeySnapshot | undefined,
+  settled: Record<string, string> | undefined,
+): AuthzRequest[] => {
+  if (!snapshot || !settled) return requests;
+  const recentTags = [...new Set([...Object.keys(snapshot.tags), ...Object.keys(settled)])].filter(
+    (tag) => snapshot.tags[tag] !== settled[tag],
+  );
+  if (recentTags.length === 0) return requests;
+  return requests.map((request) => {
+    if (request.resource !== snapshot.arn) return request;
+    const context = Object.fromEntries(
+      Object.entries(request.context).filter(([name]) => !name.startsWith('aws:ResourceTag/')),
+    );
+    for (const [tag, value] of Object.entries(snapshot.tags)) context[`aws:ResourceTag/${tag}`] = value;
+    return { ...request, withUnsettledTags: { context, recentTags } };
+  });
+};
+
 export const baseContext = (stack: ResolvedStack, principalArn: string, action: string) => ({
   'aws:PrincipalArn': principalArn,
   'aws:PrincipalAccount': stack.accountId,
@@ -222,7 +243,12 @@ export const requestsForCall = (
     // tag:GetResources and other calls without a resource type.
     requests.push({ principal, action, resource: '*', context: base, what: api });
   }
-  return { requests, refusals };
+  let marked = requests;
+  for (const snapshot of [detail.key, detail.aliasTarget, detail.topicKey]) {
+    if (snapshot)
+      marked = withUnsettledTags(marked, snapshot, settledTags(snapshot.tags, history[snapshot.keyId] ?? [], at));
+  }
+  return { requests: marked, refusals };
 };
 
 const describeDenial = (
@@ -293,7 +319,22 @@ export const evaluateRequest = async (
     evaluation.grantsUsed.set(key, used);
   }
   if (response.overallResult === 'Allowed') return undefined;
-  return describeDenial(request, analysis, roleName);
+  const denial = describeDenial(request, analysis, roleName);
+  if (request.withUnsettledTags) {
+    const { withUnsettledTags: unsettled, ...rest } = request;
+    const scratch = emptyEvaluation();
+    const withTagsNow = await evaluateRequest(
+      { ...rest, context: unsettled.context },
+      identityPolicies,
+      accountId,
+      scratch,
+      roleName,
+    );
+    if (withTagsNow === undefined) {
+      return `[abac-delay] allowed only through tags the service wrote less than 5 minutes before (${unsettled.recentTags.join(', ')}), which KMS may not honour yet: ${denial}`;
+    }
+  }
+  return denial;
 };
 
 /** A recorded call as the test knows it: the proxy's record, and the flow it belongs to. */

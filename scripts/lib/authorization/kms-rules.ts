@@ -19,6 +19,11 @@ export interface AuthzRequest {
   rule?: string;
   /** A line saying what this request is, for the failure message. */
   what: string;
+  /**
+   * Rule d: the same request with the key's tags as they are now, when tags the service wrote
+   * have not settled yet; if only this one is allowed, the denial is the ABAC delay's.
+   */
+  withUnsettledTags?: { context: Record<string, string | string[]>; recentTags: string[] };
 }
 
 /** Tag changes take up to five minutes to affect authorization (KMS Developer Guide, "ABAC for AWS KMS"). */

@@ -433,6 +433,43 @@ describe('Function: requestsForCall and evaluateCalls', () => {
     expect(onStackKey?.resourcePolicy).toEqual(resolved.keys['1234abcd-12ab-34cd-56ef-1234567890ab']?.policy);
   });
 
+  it('says when only tags written less than five minutes before would allow a call (ABAC delay)', async () => {
+    const key = snapshot({ managed: 'true' });
+    const abacCaller: Caller = {
+      functionName: 'app',
+      role: {
+        ...caller.role,
+        policies: identity({
+          Effect: 'Allow',
+          Action: 'kms:Sign',
+          Resource: '*',
+          Condition: { StringEquals: { 'aws:ResourceTag/managed': 'true' } },
+        }),
+      },
+    };
+    const call = () => ({
+      flow: 'abac',
+      record: {
+        api: 'Sign',
+        startedAt: 0,
+        endedAt: 0,
+        outcome: 'forwarded' as const,
+        caller: 'AKIAAPP',
+        detail: { at: 1_000_000, action: 'kms:Sign', params: {}, key } satisfies CallDetail,
+      },
+    });
+    const fresh = await evaluateCalls(resolved, { AKIAAPP: abacCaller }, [call()], {
+      [key.keyId]: [{ tagKey: 'managed', value: 'true', at: 1_000_000 - 5_000 }],
+    });
+    expect(fresh.denials.map((denial) => denial.reason)).toEqual([
+      expect.stringMatching(/^\[abac-delay\] allowed only through tags the service wrote .*\(managed\)/),
+    ]);
+    const settled = await evaluateCalls(resolved, { AKIAAPP: abacCaller }, [call()], {
+      [key.keyId]: [{ tagKey: 'managed', value: 'true', at: 1_000_000 - 301_000 }],
+    });
+    expect(settled.denials).toEqual([]);
+  });
+
   it('a call on a key that does not exist is not authorized at all (NotFoundException comes first)', () => {
     const result = requestsForCall(
       resolved,
