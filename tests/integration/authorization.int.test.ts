@@ -253,7 +253,7 @@ describe('Authorization: every AWS call of every flow, against the policies the 
     await authorizeFlow(
       'rotate on-demand',
       'rotate',
-      { key: STACK_ALIAS, strategy: 'on-demand', force: true },
+      { key: STACK_ALIAS, strategy: 'on-demand' },
       {
         mustCall: ['RotateKeyOnDemand'],
       },
@@ -610,6 +610,9 @@ describe('Authorization: every AWS call of every flow, against the policies the 
           onKey(arn, 'kms:TagResource', unmanaged, requestTagContext(tags)),
         ]);
       }
+    }
+    for (const roleLogicalId of allRoles) {
+      const arn = resolved.roles[roleLogicalId]?.arn as string;
       await probe(roleLogicalId, 'EnableKeyRotation on an unmanaged key', [
         onKey(arn, 'kms:EnableKeyRotation', unmanaged),
       ]);
@@ -624,9 +627,6 @@ describe('Authorization: every AWS call of every flow, against the policies the 
           base: baseContext(resolved, arn, 'kms:CreateAlias'),
         }),
       );
-    }
-    for (const roleLogicalId of allRoles) {
-      const arn = resolved.roles[roleLogicalId]?.arn as string;
       for (const action of ['kms:Decrypt', 'kms:Sign', 'kms:Encrypt', 'kms:GenerateMac']) {
         await probe(roleLogicalId, `${action} with a key tagged managed/rotation-id seconds ago (ABAC delay)`, [
           onKey(arn, action, justTagged),
