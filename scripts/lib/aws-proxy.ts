@@ -33,6 +33,32 @@ export interface ProxyOptions {
    * request rates: fleet-scale benchmarks then measure the audit and the quotas, not moto.
    */
   syntheticKeys?: number;
+  /**
+   * Looks at each request before it is forwarded and at its answer after, and adds what it finds
+   * to the call's record as `detail` (the authorization test's recorder, which reads key state
+   * from moto directly). Not consulted for faults, throttles or synthetic answers.
+   */
+  inspector?: CallInspector;
+}
+
+/** What an inspector sees of a request. */
+export interface InspectedRequest {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: string;
+  api: string;
+  /** The access key id it is signed with. */
+  caller?: string;
+  /** The service name of its SigV4 credential scope, e.g. `kms`, `sns`, `tagging`. */
+  signingService?: string;
+}
+
+export interface CallInspector {
+  /** Before forwarding: returns what to keep for `after`. */
+  before(request: InspectedRequest): Promise<unknown>;
+  /** After the answer: returns the record's `detail`. */
+  after(request: InspectedRequest, kept: unknown, answer: { status?: number; body: string }): unknown;
 }
 
 export interface CallRecord {
@@ -44,7 +70,19 @@ export interface CallRecord {
   keyId?: string;
   /** The HTTP status the caller got; none when its connection was reset or it had given up (a client timeout). */
   status?: number;
+  /** The access key id the request is signed with (SigV4 `Authorization` header): who called. */
+  caller?: string;
+  /** What the proxy's inspector found out about the call, if it has one. */
+  detail?: unknown;
 }
+
+/** The access key id and service of a SigV4 `Authorization` header (`... Credential=<key>/<date>/<region>/<service>/aws4_request, ...`). */
+export const signerOf = (headers: IncomingMessage['headers']): { caller?: string; signingService?: string } => {
+  const authorization = headers.authorization;
+  if (typeof authorization !== 'string') return {};
+  const match = /Credential=([^/,\s]+)\/[^/]+\/[^/]+\/([^/]+)\//.exec(authorization);
+  return match ? { caller: match[1], signingService: match[2] } : {};
+};
 
 export interface AwsProxy {
   endpoint: string;
@@ -141,7 +179,12 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
    * Passes the request on to AWS and its answer back; `holdMs` holds the answer that long first
    * (a `slow` fault: AWS has acted, the caller has not heard).
    */
-  const forward = (req: IncomingMessage, body: Buffer, res: ServerResponse, holdMs: number): Promise<void> =>
+  const forward = (
+    req: IncomingMessage,
+    body: Buffer,
+    res: ServerResponse,
+    holdMs: number,
+  ): Promise<{ status?: number; body: string }> =>
     new Promise((resolve) => {
       const upstream = httpRequest(
         {
@@ -154,14 +197,15 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
         (answer) => {
           const chunks: Buffer[] = [];
           answer.on('data', (chunk: Buffer) => chunks.push(chunk));
-          answer.on('error', () => resolve());
+          answer.on('error', () => resolve({ body: '' }));
           answer.on('end', () => {
             void sleep(holdMs).then(() => {
+              const answered = Buffer.concat(chunks);
               if (!gone(req, res)) {
                 res.writeHead(answer.statusCode ?? 502, answer.headers);
-                res.end(Buffer.concat(chunks));
+                res.end(answered);
               }
-              resolve();
+              resolve({ status: answer.statusCode, body: answered.toString('utf8') });
             });
           });
         },
@@ -171,7 +215,7 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
           res.writeHead(502);
           res.end();
         }
-        resolve();
+        resolve({ body: '' });
       });
       upstream.end(body);
     });
@@ -184,6 +228,8 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
     counts[api] = (counts[api] ?? 0) + 1;
     const fault = faults.get(api)?.get(counts[api]);
     const keyId = keyNamedIn(text);
+    const signer = signerOf(req.headers);
+    let detail: unknown;
     const record = (outcome: CallRecord['outcome']) =>
       records.push({
         api,
@@ -192,6 +238,8 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
         outcome,
         ...(keyId ? { keyId } : {}),
         ...(res.headersSent ? { status: res.statusCode } : {}),
+        ...(signer.caller ? { caller: signer.caller } : {}),
+        ...(detail !== undefined ? { detail } : {}),
       });
 
     if (latencyMs > 0 || jitterMs > 0) await sleep(latencyMs + Math.random() * jitterMs);
@@ -228,6 +276,18 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
         res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
         res.end(JSON.stringify(synthetic));
       }
+    } else if (options.inspector) {
+      const inspected: InspectedRequest = {
+        method: req.method ?? 'GET',
+        url: req.url ?? '/',
+        headers: req.headers,
+        body: text,
+        api,
+        ...signer,
+      };
+      const kept = await options.inspector.before(inspected);
+      const answer = await forward(req, body, res, holdMs);
+      detail = options.inspector.after(inspected, kept, answer);
     } else {
       await forward(req, body, res, holdMs);
     }

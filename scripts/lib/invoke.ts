@@ -5,7 +5,7 @@
  * pointing at the emulator. Nothing of the caller's AWS configuration reaches it.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -201,6 +201,19 @@ const handlerLocation = (bundleDir: string, fn: InvokableFunction): { handlerFil
   return { handlerFile, exportName: fn.handler.slice(dot + 1) };
 };
 
+/**
+ * The access key id a function's process signs with: one per function, so that whoever sits
+ * between it and the emulator (the proxy's call log) can tell the caller from the SigV4
+ * `Authorization` header. `AKIA`, up to 12 letters of the function's short name (the part after
+ * the stage, e.g. `ONKEYACTIVIT`), and 4 hex digits of a hash of its full name: 20 characters, as
+ * AWS's are; moto takes any access key id it does not know for its default account.
+ */
+export const accessKeyIdFor = (functionName: string): string => {
+  const short = (functionName.split('-').pop() ?? functionName).toUpperCase().replace(/[^A-Z0-9]/g, '');
+  const hash = createHash('sha256').update(functionName).digest('hex').slice(0, 4).toUpperCase();
+  return `AKIA${short.slice(0, 12).padEnd(12, 'X')}${hash}`;
+};
+
 /** Lambda's environment for the function; the caller's AWS_* variables and AWS config files stay out. */
 const lambdaEnvironment = (
   opts: { endpoint: string; region: string; fn: InvokableFunction; env?: Record<string, string> },
@@ -225,7 +238,7 @@ const lambdaEnvironment = (
     AWS_ENDPOINT_URL: opts.endpoint,
     AWS_REGION: opts.region,
     AWS_DEFAULT_REGION: opts.region,
-    AWS_ACCESS_KEY_ID: 'test',
+    AWS_ACCESS_KEY_ID: accessKeyIdFor(opts.fn.name),
     AWS_SECRET_ACCESS_KEY: 'test',
     AWS_CONFIG_FILE: noSuchFile,
     AWS_SHARED_CREDENTIALS_FILE: noSuchFile,

@@ -1,11 +1,19 @@
 import { join } from 'node:path';
 import { type Emulator, startMoto } from '../../../scripts/lib/emulator';
 import { type EmulatorClients, emulatorClients, subscribeQueueToTopic } from '../../../scripts/lib/local-aws';
-import { type DeployedStack, deployToMoto, lintTemplate, packageService } from '../../../scripts/lib/stack';
+import {
+  type DeployedStack,
+  deployToMoto,
+  lintTemplate,
+  type PackagedService,
+  packageService,
+} from '../../../scripts/lib/stack';
 
 export interface TestStack {
   emulator: Emulator;
   stack: DeployedStack;
+  /** What `serverless package` made: the template the stack was deployed from, and the bundles. */
+  pkg: PackagedService;
   clients: EmulatorClients;
   /** A queue subscribed to the notification topic, as a person's mailbox would be. */
   inbox: Awaited<ReturnType<typeof subscribeQueueToTopic>>;
@@ -34,6 +42,7 @@ export const deployTestStack = async (
     return {
       emulator,
       stack,
+      pkg,
       clients,
       inbox,
       keyId: stack.outputs.KeyId as string,

@@ -2,7 +2,15 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { DescribeKeyCommand, KMSClient, ListKeyRotationsCommand, UpdateAliasCommand } from '@aws-sdk/client-kms';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { type AwsProxy, apiOf, keyNamedIn, kmsQuotaLimits, startAwsProxy } from '../../../scripts/lib/aws-proxy';
+import {
+  type AwsProxy,
+  apiOf,
+  type InspectedRequest,
+  keyNamedIn,
+  kmsQuotaLimits,
+  signerOf,
+  startAwsProxy,
+} from '../../../scripts/lib/aws-proxy';
 import { clientOptions } from '../../../src/adapters/aws-clients';
 import { KMS_DEFAULT_QUOTAS } from '../../../src/adapters/pacing';
 
@@ -157,6 +165,40 @@ describe('Function: startAwsProxy', () => {
     proxy?.reset();
     expect(calls()).toEqual([]);
     expect(counts()).toEqual({});
+  });
+
+  it('records who called (the access key id of the SigV4 signature) and what an inspector adds', async () => {
+    const seen: InspectedRequest[] = [];
+    const { endpoint, calls } = await start({
+      inspector: {
+        before: async (request) => {
+          seen.push(request);
+          return request.api;
+        },
+        after: (_request, kept, answer) => ({ kept, status: answer.status, body: answer.body }),
+      },
+    });
+    const kms = new KMSClient({
+      endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'AKIAROTATEXXXXXX1A2B', secretAccessKey: 'test' },
+      maxAttempts: 1,
+    });
+
+    await kms.send(new DescribeKeyCommand({ KeyId: KEY_ARN }));
+
+    expect(seen.map(({ api, caller, signingService }) => [api, caller, signingService])).toEqual([
+      ['DescribeKey', 'AKIAROTATEXXXXXX1A2B', 'kms'],
+    ]);
+    expect(calls()).toEqual([
+      expect.objectContaining({
+        api: 'DescribeKey',
+        keyId: KEY_ID,
+        caller: 'AKIAROTATEXXXXXX1A2B',
+        detail: { kept: 'DescribeKey', status: 200, body: '{}' },
+      }),
+    ]);
+    expect(signerOf({})).toEqual({});
   });
 });
 

@@ -1,0 +1,439 @@
+/**
+ * Evaluates recorded AWS calls against the policies a packaged template deploys, with
+ * @cloud-copilot/iam-simulate (identity and resource policy together, AWS's same-account rules,
+ * KMS's key-policy trust: for a key, IAM counts only where the key policy delegates to the account)
+ * plus KMS's own rules (`kms-rules.ts`). Pure apart from the evaluator: no AWS calls.
+ *
+ * iam-simulate is AGPL-3.0: this file is for tests only and is never bundled into a function.
+ */
+import { getDenialReasons, runSimulation } from '@cloud-copilot/iam-simulate';
+import type { CallRecord } from '../aws-proxy';
+import {
+  type AuthzRequest,
+  aliasAuthorization,
+  createKeyTagging,
+  encryptedTopicPublish,
+  type KeyForRule,
+  keyContext,
+  lockoutSafetyCheck,
+  requestTagContext,
+  settledTags,
+  topicKeyUsable,
+} from './kms-rules';
+import type { CallDetail, KeySnapshot, TagWrite } from './recorder';
+import { defaultKeyPolicy, type PolicyDocument, type ResolvedRole, type ResolvedStack } from './template';
+
+export interface Caller {
+  /** The function's name in serverless.yml, e.g. `rotate`. */
+  functionName: string;
+  role: ResolvedRole;
+}
+
+/** A denial: what was refused and why, one line each. */
+export interface Denial {
+  flow: string;
+  functionName: string;
+  call: string;
+  action: string;
+  resource: string;
+  reason: string;
+}
+
+export interface Evaluation {
+  denials: Denial[];
+  /** How many authorization requests were evaluated. */
+  evaluated: number;
+  /** `<policy name>#<statement index>` -> the actions it granted in evaluated requests (lower case). */
+  grantsUsed: Map<string, Set<string>>;
+  /** Calls that AWS answers before authorizing (a key that does not exist), with why. */
+  notAuthorized: string[];
+}
+
+export const emptyEvaluation = (): Evaluation => ({
+  denials: [],
+  evaluated: 0,
+  grantsUsed: new Map(),
+  notAuthorized: [],
+});
+
+const kmsArn = (stack: ResolvedStack, rest: string) =>
+  `arn:${stack.partition}:kms:${stack.region}:${stack.accountId}:${rest}`;
+
+const tagsOf = (tags: unknown): Record<string, string> =>
+  Array.isArray(tags)
+    ? Object.fromEntries(
+        (tags as { TagKey?: string; TagValue?: string }[])
+          .filter((tag) => typeof tag.TagKey === 'string')
+          .map((tag) => [tag.TagKey as string, String(tag.TagValue ?? '')]),
+      )
+    : {};
+
+const parsePolicy = (policy: unknown): PolicyDocument | undefined => {
+  if (typeof policy !== 'string') return undefined;
+  try {
+    return JSON.parse(policy) as PolicyDocument;
+  } catch {
+    return undefined;
+  }
+};
+
+/** The key as KMS authorizes a call on it: the template's policy for the stack's keys, else the recorded one; settled tags. */
+export const keyForRule = (
+  stack: ResolvedStack,
+  snapshot: KeySnapshot,
+  history: Record<string, TagWrite[]>,
+  at: number,
+): KeyForRule => ({
+  arn: snapshot.arn,
+  policy:
+    stack.keys[snapshot.keyId]?.policy ?? (snapshot.policy as PolicyDocument | undefined) ?? defaultKeyPolicy(stack),
+  tags: settledTags(snapshot.tags, history[snapshot.keyId] ?? [], at),
+  spec: snapshot.spec,
+  usage: snapshot.usage,
+  origin: snapshot.origin,
+});
+
+/** Rule d: attaches to each request on `snapshot`'s key the context it would have with the key's tags as they are now. */
+const withUnsettledTags = (
+  requests: AuthzRequest[],
+  snapshot: KeySnapshot | undefined,
+  settled: Record<string, string> | undefined,
+): AuthzRequest[] => {
+  if (!snapshot || !settled) return requests;
+  const recentTags = [...new Set([...Object.keys(snapshot.tags), ...Object.keys(settled)])].filter(
+    (tag) => snapshot.tags[tag] !== settled[tag],
+  );
+  if (recentTags.length === 0) return requests;
+  return requests.map((request) => {
+    if (request.resource !== snapshot.arn) return request;
+    const context = Object.fromEntries(
+      Object.entries(request.context).filter(([name]) => !name.startsWith('aws:ResourceTag/')),
+    );
+    for (const [tag, value] of Object.entries(snapshot.tags)) context[`aws:ResourceTag/${tag}`] = value;
+    return { ...request, withUnsettledTags: { context, recentTags } };
+  });
+};
+
+export const baseContext = (stack: ResolvedStack, principalArn: string, action: string) => ({
+  'aws:PrincipalArn': principalArn,
+  'aws:PrincipalAccount': stack.accountId,
+  'aws:SecureTransport': 'true',
+  ...(action.startsWith('kms:') ? { 'kms:CallerAccount': stack.accountId } : {}),
+});
+
+/**
+ * The authorization requests AWS makes for one recorded call: the call's own, plus those KMS's
+ * rules add. `refusals` are refusals that need no policy evaluation (a topic key not enabled).
+ */
+export const requestsForCall = (
+  stack: ResolvedStack,
+  caller: Caller,
+  detail: CallDetail,
+  history: Record<string, TagWrite[]>,
+): { requests: AuthzRequest[]; refusals: { what: string; resource: string; reason: string }[]; skip?: string } => {
+  const principal = caller.role.arn;
+  const { action, params, at } = detail;
+  const base = baseContext(stack, principal, action);
+  const requests: AuthzRequest[] = [];
+  const refusals: { what: string; resource: string; reason: string }[] = [];
+  const api = action.split(':')[1] ?? action;
+
+  if (detail.keyNotFound) {
+    return {
+      requests,
+      refusals,
+      skip: `${action} names ${detail.keyNotFound}, which does not exist (NotFoundException)`,
+    };
+  }
+
+  if (action.startsWith('kms:')) {
+    if (api === 'CreateKey') {
+      const tags = tagsOf(params.Tags);
+      const policy = parsePolicy(params.Policy);
+      const bypass = params.BypassPolicyLockoutSafetyCheck === true;
+      const creation = {
+        ...base,
+        ...requestTagContext(tags),
+        'kms:BypassPolicyLockoutSafetyCheck': String(bypass),
+        'kms:KeySpec': String(params.KeySpec ?? 'SYMMETRIC_DEFAULT'),
+        'kms:KeyUsage': String(params.KeyUsage ?? 'ENCRYPT_DECRYPT'),
+        'kms:KeyOrigin': String(params.Origin ?? 'AWS_KMS'),
+      };
+      requests.push({ principal, action, resource: '*', context: creation, what: 'CreateKey' });
+      const newKeyArn = detail.created?.arn ?? kmsArn(stack, 'key/00000000-0000-4000-8000-000000000000');
+      requests.push(
+        ...createKeyTagging({ principal, tags, newKeyArn, policy: policy ?? defaultKeyPolicy(stack), base }),
+      );
+      requests.push(...lockoutSafetyCheck({ principal, newKeyArn, policy, bypass, base }));
+    } else if (api === 'CreateAlias' || api === 'UpdateAlias' || api === 'DeleteAlias') {
+      const aliasArn = kmsArn(stack, String(params.AliasName));
+      requests.push(
+        ...aliasAuthorization({
+          principal,
+          api,
+          aliasArn,
+          base,
+          ...(detail.key && api !== 'DeleteAlias' ? { newKey: keyForRule(stack, detail.key, history, at) } : {}),
+          ...(detail.aliasTarget ? { currentKey: keyForRule(stack, detail.aliasTarget, history, at) } : {}),
+        }),
+      );
+    } else if (detail.key) {
+      const key = keyForRule(stack, detail.key, history, at);
+      const context: Record<string, string | string[]> = { ...base, ...keyContext(key) };
+      if (api === 'TagResource') Object.assign(context, requestTagContext(tagsOf(params.Tags)));
+      if (api === 'UntagResource' && Array.isArray(params.TagKeys)) context['aws:TagKeys'] = params.TagKeys as string[];
+      if (api === 'PutKeyPolicy') {
+        context['kms:BypassPolicyLockoutSafetyCheck'] = String(params.BypassPolicyLockoutSafetyCheck === true);
+      }
+      if (params.EncryptionContext && typeof params.EncryptionContext === 'object') {
+        const encryptionContext = params.EncryptionContext as Record<string, string>;
+        for (const [name, value] of Object.entries(encryptionContext)) context[`kms:EncryptionContext:${name}`] = value;
+        context['kms:EncryptionContextKeys'] = Object.keys(encryptionContext);
+      }
+      requests.push({ principal, action, resource: key.arn, resourcePolicy: key.policy, context, what: api });
+    } else {
+      requests.push({ principal, action, resource: '*', context: base, what: api });
+    }
+  } else if (action === 'sns:Publish') {
+    const topicArn = String(params.TopicArn ?? params.TargetArn);
+    requests.push({
+      principal,
+      action,
+      resource: topicArn,
+      ...(stack.topics[topicArn]?.policy ? { resourcePolicy: stack.topics[topicArn].policy } : {}),
+      context: base,
+      what: 'Publish',
+    });
+    if (detail.topicKey) {
+      requests.push(
+        ...encryptedTopicPublish({
+          principal,
+          topicArn,
+          key: keyForRule(stack, detail.topicKey, history, at),
+          region: stack.region,
+          base,
+        }),
+      );
+      const unusable = topicKeyUsable(detail.topicKey.state);
+      if (unusable)
+        refusals.push({
+          what: 'Publish',
+          resource: detail.topicKey.arn,
+          reason: `[encrypted-topic-publish] ${unusable}`,
+        });
+    }
+  } else if (action.startsWith('ssm:')) {
+    const name = String(params.Name ?? params.Path ?? '');
+    const resource = `arn:${stack.partition}:ssm:${stack.region}:${stack.accountId}:parameter${name.startsWith('/') ? name : `/${name}`}`;
+    requests.push({ principal, action, resource, context: base, what: api });
+  } else if (action === 'lambda:InvokeFunction') {
+    const name = String(params.FunctionName);
+    const resource = name.startsWith('arn:')
+      ? name
+      : `arn:${stack.partition}:lambda:${stack.region}:${stack.accountId}:function:${name}`;
+    requests.push({
+      principal,
+      action,
+      resource,
+      ...(stack.lambdaPolicies[resource] ? { resourcePolicy: stack.lambdaPolicies[resource] } : {}),
+      context: base,
+      what: 'Invoke',
+    });
+  } else {
+    // tag:GetResources and other calls without a resource type.
+    requests.push({ principal, action, resource: '*', context: base, what: api });
+  }
+  let marked = requests;
+  for (const snapshot of [detail.key, detail.aliasTarget, detail.topicKey]) {
+    if (snapshot)
+      marked = withUnsettledTags(marked, snapshot, settledTags(snapshot.tags, history[snapshot.keyId] ?? [], at));
+  }
+  return { requests: marked, refusals };
+};
+
+const describeDenial = (
+  request: AuthzRequest,
+  analysis: Parameters<typeof getDenialReasons>[0],
+  roleName: string,
+): string => {
+  const reasons = getDenialReasons(analysis);
+  const identityAllows = analysis.identityAnalysis?.result === 'Allowed';
+  const parts: string[] = [];
+  for (const reason of reasons) {
+    if (reason.denialType === 'Explicit') {
+      parts.push(
+        `explicitly denied by ${reason.policyType} policy ${reason.policyIdentifier ?? ''} statement ${reason.statementId ?? reason.statementIndex}`,
+      );
+    } else if (reason.policyType === 'identity') {
+      parts.push(
+        `no statement of ${roleName}'s policies allows ${request.action} on ${request.resource} in this context`,
+      );
+    } else if (reason.policyType === 'resource') {
+      parts.push(
+        request.resource.includes(':key/')
+          ? `the key policy allows it neither to ${roleName} nor to the account root (which would delegate to IAM)${identityAllows ? ' (IAM alone would allow it)' : ''}`
+          : `the resource policy of ${request.resource} does not allow it`,
+      );
+    } else {
+      parts.push(`denied by ${reason.policyType}`);
+    }
+  }
+  const missing = parts.length > 0 ? parts.join('; ') : 'denied';
+  return request.rule ? `[${request.rule}] ${request.what}: ${missing}` : missing;
+};
+
+/** Evaluates one request; identity policies are the caller's (none for a service principal). */
+export const evaluateRequest = async (
+  request: AuthzRequest,
+  identityPolicies: { name: string; policy: PolicyDocument }[],
+  accountId: string,
+  evaluation: Evaluation,
+  roleName: string,
+): Promise<string | undefined> => {
+  const response = await runSimulation(
+    {
+      request: {
+        principal: request.principal,
+        action: request.action,
+        resource: { resource: request.resource, accountId },
+        contextVariables: request.context,
+      },
+      identityPolicies,
+      serviceControlPolicies: [],
+      resourceControlPolicies: [],
+      ...(request.resourcePolicy ? { resourcePolicy: request.resourcePolicy } : {}),
+    },
+    {},
+  );
+  evaluation.evaluated += 1;
+  if (response.resultType === 'error') {
+    return `the evaluator refused the request: ${JSON.stringify(response.errors).slice(0, 400)}`;
+  }
+  if (response.resultType !== 'single') return `unexpected wildcard result for ${request.resource}`;
+  const analysis = response.result.analysis;
+  if (!analysis) return 'the evaluator returned no analysis';
+  for (const statement of analysis.identityAnalysis?.allowStatements ?? []) {
+    const key = `${statement.policyId}#${statement.statement.index()}`;
+    const used = evaluation.grantsUsed.get(key) ?? new Set<string>();
+    used.add(request.action.toLowerCase());
+    evaluation.grantsUsed.set(key, used);
+  }
+  if (response.overallResult === 'Allowed') return undefined;
+  const denial = describeDenial(request, analysis, roleName);
+  if (request.withUnsettledTags) {
+    const { withUnsettledTags: unsettled, ...rest } = request;
+    const scratch = emptyEvaluation();
+    const withTagsNow = await evaluateRequest(
+      { ...rest, context: unsettled.context },
+      identityPolicies,
+      accountId,
+      scratch,
+      roleName,
+    );
+    if (withTagsNow === undefined) {
+      return `[abac-delay] allowed only through tags the service wrote less than 5 minutes before (${unsettled.recentTags.join(', ')}), which KMS may not honour yet: ${denial}`;
+    }
+  }
+  return denial;
+};
+
+/** A recorded call as the test knows it: the proxy's record, and the flow it belongs to. */
+export interface FlowCall {
+  flow: string;
+  record: CallRecord;
+}
+
+/** Evaluates every recorded call of the flows; `callers` maps access key ids to functions and roles. */
+export const evaluateCalls = async (
+  stack: ResolvedStack,
+  callers: Record<string, Caller>,
+  calls: FlowCall[],
+  history: Record<string, TagWrite[]>,
+  evaluation: Evaluation = emptyEvaluation(),
+): Promise<Evaluation> => {
+  for (const { flow, record } of calls) {
+    const detail = record.detail as CallDetail | undefined;
+    const caller = record.caller ? callers[record.caller] : undefined;
+    if (!caller) {
+      evaluation.denials.push({
+        flow,
+        functionName: '?',
+        call: record.api,
+        action: detail?.action ?? record.api,
+        resource: '?',
+        reason: `signed by ${record.caller ?? 'no access key'}, which is no function of the stack: the caller cannot be told`,
+      });
+      continue;
+    }
+    if (!detail) {
+      evaluation.denials.push({
+        flow,
+        functionName: caller.functionName,
+        call: record.api,
+        action: record.api,
+        resource: '?',
+        reason: `the proxy recorded no detail (outcome ${record.outcome}); the call cannot be evaluated`,
+      });
+      continue;
+    }
+    const { requests, refusals, skip } = requestsForCall(stack, caller, detail, history);
+    if (skip) {
+      evaluation.notAuthorized.push(`${flow}: ${caller.functionName} ${skip}`);
+      continue;
+    }
+    const call = describeCall(detail);
+    for (const refusal of refusals) {
+      evaluation.denials.push({ flow, functionName: caller.functionName, call, action: detail.action, ...refusal });
+    }
+    for (const request of requests) {
+      const reason = await evaluateRequest(
+        request,
+        caller.role.policies,
+        stack.accountId,
+        evaluation,
+        caller.role.logicalId,
+      );
+      if (reason) {
+        evaluation.denials.push({
+          flow,
+          functionName: caller.functionName,
+          call,
+          action: request.action,
+          resource: request.resource,
+          reason,
+        });
+      }
+    }
+  }
+  return evaluation;
+};
+
+/** `UpdateAlias alias/app/key -> 1234...`, `TagResource 1234... {a=b}`: what a person reads in a failure. */
+export const describeCall = (detail: CallDetail): string => {
+  const { params } = detail;
+  const api = detail.action.split(':')[1] ?? detail.action;
+  const bits: string[] = [api];
+  if (params.AliasName) bits.push(String(params.AliasName));
+  if (params.TargetKeyId) bits.push(`-> ${String(params.TargetKeyId)}`);
+  else if (params.KeyId && !params.AliasName) bits.push(String(params.KeyId));
+  if (params.Tags) {
+    bits.push(
+      `{${Object.entries(tagsOf(params.Tags))
+        .map(([key, value]) => `${key}=${value}`)
+        .join(', ')}}`,
+    );
+  }
+  if (params.Policy) bits.push('with Policy');
+  if (params.TopicArn) bits.push(String(params.TopicArn));
+  if (params.Name) bits.push(String(params.Name));
+  if (params.FunctionName) bits.push(String(params.FunctionName));
+  return bits.join(' ');
+};
+
+export const formatDenials = (denials: Denial[]): string =>
+  denials
+    .map(
+      (denial) =>
+        `- [${denial.flow}] ${denial.functionName}: ${denial.call} -> ${denial.action} on ${denial.resource}: ${denial.reason}`,
+    )
+    .join('\n');
