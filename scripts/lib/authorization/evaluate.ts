@@ -282,6 +282,39 @@ const describeDenial = (
   return request.rule ? `[${request.rule}] ${request.what}: ${missing}` : missing;
 };
 
+const ENCRYPTION_CONTEXT_PREFIX = 'kms:EncryptionContext:';
+/** The name iam-data gives the encryption-context condition key; iam-simulate keeps context values under it. */
+const ENCRYPTION_CONTEXT_SPEC_KEY = `${ENCRYPTION_CONTEXT_PREFIX}\${EncryptionContextKey}`;
+
+/**
+ * iam-simulate 0.1.x drops the variable part of `kms:EncryptionContext:<key>` (it substitutes
+ * variables only after a '/'), so a request's encryption-context value is never found for a
+ * condition on it. For a request with exactly one encryption-context key, that key is renamed to
+ * the spec name in the request and in every condition that names it; conditions on other
+ * encryption-context keys still find nothing, as they should. Requests with several keys are
+ * left as they are (and a condition on them would fail closed: reported as denied).
+ */
+export const withEncryptionContextWorkaround = <P>(
+  context: Record<string, unknown>,
+  policies: P[],
+): { context: Record<string, unknown>; policies: P[] } => {
+  const keys = Object.keys(context).filter(
+    (name) =>
+      name.toLowerCase().startsWith(ENCRYPTION_CONTEXT_PREFIX.toLowerCase()) && name !== ENCRYPTION_CONTEXT_SPEC_KEY,
+  );
+  if (keys.length !== 1) return { context, policies };
+  const [name] = keys as [string];
+  const { [name]: value, ...rest } = context;
+  const rename = (text: string): string =>
+    text.split(JSON.stringify(name).slice(1, -1)).join(JSON.stringify(ENCRYPTION_CONTEXT_SPEC_KEY).slice(1, -1));
+  return {
+    context: { ...rest, [ENCRYPTION_CONTEXT_SPEC_KEY]: value },
+    policies: policies.map((policy) =>
+      policy === undefined ? policy : (JSON.parse(rename(JSON.stringify(policy))) as P),
+    ),
+  };
+};
+
 /** Evaluates one request; identity policies are the caller's (none for a service principal). */
 export const evaluateRequest = async (
   request: AuthzRequest,
@@ -290,18 +323,26 @@ export const evaluateRequest = async (
   evaluation: Evaluation,
   roleName: string,
 ): Promise<string | undefined> => {
+  const adjusted = withEncryptionContextWorkaround(request.context, [
+    identityPolicies,
+    request.resourcePolicy,
+  ] as const);
+  const [adjustedIdentity, adjustedResource] = adjusted.policies as unknown as [
+    typeof identityPolicies,
+    AuthzRequest['resourcePolicy'],
+  ];
   const response = await runSimulation(
     {
       request: {
         principal: request.principal,
         action: request.action,
         resource: { resource: request.resource, accountId },
-        contextVariables: request.context,
+        contextVariables: adjusted.context as AuthzRequest['context'],
       },
-      identityPolicies,
+      identityPolicies: adjustedIdentity,
       serviceControlPolicies: [],
       resourceControlPolicies: [],
-      ...(request.resourcePolicy ? { resourcePolicy: request.resourcePolicy } : {}),
+      ...(adjustedResource ? { resourcePolicy: adjustedResource } : {}),
     },
     {},
   );

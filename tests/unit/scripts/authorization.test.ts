@@ -300,6 +300,28 @@ describe('Function: evaluateRequest (iam-simulate with KMS key-policy trust)', (
     await evaluateRequest(decrypt(ROOT_POLICY), allowDecrypt, ACCOUNT, evaluation, 'AppRole');
     expect(evaluation.grantsUsed.get('AppRole/app#1')).toEqual(new Set(['kms:decrypt']));
   });
+
+  it('matches a condition on an encryption-context key with colons (aws:sns:topicArn) only for its value', async () => {
+    const topic = 'arn:aws:sns:us-east-1:123456789012:kms-rotation-prod-notifications';
+    const viaTopic = identity({
+      Effect: 'Allow',
+      Action: 'kms:Decrypt',
+      Resource: '*',
+      Condition: { StringEquals: { 'kms:EncryptionContext:aws:sns:topicArn': topic } },
+    });
+    const withContext = (value: string) => ({
+      ...decrypt(ROOT_POLICY),
+      context: { 'kms:EncryptionContext:aws:sns:topicArn': value, 'kms:EncryptionContextKeys': ['aws:sns:topicArn'] },
+    });
+
+    expect(await evaluateRequest(withContext(topic), viaTopic, ACCOUNT, emptyEvaluation(), 'AppRole')).toBeUndefined();
+    expect(
+      await evaluateRequest(withContext(`${topic}-other`), viaTopic, ACCOUNT, emptyEvaluation(), 'AppRole'),
+    ).toContain("no statement of AppRole's policies allows kms:Decrypt");
+    expect(await evaluateRequest(decrypt(ROOT_POLICY), viaTopic, ACCOUNT, emptyEvaluation(), 'AppRole')).toContain(
+      "no statement of AppRole's policies allows kms:Decrypt",
+    );
+  });
 });
 
 describe('KMS rules', () => {
