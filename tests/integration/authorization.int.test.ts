@@ -310,6 +310,33 @@ describe('Authorization: every AWS call of every flow, against the policies the 
     );
   });
 
+  it('rotate, rollback of the RSA signing swap: every call is authorized', async () => {
+    await authorizeFlow(
+      'rotate rollback RSA',
+      'rotate',
+      { key: 'alias/authz/rsa', action: 'rollback' },
+      { mustCall: ['Sign', 'Verify', 'UpdateAlias'] },
+    );
+  });
+
+  it('rotate, the same rollback run again (the predecessor is managed again): every call is authorized', async () => {
+    await authorizeFlow(
+      'rotate rollback RSA re-run',
+      'rotate',
+      { key: 'alias/authz/rsa', action: 'rollback' },
+      { mustCall: ['Sign', 'Verify'] },
+    );
+  });
+
+  it('rotate, rollback of the HMAC swap: every call is authorized', async () => {
+    await authorizeFlow(
+      'rotate rollback HMAC',
+      'rotate',
+      { key: 'alias/authz/hmac', action: 'rollback' },
+      { mustCall: ['GenerateMac', 'VerifyMac', 'UpdateAlias'] },
+    );
+  });
+
   // --- onRotation ---------------------------------------------------------------------------------
   it("onRotation, the stack's managed key rotated: every call is authorized", async () => {
     const { keyId, arn } = stackKey();

@@ -54,7 +54,6 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
     'kms:RotateKeyOnDemand',
     'kms:GetKeyPolicy',
     'kms:TagResource',
-    'kms:EnableKeyRotation',
     'kms:UpdateAlias',
     'kms:CreateAlias',
     'kms:CreateKey',

@@ -9,4 +9,28 @@
 export const EXPLAINED_GRANTS: Record<string, string> = {
   'AuditRole/audit#ContinueInANewSlice lambda:InvokeFunction':
     'the audit hands the rest of a large fleet to a new invocation of itself; the test fleet fits in one slice',
+  'RotateRole/rotate#RotateManagedKeys kms:CreateAlias':
+    're-running a rollback re-creates a declared alias deleted meanwhile on the predecessor, managed again by then',
+  'RotateRole/rotate#RotateManagedKeys kms:GenerateMac':
+    're-running the rollback of an HMAC swap verifies the predecessor again, managed by then (the test re-runs an RSA one)',
+  'RotateRole/rotate#RotateManagedKeys kms:VerifyMac':
+    're-running the rollback of an HMAC swap verifies the predecessor again, managed by then (the test re-runs an RSA one)',
+  'RotateRole/rotate#RotateManagedKeys kms:GetPublicKey':
+    'asymmetric ENCRYPT_DECRYPT keys are verified by encrypting locally with their public key; no flow here uses one',
+  'RotateRole/rotate#RollBackToRetiredPredecessors kms:CreateAlias':
+    'a rollback re-creates a declared alias that was deleted after the swap; the test deletes none',
+  'RotateRole/rotate#RollBackToRetiredPredecessors kms:GetPublicKey':
+    'the rollback of an asymmetric ENCRYPT_DECRYPT swap verifies the predecessor through its public key; no flow here uses one',
+  'RotateRole/rotate#MoveAliasesInScope kms:CreateAlias':
+    'a declared alias that does not exist yet is created on the successor (promoteAliases) or predecessor (rollback)',
+  'OnKeyActivityRemediationPolicy/on-key-activity-remediation#PutBackRotationAndAliasesOfManagedKeys kms:Sign':
+    'an alias of a managed signing key is re-pointed only after the key signs and verifies; the drift flows use a symmetric key',
+  'OnKeyActivityRemediationPolicy/on-key-activity-remediation#PutBackRotationAndAliasesOfManagedKeys kms:Verify':
+    'an alias of a managed signing key is re-pointed only after the key signs and verifies; the drift flows use a symmetric key',
+  'OnKeyActivityRemediationPolicy/on-key-activity-remediation#PutBackRotationAndAliasesOfManagedKeys kms:GenerateMac':
+    'an alias of a managed HMAC key is re-pointed only after the key proves its MACs; the drift flows use a symmetric key',
+  'OnKeyActivityRemediationPolicy/on-key-activity-remediation#PutBackRotationAndAliasesOfManagedKeys kms:VerifyMac':
+    'an alias of a managed HMAC key is re-pointed only after the key proves its MACs; the drift flows use a symmetric key',
+  'OnKeyActivityRemediationPolicy/on-key-activity-remediation#PutBackRotationAndAliasesOfManagedKeys kms:GetPublicKey':
+    'an alias of a managed asymmetric ENCRYPT_DECRYPT key is re-pointed only after it decrypts what its public key encrypted',
 };
