@@ -51,6 +51,9 @@ const Environment = z.object({
   ),
   AUDIT_RATE_LIMITS: z._default(z.string(), ''),
   SERVICE_ROLE_ARNS: list(''),
+  SELF_TEST_ROLE_ARN: z.optional(
+    matching(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'must be an IAM role ARN'),
+  ),
 });
 
 export interface ServiceConfig {
@@ -66,6 +69,8 @@ export interface ServiceConfig {
   driftMode: DriftMode;
   driftRemediateRules: ReadonlySet<DriftRuleId>;
   serviceRoleArns: string[];
+  /** `selfTest`'s own role: named in its throwaway keys' policies (set only for that function). */
+  selfTestRoleArn?: string;
   audit: {
     maxRotationPeriodDays: number;
     maxMaterialAgeDays: number;
@@ -103,6 +108,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
     driftMode: parsed.data.DRIFT_MODE,
     driftRemediateRules: new Set(parsed.data.DRIFT_REMEDIATE_RULES as DriftRuleId[]),
     serviceRoleArns: parsed.data.SERVICE_ROLE_ARNS,
+    selfTestRoleArn: parsed.data.SELF_TEST_ROLE_ARN,
     audit: {
       maxRotationPeriodDays: parsed.data.AUDIT_MAX_ROTATION_PERIOD_DAYS,
       maxMaterialAgeDays: parsed.data.AUDIT_MAX_MATERIAL_AGE_DAYS,
