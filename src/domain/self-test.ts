@@ -271,8 +271,9 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
   const statusOf = (name: SelfTestStepName) => steps.find((step) => step.name === name)?.status;
   const record = (step: SelfTestStep): void => {
     steps.push(step);
-    const log = step.status === 'failed' ? deps.log.warn : deps.log.info;
-    log.call(deps.log, `selfTest ${step.name} ${step.status}`, { runId, detail: step.detail });
+    const attributes = { runId, detail: step.detail };
+    if (step.status === 'failed') deps.log.warn(`selfTest ${step.name} failed`, attributes);
+    else deps.log.info(`selfTest ${step.name} ${step.status}`, attributes);
   };
   const step = async (
     name: SelfTestStepName,
