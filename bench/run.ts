@@ -67,12 +67,19 @@ const BASELINE_IMPORTS: Record<string, string[]> = {
     'client-ssm:SSMClient',
   ],
   audit: ['client-kms:KMSClient', 'client-lambda:LambdaClient', 'client-sns:SNSClient', 'client-ssm:SSMClient'],
+  selfTest: [
+    'client-kms:KMSClient',
+    'client-kms:KMSClient',
+    'client-resource-groups-tagging-api:ResourceGroupsTaggingAPIClient',
+    'client-sns:SNSClient',
+  ],
 };
 
 const ENV = {
   AWS_REGION: REGION,
   TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:bench',
   STATE_PARAMETER_PREFIX: '/kms-rotation/bench/keys',
+  SELF_TEST_ROLE_ARN: 'arn:aws:iam::123456789012:role/kms-rotation-bench-SelfTestRole',
   POWERTOOLS_SERVICE_NAME: 'kms-rotation',
   AWS_ACCESS_KEY_ID: 'test',
   AWS_SECRET_ACCESS_KEY: 'test',

@@ -59,6 +59,9 @@ const Environment = z.object({
     ),
   ),
   ROTATE_ROLE_ARN: z.optional(matching(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'must be an IAM role ARN')),
+  SELF_TEST_ROLE_ARN: z.optional(
+    matching(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'must be an IAM role ARN'),
+  ),
 });
 
 export interface ServiceConfig {
@@ -78,6 +81,8 @@ export interface ServiceConfig {
   aliasScope: string[];
   /** The rotate function's own role: named in each alias-swap successor's key policy. */
   rotateRoleArn?: string;
+  /** `selfTest`'s own role: named in its throwaway keys' policies (set only for that function). */
+  selfTestRoleArn?: string;
   audit: {
     maxRotationPeriodDays: number;
     maxMaterialAgeDays: number;
@@ -117,6 +122,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
     serviceRoleArns: parsed.data.SERVICE_ROLE_ARNS,
     aliasScope: parsed.data.ALIAS_SCOPE,
     rotateRoleArn: parsed.data.ROTATE_ROLE_ARN,
+    selfTestRoleArn: parsed.data.SELF_TEST_ROLE_ARN,
     audit: {
       maxRotationPeriodDays: parsed.data.AUDIT_MAX_ROTATION_PERIOD_DAYS,
       maxMaterialAgeDays: parsed.data.AUDIT_MAX_MATERIAL_AGE_DAYS,

@@ -3,7 +3,15 @@ import { type DeclaredState, readDeclaredState, TAGS } from './declared-state';
 import { AwsServiceError, PreconditionFailedError, VerificationFailedError } from './errors';
 import { keyIdOf } from './key-ref';
 import { type KeyVerificationDeps, verifyKeyWorks } from './key-verification';
-import { declaredTagsOf, isServiceTag, LINEAGE, type LineageState, lineageStateOf, tagValue } from './lineage';
+import {
+  declaredTagsOf,
+  isServiceTag,
+  LINEAGE,
+  type LineageState,
+  lineageStateOf,
+  SELF_TEST_TAG,
+  tagValue,
+} from './lineage';
 import type { KeyDescription, Tags } from './model';
 import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, NewKeySpec, TaggedKeyFinder } from './ports';
 import { ahead, once, settleAll, settledValue } from './settled';
@@ -315,6 +323,9 @@ export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryR
       [LINEAGE.predecessor]: predecessor.keyId,
       [LINEAGE.state]: 'created' satisfies LineageState,
       ...reasonTag(swap.reason),
+      // A self-test key's successor is one too from CreateKey on: the selfTest role may create
+      // keys only with that tag, and may touch no other key.
+      ...(swap.predecessorTags[SELF_TEST_TAG] ? { [SELF_TEST_TAG]: swap.predecessorTags[SELF_TEST_TAG] } : {}),
     };
     const created = await createOnce(swap, deps, {
       keySpec: predecessor.keySpec ?? 'SYMMETRIC_DEFAULT',

@@ -32,8 +32,15 @@ export const lineageStateOf = (tags: Tags): LineageState | undefined => {
 /** The declared-state tags that move with the aliases from one key to the other. */
 export const DECLARED_TAG_KEYS = [TAGS.managed, TAGS.aliases, TAGS.periodDays] as const;
 
+/**
+ * Marks a throwaway key of a `selfTest` run (value: the run id). Not a service tag: an alias-swap
+ * successor carries it on like the key's other tags, so the successor of a throwaway key is a
+ * throwaway key too, within reach of the selfTest role (which may touch nothing else) and of its cleanup.
+ */
+export const SELF_TEST_TAG = `${TAG_PREFIX}self-test`;
+
 /** The tags of a key that are the service's own (declared state and lineage). */
-export const isServiceTag = (tagKey: string): boolean => tagKey.startsWith(TAG_PREFIX);
+export const isServiceTag = (tagKey: string): boolean => tagKey.startsWith(TAG_PREFIX) && tagKey !== SELF_TEST_TAG;
 
 export const declaredTagsOf = (tags: Tags): Record<string, string> =>
   Object.fromEntries(DECLARED_TAG_KEYS.flatMap((key) => (tags[key] !== undefined ? [[key, tags[key]]] : [])));

@@ -85,6 +85,8 @@ export interface Notification {
   occurredAt: string;
   summary: string;
   details: Record<string, unknown>;
+  /** Set on every notification of a `selfTest` run: it concerns throwaway keys only. */
+  selfTest?: boolean;
 }
 
 /** Where the service runs: events from elsewhere are refused. */

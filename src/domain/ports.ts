@@ -149,3 +149,15 @@ export interface IdGenerator {
 export interface ManagedKeyDirectory {
   managedKeys(): Promise<{ keyId: string; tags: Tags }[]>;
 }
+
+/**
+ * The calls only `selfTest` makes, on its own throwaway keys: creating them, making a drift,
+ * and cleaning up. Errors are translated like `KeyReader`'s.
+ */
+export interface ThrowawayKeyAdmin {
+  createKey(spec: NewKeySpec): Promise<KeyDescription>;
+  disableKeyRotation(keyId: string): Promise<void>;
+  deleteAlias(aliasName: string): Promise<void>;
+  /** Returns when the key will be deleted, when KMS says. */
+  scheduleKeyDeletion(keyId: string, pendingWindowDays: number): Promise<Date | undefined>;
+}

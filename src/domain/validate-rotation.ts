@@ -8,6 +8,7 @@ import {
   VerificationFailedError,
 } from './errors';
 import { keyIdOf, sameKey } from './key-ref';
+import { SELF_TEST_TAG } from './lineage';
 import type { KeyDescription, Notification, RotationEvent, RotationType, ServiceLocation, Severity } from './model';
 import type {
   Canary,
@@ -99,6 +100,8 @@ export type RotationAssessmentDeps = Omit<RotationValidationDeps, 'notifier'>;
 export const assessRotation = async (
   event: RotationEvent,
   deps: RotationAssessmentDeps,
+  /** `onRotation` leaves self-test keys to the self-test run that made them: it keeps no record of them. */
+  options: { skipSelfTestKeys: boolean } = { skipSelfTestKeys: false },
 ): Promise<RotationAssessment> => {
   assertEventIsForThisService(event, deps.location);
   const { keys } = deps;
@@ -121,6 +124,11 @@ export const assessRotation = async (
   const declared = readDeclaredState(settledValue(tags));
   if (!declared.managed) {
     const reason = `${key.keyId} is not managed by kms-rotation (tag kms-rotation:managed is not "true")`;
+    return { kind: 'skipped', keyId: key.keyId, keyArn: key.arn, reason };
+  }
+  const selfTestRun = settledValue(tags)[SELF_TEST_TAG];
+  if (options.skipSelfTestKeys && selfTestRun !== undefined) {
+    const reason = `${key.keyId} is a throwaway key of self-test run ${selfTestRun}, which validates its own rotations`;
     return { kind: 'skipped', keyId: key.keyId, keyArn: key.arn, reason };
   }
 
@@ -175,7 +183,7 @@ export const validateRotation = async (
   event: RotationEvent,
   deps: RotationValidationDeps,
 ): Promise<RotationValidationReport> => {
-  const assessment = await assessRotation(event, deps);
+  const assessment = await assessRotation(event, deps, { skipSelfTestKeys: true });
   if (assessment.kind === 'skipped') {
     return skip(
       { eventId: event.eventId, keyId: assessment.keyId, keyArn: assessment.keyArn, declaredStateProblems: [] },

@@ -103,6 +103,35 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
     'sns:Publish',
     'sqs:SendMessage',
   ],
+  SelfTestRole: [
+    'logs:CreateLogStream',
+    'logs:PutLogEvents',
+    'kms:ListAliases',
+    'tag:GetResources',
+    'kms:CreateKey',
+    'kms:TagResource',
+    'kms:DescribeKey',
+    'kms:ListResourceTags',
+    'kms:GetKeyPolicy',
+    'kms:GetKeyRotationStatus',
+    'kms:EnableKeyRotation',
+    'kms:DisableKeyRotation',
+    'kms:ListKeyRotations',
+    'kms:RotateKeyOnDemand',
+    'kms:Encrypt',
+    'kms:Decrypt',
+    'kms:Sign',
+    'kms:Verify',
+    'kms:GenerateMac',
+    'kms:VerifyMac',
+    'kms:GetPublicKey',
+    'kms:CreateAlias',
+    'kms:UpdateAlias',
+    'kms:DeleteAlias',
+    'kms:ScheduleKeyDeletion',
+    'kms:GenerateDataKey*',
+    'sns:Publish',
+  ],
 };
 
 /** Actions AWS cannot scope to a resource; anything else on "*" must be conditioned. */
@@ -210,6 +239,32 @@ describe('Template: serverless package output', () => {
     });
   });
 
+  describe('Function: selfTest', () => {
+    it('is invoked by hand only, with its own role, 900 s, no retries, and its role ARN in its environment', () => {
+      const fn = resources.SelfTestLambdaFunction as Resource;
+      expect(fn.Properties).toMatchObject({
+        Handler: 'handlers/self-test.handler',
+        Runtime: 'nodejs22.x',
+        Timeout: 900,
+        Role: { 'Fn::GetAtt': ['SelfTestRole', 'Arn'] },
+      });
+      const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(env.SELF_TEST_ROLE_ARN).toEqual({ 'Fn::GetAtt': ['SelfTestRole', 'Arn'] });
+      const triggers = Object.values(resources).filter(
+        (resource) =>
+          (resource.Type === 'AWS::Events::Rule' &&
+            JSON.stringify(resource.Properties.Targets ?? []).includes('SelfTestLambdaFunction')) ||
+          (resource.Type === 'AWS::Lambda::Permission' &&
+            JSON.stringify(resource.Properties.FunctionName).includes('SelfTestLambdaFunction')),
+      );
+      expect(triggers).toEqual([]);
+      const retries = ofType('AWS::Lambda::EventInvokeConfig').find(
+        ([, config]) => (config.Properties.FunctionName as { Ref: string }).Ref === 'SelfTestLambdaFunction',
+      );
+      expect(retries?.[1].Properties.MaximumRetryAttempts).toBe(0);
+    });
+  });
+
   describe('Function: onRotation', () => {
     it('runs on nodejs22.x with its own role and its bundle packaged', () => {
       const fn = resources.OnRotationLambdaFunction as Resource;
@@ -236,7 +291,10 @@ describe('Template: serverless package output', () => {
     });
 
     it('retries failed asynchronous invocations a bounded number of times, then sends them to the dead-letter queue', () => {
-      const configs = ofType('AWS::Lambda::EventInvokeConfig').map(([, config]) => config);
+      // selfTest is run by hand and never retried (see its own test).
+      const configs = ofType('AWS::Lambda::EventInvokeConfig')
+        .map(([, config]) => config)
+        .filter((config) => (config.Properties.FunctionName as { Ref: string }).Ref !== 'SelfTestLambdaFunction');
       expect(configs.map((config) => (config.Properties.FunctionName as { Ref: string }).Ref).sort()).toEqual([
         'AuditLambdaFunction',
         'OnKeyActivityLambdaFunction',
@@ -281,7 +339,7 @@ describe('Template: serverless package output', () => {
           const unscopable = actionsOf(statement).every((action) => UNSCOPABLE.includes(action));
           const conditionedCreate =
             JSON.stringify(actionsOf(statement)) === JSON.stringify(['kms:CreateKey', 'kms:TagResource']) &&
-            JSON.stringify(statement.Condition) ===
+            (JSON.stringify(statement.Condition) ===
               JSON.stringify({
                 Null: {
                   'aws:RequestTag/kms-rotation:rotation-id': 'false',
@@ -296,7 +354,12 @@ describe('Template: serverless package output', () => {
                     'kms-rotation:reason',
                   ],
                 },
-              });
+              }) ||
+              ['kms-rotation:rotation-id', 'kms-rotation:self-test'].some(
+                (tag) =>
+                  JSON.stringify(statement.Condition) ===
+                  JSON.stringify({ Null: { [`aws:RequestTag/${tag}`]: 'false' } }),
+              ));
           expect(unscopable || conditionedCreate, JSON.stringify(statement)).toBe(true);
         }
       }
@@ -323,6 +386,42 @@ describe('Template: serverless package output', () => {
       expect(statements.flatMap(actionsOf)).not.toContain('kms:PutKeyPolicy');
       expect(statements.flatMap(actionsOf)).not.toContain('kms:DisableKey');
       expect(statements.flatMap(actionsOf)).not.toContain('kms:ScheduleKeyDeletion');
+    });
+
+    it('lets selfTest touch only self-test keys and aliases, create only keys tagged as self-test, never mark a service key as one', () => {
+      const statements = statementsOf(resources.SelfTestRole as Resource);
+      for (const statement of statements.filter(
+        (s) => s.Effect === 'Allow' && actionsOf(s).some((a) => a.startsWith('kms:')),
+      )) {
+        const scope = JSON.stringify(statement.Resource);
+        const condition = JSON.stringify(statement.Condition ?? {});
+        const topicKey = scope.includes('RotationKey') && condition.includes('kms:ViaService');
+        const listings = actionsOf(statement).every((action) => UNSCOPABLE.includes(action));
+        const selfTestAliases = scope.includes(':alias/kms-rotation-self-test/*');
+        const selfTestKeys =
+          condition === JSON.stringify({ Null: { 'aws:ResourceTag/kms-rotation:self-test': 'false' } });
+        const selfTestCreate =
+          condition === JSON.stringify({ Null: { 'aws:RequestTag/kms-rotation:self-test': 'false' } });
+        expect(
+          topicKey || listings || selfTestAliases || selfTestKeys || selfTestCreate,
+          JSON.stringify(statement),
+        ).toBe(true);
+      }
+      const deletion = statements.filter((s) => actionsOf(s).includes('kms:ScheduleKeyDeletion'));
+      expect(deletion.map((s) => s.Condition)).toEqual([
+        { Null: { 'aws:ResourceTag/kms-rotation:self-test': 'false' } },
+      ]);
+      const deny = statements.find((s) => s.Effect === 'Deny') as Statement;
+      expect(actionsOf(deny)).toEqual(['kms:TagResource']);
+      expect(deny.Condition).toEqual({
+        Null: {
+          'aws:RequestTag/kms-rotation:self-test': 'false',
+          'aws:ResourceTag/kms-rotation:self-test': 'true',
+          'aws:ResourceTag/kms-rotation:managed': 'false',
+        },
+      });
+      expect(statements.flatMap(actionsOf)).not.toContain('kms:PutKeyPolicy');
+      expect(statements.flatMap(actionsOf)).not.toContain('kms:DisableKey');
     });
 
     it('lets onRotation use keys for cryptography only when they are tagged as managed, or through SNS for the topic', () => {

@@ -743,6 +743,21 @@ describe('Function: handler (onRotation)', () => {
       expect(emfBlobs(consoleLog)[0]).toMatchObject({ RotationEventsSkipped: 1 });
     });
 
+    it("returns skipped with no cryptographic call when the key is a self-test run's throwaway key", async () => {
+      // Prepare
+      mockManagedKey(kms, { tags: { 'kms-rotation:managed': 'true', 'kms-rotation:self-test': 'run-1' } });
+
+      // Act
+      const report = await handler(sampleEvent(ON_DEMAND), CONTEXT);
+
+      // Assess
+      expect(report).toMatchObject({ outcome: 'skipped', checks: [], keyId: KEY_ID });
+      expect(report.summary).toContain('throwaway key of self-test run run-1');
+      expect(kms).not.toHaveReceivedCommand(EncryptCommand);
+      expect(ssm).not.toHaveReceivedCommand(PutParameterCommand);
+      expect(sns).not.toHaveReceivedCommand(PublishCommand);
+    });
+
     it('returns skipped without notifying or decrypting when the key is AWS managed', async () => {
       // Prepare
       mockManagedKey(kms, { metadata: { KeyManager: 'AWS' } });

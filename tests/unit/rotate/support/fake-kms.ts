@@ -19,6 +19,7 @@ import type {
   KeyProver,
   KeyReader,
   NewKeySpec,
+  ThrowawayKeyAdmin,
 } from '../../../../src/domain/ports';
 
 const ACCOUNT = '123456789012';
@@ -32,6 +33,9 @@ export const MUTATING_METHODS = [
   'updateAlias',
   'createAlias',
   'enableKeyRotation',
+  'disableKeyRotation',
+  'deleteAlias',
+  'scheduleKeyDeletion',
 ] as const;
 export type MutatingMethod = (typeof MUTATING_METHODS)[number];
 
@@ -142,7 +146,7 @@ const flip = (data: Uint8Array): Uint8Array => {
  * recorded; a fault can be armed to fail the n-th call of a method, before or after its work.
  * Key ids are deterministic, so that the end states of separate runs can be compared.
  */
-export class FakeKms implements KeyReader, KeyCrypto, KeyAdmin, KeyProver {
+export class FakeKms implements KeyReader, KeyCrypto, KeyAdmin, KeyProver, ThrowawayKeyAdmin {
   readonly calls: FakeCall[] = [];
   /** Applies to the key material an on-demand rotation installs, when it is recorded. */
   rotationFault?: RotationFault;
@@ -496,6 +500,35 @@ export class FakeKms implements KeyReader, KeyCrypto, KeyAdmin, KeyProver {
       const key = this.resolve(keyId);
       key.rotationEnabled = true;
       key.periodDays = periodDays ?? 365;
+    });
+  }
+
+  async disableKeyRotation(keyId: string): Promise<void> {
+    return this.call('disableKeyRotation', [keyId], () => {
+      this.resolve(keyId).rotationEnabled = false;
+    });
+  }
+
+  async deleteAlias(aliasName: string): Promise<void> {
+    return this.call('deleteAlias', [aliasName], () => {
+      if (!this.aliases.delete(aliasName)) {
+        throw new PreconditionFailedError('key-not-found', `${aliasName} was not found (NotFoundException)`);
+      }
+    });
+  }
+
+  async scheduleKeyDeletion(keyId: string, pendingWindowDays: number): Promise<Date | undefined> {
+    return this.call('scheduleKeyDeletion', [keyId, pendingWindowDays], () => {
+      const key = this.resolve(keyId);
+      if (key.meta.keyState === 'PendingDeletion') {
+        throw new PreconditionFailedError(
+          'key-invalid-state',
+          `${keyId} is pending deletion (KMSInvalidStateException)`,
+        );
+      }
+      key.meta.keyState = 'PendingDeletion';
+      key.meta.deletionDate = new Date(this.clock.now().getTime() + pendingWindowDays * 86_400_000);
+      return key.meta.deletionDate;
     });
   }
 

@@ -1,0 +1,78 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { KMSClient } from '@aws-sdk/client-kms';
+import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { clientOptions } from '../src/adapters/aws-clients';
+import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
+import { KmsThrowawayKeys } from '../src/adapters/kms-throwaway-keys';
+import { observedHandler } from '../src/adapters/observed-handler';
+import {
+  localPublicKeyEncryptor,
+  logTo,
+  realSleeper,
+  secureRandom,
+  serviceLocationOf,
+  sha256,
+  systemClock,
+  uuidGenerator,
+} from '../src/adapters/runtime';
+import { parseKeyActivityEvent } from '../src/adapters/schemas/key-activity-event';
+import { parseSelfTestRequest } from '../src/adapters/schemas/self-test-request';
+import { SnsNotifier } from '../src/adapters/sns-notifier';
+import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
+import { ConfigurationError, loadConfig } from '../src/config';
+import { runSelfTest, type SelfTestReport } from '../src/domain/self-test';
+
+const config = loadConfig(process.env);
+if (!config.selfTestRoleArn) {
+  throw new ConfigurationError('Invalid environment: SELF_TEST_ROLE_ARN must be set to the function role ARN');
+}
+const roleArn = config.selfTestRoleArn;
+const sdk = clientOptions(config.clientTimeoutMs);
+const logger = new Logger();
+// No metrics of its own: the self-test's rotations and drift must not count as the service's.
+const metrics = new Metrics();
+const log = logTo(logger);
+const kmsClient = new KMSClient(sdk);
+const noRetryKms = new KMSClient({ ...sdk, maxAttempts: 1 });
+const kms = new KmsKeyGateway(kmsClient, noRetryKms);
+const directory = new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk));
+const deps = {
+  keys: kms,
+  crypto: kms,
+  admin: kms,
+  prover: kms,
+  finder: directory,
+  directory,
+  throwaway: new KmsThrowawayKeys(kmsClient, noRetryKms),
+  publicKeys: localPublicKeyEncryptor,
+  notifier: new SnsNotifier(new SNSClient(sdk), config.topicArn),
+  parseActivity: parseKeyActivityEvent,
+  clock: systemClock,
+  random: secureRandom,
+  digest: sha256,
+  ids: uuidGenerator,
+  sleeper: realSleeper,
+  log,
+  roleArn,
+  toleranceMs: config.rotationEventToleranceMs,
+  onDemandLimit: config.onDemandRotationLimit,
+  rotationWaitMs: config.rotationWaitMs,
+  recentRotationMs: config.recentRotationMs,
+};
+
+/** Manual invoke after a deploy, no payload: every flow proved on throwaway keys, then cleaned up. */
+export const handler = observedHandler(
+  logger,
+  metrics,
+  'Self-test not run',
+  async (event, context): Promise<SelfTestReport> => {
+    parseSelfTestRequest(event);
+    return runSelfTest({
+      ...deps,
+      location: serviceLocationOf(context, config.region),
+      timeLeftMs: () => context.getRemainingTimeInMillis(),
+    });
+  },
+);
