@@ -16,12 +16,17 @@ export interface TestStack {
 
 /**
  * What every integration test starts from: its own moto server, the stack packaged for
- * `stage` by `serverless package`, linted, deployed into moto, and a queue on the topic.
+ * `stage` by `serverless package` (with serverless `params`, e.g. `{ driftMode: 'remediate' }`),
+ * linted, deployed into moto, and a queue on the topic.
  */
-export const deployTestStack = async (stage: string, region = 'us-east-1'): Promise<TestStack> => {
+export const deployTestStack = async (
+  stage: string,
+  region = 'us-east-1',
+  params?: Record<string, string>,
+): Promise<TestStack> => {
   const emulator = await startMoto();
   try {
-    const pkg = await packageService({ stage, region, outDir: join('.tmp', `package-${stage}`) });
+    const pkg = await packageService({ stage, region, outDir: join('.tmp', `package-${stage}`), params });
     await lintTemplate(pkg.updateTemplatePath);
     const stack = await deployToMoto({ endpoint: emulator.endpoint, region, stackName: `kms-rotation-${stage}`, pkg });
     const clients = emulatorClients(emulator.endpoint, region);
