@@ -14,7 +14,8 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
  * with the time it was given. A read whose same request was answered less than `windowMs` ago,
  * with a write made since, gets that remembered answer again (stale) instead of asking moto;
  * any other read is forwarded, and its answer remembered. So a read sees the state as it was up
- * to `windowMs` earlier, never older, and a request not seen before is answered fresh.
+ * to `windowMs` earlier, never older, and a request not seen before is answered fresh. The
+ * proxy's `reset()` clears its call log, not these answers: they are the state of the world.
  */
 
 /** What a KMS or tagging-API read is answered from; everything else is passed through. */

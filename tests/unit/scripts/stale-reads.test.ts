@@ -23,7 +23,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * read repeated within the window after a write answers as before the write; past the window,
  * or with no write since, it asks moto.
  */
-describe('Function: startAwsProxy with staleReadsMs', () => {
+// moto's tagging API alone can take seconds per search on a loaded machine.
+describe('Function: startAwsProxy with staleReadsMs', { timeout: 30_000 }, () => {
   let emulator: Emulator;
   let proxy: AwsProxy;
   let kms: KMSClient;
