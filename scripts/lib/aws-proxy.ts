@@ -8,6 +8,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { KMS_DEFAULT_QUOTAS } from '../../src/adapters/pacing';
 import { keyIdOf } from '../../src/domain/key-ref';
+import { createStaleReads } from './stale-reads';
 
 /**
  * A loopback proxy in front of moto server that makes it behave more like AWS under load:
@@ -33,6 +34,8 @@ export interface ProxyOptions {
    * request rates: fleet-scale benchmarks then measure the audit and the quotas, not moto.
    */
   syntheticKeys?: number;
+  /** KMS and tagging-API reads may answer with the state of up to this many ms earlier (see stale-reads.ts). */
+  staleReadsMs?: number;
   /**
    * Looks at each request before it is forwarded and at its answer after, and adds what it finds
    * to the call's record as `detail` (the authorization test's recorder, which reads key state
@@ -65,7 +68,7 @@ export interface CallRecord {
   api: string;
   startedAt: number;
   endedAt: number;
-  outcome: 'forwarded' | 'throttled' | FaultKind;
+  outcome: 'forwarded' | 'throttled' | 'stale' | FaultKind;
   /** The key a KMS call names (`TargetKeyId`, else `KeyId`), an ARN reduced to its key id. */
   keyId?: string;
   /** The HTTP status the caller got; none when its connection was reset or it had given up (a client timeout). */
@@ -171,6 +174,7 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
   let throttles = 0;
   let inFlight = 0;
   let idleWaiters: (() => void)[] = [];
+  const staleReads = options.staleReadsMs ? createStaleReads(options.staleReadsMs) : undefined;
 
   /** The caller has given up on its request (a client timeout): it gets nothing more. */
   const gone = (req: IncomingMessage, res: ServerResponse) => res.destroyed || req.socket.destroyed;
@@ -266,6 +270,10 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
         }),
       );
       record('throttled');
+      return;
+    }
+    if (staleReads?.intercept(req, res, api, text)) {
+      record('stale');
       return;
     }
     const synthetic = options.syntheticKeys ? syntheticKmsAnswer(api, text, options.syntheticKeys) : undefined;

@@ -13,6 +13,7 @@ import { classifyKey } from './key-classification';
 import { LINEAGE, lineageStateOf } from './lineage';
 import type { KeyDescription, Notification, RotationRecord, Severity, Tags } from './model';
 import type { Notifier, Sleeper } from './ports';
+import { awaitRollbackReadBack, awaitSwapReadBack } from './read-back';
 import type { CheckResult } from './rotation-checks';
 import { chooseStrategy, type RequestedStrategy, type Strategy } from './rotation-strategy';
 import { assessRotation, keepCanary, type RotationAssessmentDeps } from './validate-rotation';
@@ -205,6 +206,8 @@ const rotate = async (
     if (failed) throw failed.reason;
   }
   const allSkipped = report.steps.every((step) => step.status === 'skipped');
+  // What this run wrote must read back before it reports: else the next run reads the rotation as not begun.
+  if (!request.dryRun && !allSkipped) await awaitSwapReadBack(swap, deps);
   report.outcome = request.dryRun ? 'planned' : allSkipped ? 'nothing-to-do' : 'completed';
   if (swap.successor && !request.dryRun) {
     report.keyId = swap.successor.keyId;
@@ -399,6 +402,7 @@ const rollback = async (request: RotateRequest, report: RotateReport, deps: Rota
   report.strategy = 'alias-swap';
   for (const step of ROLLBACK_STEPS) report.steps.push(await step(state, deps, request.dryRun));
   const allSkipped = report.steps.every((step) => step.status === 'skipped' || step.step === 'verifyPredecessor');
+  if (!request.dryRun && !allSkipped) await awaitRollbackReadBack(state, deps);
   report.outcome = request.dryRun ? 'planned' : allSkipped ? 'nothing-to-do' : 'completed';
   report.summary = request.dryRun
     ? `Would roll back ${state.current.keyId} to ${state.predecessor.keyId}`

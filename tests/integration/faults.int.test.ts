@@ -626,7 +626,7 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
       ['CreateKey', 'Sign', 'Verify', 'UpdateAlias', 'TagResource', 'Publish'],
     );
     expect(violations).toEqual([]);
-  });
+  }, 300_000);
 
   it('rotate (rollback): the aliases go back only to a predecessor proved to work, no key is disabled, re-runs converge', async () => {
     const violations = await violationsUnderFaults(
@@ -670,5 +670,5 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
       ['DescribeKey', 'ListResourceTags', 'Sign', 'Verify', 'UpdateAlias', 'TagResource', 'Publish'],
     );
     expect(violations).toEqual([]);
-  });
+  }, 300_000);
 });
