@@ -38,6 +38,8 @@ export interface AliasSwapDeps extends KeyVerificationDeps {
   rotateRoleArn: string;
   /** The aliases kms-rotation may move (the stack's `aliasScope`). */
   aliasScope: AliasScope;
+  /** Set by `selfTest` only: the run whose throwaway keys this rotation may swap. */
+  selfTestRun?: string;
 }
 
 /** Where each declared alias points now (a key id), or `undefined` when the alias does not exist. */
@@ -278,6 +280,13 @@ const orphanOf = (found: { keyId: string; tags: Tags }[], predecessorId: string)
 export const createSuccessor = async (swap: SwapState, deps: AliasSwapDeps, dryRun: boolean): Promise<StepReport> => {
   const { predecessor } = swap;
   requireAliasesInScope(swap.declared.aliases, deps.aliasScope);
+  const selfTestRun = swap.predecessorTags[SELF_TEST_TAG];
+  if (selfTestRun !== undefined && selfTestRun !== deps.selfTestRun) {
+    throw new PreconditionFailedError(
+      'not-managed',
+      `${predecessor.keyId} is a throwaway key of self-test run ${selfTestRun}: only that run swaps it (the rotate role may not create keys with the self-test tag)`,
+    );
+  }
   if (swap.successor) {
     return {
       step: 'createSuccessor',

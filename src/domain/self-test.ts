@@ -268,7 +268,14 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
   // The successors' key policies name this function's role, which runs the rotations; only the
   // self-test's own aliases may move.
   const aliasScope = [`${SELF_TEST_ALIAS_PREFIX}*`];
-  const rotateDeps: RotateDeps = { ...deps, state, notifier, rotateRoleArn: deps.roleArn, aliasScope };
+  const rotateDeps: RotateDeps = {
+    ...deps,
+    state,
+    notifier,
+    rotateRoleArn: deps.roleArn,
+    aliasScope,
+    selfTestRun: runId,
+  };
   const reason = `kms-rotation self-test ${runId}`;
 
   const statusOf = (name: SelfTestStepName) => steps.find((step) => step.name === name)?.status;

@@ -253,6 +253,26 @@ describe('Function: rotateKey', () => {
       expect(world.kms.aliasTarget('alias/billing/second')).toBe(report.successor);
     });
 
+    it("refuses to alias-swap a self-test run's throwaway key, before any change: only that run may", async () => {
+      // Prepare
+      const world = createWorld();
+      addManagedKey(world, [ALIAS], {
+        keySpec: 'RSA_2048',
+        keyUsage: 'SIGN_VERIFY',
+        tags: { 'kms-rotation:self-test': 'run-7' },
+      });
+      const before = world.kms.snapshot();
+
+      // Act
+      const error = await rotateKey(request({ key: ALIAS }), world.deps).catch((caught: unknown) => caught);
+
+      // Assess
+      expect(error).toMatchObject({ name: 'PreconditionFailedError', reason: 'not-managed' });
+      expect((error as Error).message).toContain('throwaway key of self-test run run-7');
+      expect(world.kms.mutationsSince(0)).toEqual([]);
+      expect(world.kms.snapshot()).toEqual(before);
+    });
+
     it('calls RotateKeyOnDemand exactly once and does not try again, when KMS answers ConflictException', async () => {
       // Prepare
       const world = createWorld();
