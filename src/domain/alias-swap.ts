@@ -1,4 +1,5 @@
 import { type AliasScope, describeAliasScope, outsideAliasScope } from './alias-scope';
+import { aliasTargetOf } from './alias-target';
 import { type DeclaredState, readDeclaredState, TAGS } from './declared-state';
 import { AwsServiceError, PreconditionFailedError, VerificationFailedError } from './errors';
 import { keyIdOf } from './key-ref';
@@ -99,17 +100,10 @@ const isSymmetricKmsKey = (key: KeyDescription): boolean =>
   (key.keyUsage ?? 'ENCRYPT_DECRYPT') === 'ENCRYPT_DECRYPT' &&
   (key.origin ?? 'AWS_KMS') === 'AWS_KMS';
 
-const aliasTarget = async (keys: KeyReader, aliasName: string): Promise<string | undefined> => {
-  try {
-    return (await keys.describeKey(aliasName)).keyId;
-  } catch (error) {
-    if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') return undefined;
-    throw error;
-  }
-};
-
 const readAliasTargets = async (keys: KeyReader, aliases: readonly string[]): Promise<AliasTargets> =>
-  Object.fromEntries(await Promise.all(aliases.map(async (alias) => [alias, await aliasTarget(keys, alias)] as const)));
+  Object.fromEntries(
+    await Promise.all(aliases.map(async (alias) => [alias, await aliasTargetOf(keys, alias)] as const)),
+  );
 
 /** Everything `finish` writes is in place: the rotation is over. */
 const isFinished = (

@@ -1,6 +1,7 @@
 import type { RollbackState, SwapState } from './alias-swap';
+import { aliasTargetOf } from './alias-target';
 import { TAGS } from './declared-state';
-import { AwsServiceError, PreconditionFailedError } from './errors';
+import { AwsServiceError } from './errors';
 import { lineageStateOf } from './lineage';
 import type { Clock, KeyReader, Sleeper } from './ports';
 
@@ -23,15 +24,6 @@ export interface ReadBackDeps {
   rotationWaitMs: number;
 }
 
-const targetOf = async (keys: KeyReader, alias: string): Promise<string | undefined> => {
-  try {
-    return (await keys.describeKey(alias)).keyId;
-  } catch (error) {
-    if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') return undefined;
-    throw error;
-  }
-};
-
 /** What of an end state does not read back yet: aliases on `aliasesOn`, each key's lineage state and `managed` tag. */
 const unseen = async (
   keys: KeyReader,
@@ -40,7 +32,7 @@ const unseen = async (
   expected: { keyId: string; state: string; managed: boolean }[],
 ): Promise<string[]> => {
   const [targets, tags] = await Promise.all([
-    Promise.all(aliases.map((alias) => targetOf(keys, alias))),
+    Promise.all(aliases.map((alias) => aliasTargetOf(keys, alias))),
     Promise.all(expected.map(({ keyId }) => keys.listTags(keyId))),
   ]);
   return [

@@ -1,3 +1,4 @@
+import { aliasTargetOf } from './alias-target';
 import { type AliasVerification, describeAliasDrift, verifyDeclaredAliases } from './alias-verification';
 import { type DeclaredState, readDeclaredState } from './declared-state';
 import {
@@ -161,7 +162,7 @@ export const assessRotation = async (
   const [roundTrip, canary, aliasVerification] = await Promise.all([
     runRoundTrip(key, { plaintext: probe, encrypted: probeEncrypted }, roundTripVia, deps),
     checkCanary(key, savedState, deps),
-    verifyDeclaredAliases(key.keyId, declared.aliases, aliases, (name) => resolveAliasTarget(name, keys)),
+    verifyDeclaredAliases(key.keyId, declared.aliases, aliases, (name) => aliasTargetOf(keys, name)),
   ]);
   const checks = [...readChecks, roundTrip.check, canary];
   return {
@@ -381,15 +382,6 @@ const checkCanary = async (
       status: 'failed',
       detail: `data encrypted on ${canary.createdAt}, before the rotation, no longer decrypts: ${verdictOrRethrow(error)}`,
     };
-  }
-};
-
-const resolveAliasTarget = async (aliasName: string, keys: KeyReader): Promise<string | undefined> => {
-  try {
-    return (await keys.describeKey(aliasName)).keyId;
-  } catch (error) {
-    if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') return undefined;
-    throw error;
   }
 };
 

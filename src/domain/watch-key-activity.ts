@@ -1,4 +1,5 @@
 import { type AliasScope, describeAliasScope, inAliasScope } from './alias-scope';
+import { aliasTargetOf } from './alias-target';
 import { type DeclaredState, readDeclaredState } from './declared-state';
 import {
   type DriftMode,
@@ -181,7 +182,7 @@ const keysConcerned = async (activity: KeyActivity, deps: DriftWatchDeps): Promi
   const ids = new Set(activity.keyRefs.filter((ref) => !ref.includes('alias/')).map(keyIdOf));
   if (ALIAS_EVENTS.has(activity.name) || activity.aliasNames.length > 0) {
     const [targets, managed] = await Promise.all([
-      Promise.all(activity.aliasNames.map((alias) => aliasTarget(alias, deps.keys))),
+      Promise.all(activity.aliasNames.map((alias) => aliasTargetOf(deps.keys, alias))),
       deps.directory.managedKeys(),
     ]);
     for (const target of targets) if (target) ids.add(target);
@@ -191,15 +192,6 @@ const keysConcerned = async (activity: KeyActivity, deps: DriftWatchDeps): Promi
     }
   }
   return [...ids].sort();
-};
-
-const aliasTarget = async (aliasName: string, keys: KeyReader): Promise<string | undefined> => {
-  try {
-    return (await keys.describeKey(aliasName)).keyId;
-  } catch (error) {
-    if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') return undefined;
-    throw error;
-  }
 };
 
 interface Examined {
@@ -247,7 +239,7 @@ const examineKey = async (keyId: string, deps: DriftWatchDeps): Promise<Examined
       deps.keys.listAliasesOf(keyId),
       deps.admin.getKeyPolicy(keyId),
       Promise.all(
-        declared.aliases.map(async (alias) => [alias, (await aliasTarget(alias, deps.keys)) ?? 'missing'] as const),
+        declared.aliases.map(async (alias) => [alias, (await aliasTargetOf(deps.keys, alias)) ?? 'missing'] as const),
       ),
     ]);
     snapshot = {
