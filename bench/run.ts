@@ -80,6 +80,8 @@ const ENV = {
   TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:bench',
   STATE_PARAMETER_PREFIX: '/kms-rotation/bench/keys',
   SELF_TEST_ROLE_ARN: 'arn:aws:iam::123456789012:role/kms-rotation-bench-SelfTestRole',
+  ROTATE_ROLE_ARN: 'arn:aws:iam::123456789012:role/kms-rotation-bench-RotateRole',
+  ALIAS_SCOPE: 'alias/app/*,alias/bench/*',
   POWERTOOLS_SERVICE_NAME: 'kms-rotation',
   AWS_ACCESS_KEY_ID: 'test',
   AWS_SECRET_ACCESS_KEY: 'test',

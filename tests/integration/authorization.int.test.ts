@@ -641,7 +641,7 @@ describe('Authorization: every AWS call of every flow, against the policies the 
       what: action,
     });
 
-    const serviceRoles = ['RotateRole', 'OnKeyActivityRole', 'AuditRole'];
+    const serviceRoles = ['RotateRole', 'OnKeyActivityRole', 'AuditRole', 'SelfTestRole'];
     const allRoles = Object.keys(resolved.roles);
     expect(allRoles).toEqual(expect.arrayContaining([...serviceRoles, 'OnRotationRole']));
     for (const roleLogicalId of serviceRoles) {
@@ -657,6 +657,35 @@ describe('Authorization: every AWS call of every flow, against the policies the 
           onKey(arn, 'kms:TagResource', unmanaged, requestTagContext(tags)),
         ]);
       }
+    }
+    // CreateKey's tags need TagResource, which IAM cannot tell from tagging an existing key: the
+    // rotate and selfTest roles may put creation lineage and the self-test tag on any key. Such a
+    // key (tags long settled) must give no role anything.
+    const lineageTagged = probeKey('0000dddd-0000-4000-8000-00000000000d', {
+      'kms-rotation:rotation-id': 'probe',
+      'kms-rotation:predecessor': 'x',
+      'kms-rotation:state': 'created',
+      'kms-rotation:self-test': 'probe',
+    });
+    for (const roleLogicalId of allRoles) {
+      const arn = resolved.roles[roleLogicalId]?.arn as string;
+      for (const action of [
+        'kms:Decrypt',
+        'kms:Sign',
+        'kms:GenerateMac',
+        'kms:ScheduleKeyDeletion',
+        'kms:DisableKey',
+      ]) {
+        await probe(roleLogicalId, `${action} on an unmanaged key carrying creation lineage and the self-test tag`, [
+          onKey(arn, action, lineageTagged),
+        ]);
+      }
+      await probe(roleLogicalId, 'tag an unmanaged key carrying creation lineage and the self-test tag as managed', [
+        onKey(arn, 'kms:TagResource', lineageTagged, requestTagContext({ 'kms-rotation:managed': 'true' })),
+      ]);
+      await probe(roleLogicalId, 'point an alias at an unmanaged key carrying creation lineage and the self-test tag', [
+        onKey(arn, 'kms:UpdateAlias', lineageTagged),
+      ]);
     }
     for (const roleLogicalId of allRoles) {
       const arn = resolved.roles[roleLogicalId]?.arn as string;
@@ -710,7 +739,13 @@ describe('Authorization: every AWS call of every flow, against the policies the 
       );
 
     expect(evaluation.evaluated).toBeGreaterThan(40);
-    expect(allowed, `probes that must be denied are allowed:\n${allowed.join('\n')}`).toEqual([]);
+    // The one known exception, asserted so that it neither spreads to another role nor goes unseen:
+    // the drift watch in remediate mode moves a declared alias back from a key it does not manage,
+    // which needs UpdateAlias on any key, and IAM cannot tell the old key from the new one
+    // (serverless.yml, MoveDeclaredAliasesAwayFromAnyKey; README, "Authorization in a real account").
+    const knownException =
+      '- OnKeyActivityRole may point an alias at an unmanaged key carrying creation lineage and the self-test tag';
+    expect(allowed, `probes that must be denied are allowed:\n${allowed.join('\n')}`).toEqual([knownException]);
   });
 
   // --- least privilege, measured ----------------------------------------------------------------
