@@ -14,7 +14,8 @@ import { callAws } from './aws-errors';
 
 /**
  * KMS behind `selfTest`'s own calls. Keys are named by key id: moto fails on key ARNs for
- * ScheduleKeyDeletion (kms-reference.md §4), and the self-test only ever holds ids.
+ * ScheduleKeyDeletion (moto 5.x fails on a key ARN there, as on Disable/EnableKey), and the self-test
+ * only ever holds ids.
  * `noRetryKms` (maxAttempts 1) sends CreateKey: it is not idempotent, and a blind retry could
  * leave a throwaway key the run does not know of (the cleanup also looks for the run's tag).
  */
@@ -43,7 +44,7 @@ export class KmsThrowawayKeys implements ThrowawayKeyAdmin {
       keyId: metadata.KeyId,
       arn: metadata.Arn,
       keyState: metadata.KeyState ?? 'Enabled',
-      // moto leaves KeyUsage out when it was asked for explicitly (kms-reference.md §4): keep what was asked.
+      // moto leaves KeyUsage out of its answer when it was asked for explicitly: keep what was asked.
       keySpec: metadata.KeySpec ?? spec.keySpec,
       keyUsage: metadata.KeyUsage ?? spec.keyUsage,
       origin: metadata.Origin,
