@@ -21,14 +21,11 @@ import { parseKeyActivityEvent } from '../src/adapters/schemas/key-activity-even
 import { parseSelfTestRequest } from '../src/adapters/schemas/self-test-request';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
-import { ConfigurationError, loadConfig } from '../src/config';
+import { loadConfig, required } from '../src/config';
 import { runSelfTest, type SelfTestReport } from '../src/domain/self-test';
 
 const config = loadConfig(process.env);
-if (!config.selfTestRoleArn) {
-  throw new ConfigurationError('Invalid environment: SELF_TEST_ROLE_ARN must be set to the function role ARN');
-}
-const roleArn = config.selfTestRoleArn;
+const roleArn = required(config.selfTestRoleArn, 'SELF_TEST_ROLE_ARN');
 const sdk = clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 // No metrics of its own: the self-test's rotations and drift must not count as the service's.
