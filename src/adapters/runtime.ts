@@ -16,13 +16,14 @@ export const logTo = (logger: Logger): Log => ({
   error: (message, attributes) => logger.error(message, attributes ?? {}),
 });
 
-/** Account and Region the function runs in, from its own ARN (`arn:aws:lambda:<region>:<account>:function:<name>`). */
+/** Partition, account and Region the function runs in, from its own ARN (`arn:aws:lambda:<region>:<account>:function:<name>`). */
 export const serviceLocationOf = (context: Pick<Context, 'invokedFunctionArn'>, region: string): ServiceLocation => {
-  const account = /^arn:aws[a-z-]*:lambda:[a-z0-9-]+:(\d{12}):function:/.exec(context?.invokedFunctionArn ?? '')?.[1];
-  if (!account) {
+  const [, partition, account] =
+    /^arn:(aws[a-z-]*):lambda:[a-z0-9-]+:(\d{12}):function:/.exec(context?.invokedFunctionArn ?? '') ?? [];
+  if (!partition || !account) {
     throw new InvalidInputError('The Lambda context has no function ARN to tell which account this function serves');
   }
-  return { account, region };
+  return { partition, account, region };
 };
 
 /** Local public-key encryption, as a holder of the public key would do it (RSA-OAEP only). */

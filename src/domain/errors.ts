@@ -11,12 +11,22 @@ export abstract class KmsRotationError extends Error {
   abstract readonly retryable: boolean;
 }
 
+/** The longest message an `InvalidInputError` carries: it quotes input, and input may be hostile. */
+export const MAX_INPUT_ERROR_CHARS = 2_000;
+
+/**
+ * At most `max` characters of a value taken from input, for a message or a log line: a 1 MiB
+ * field must not become a 1 MiB error. The cut is marked with how much was left out.
+ */
+export const excerpt = (value: string, max = 200): string =>
+  value.length <= max ? value : `${value.slice(0, max)}…(${value.length - max} more characters)`;
+
 /** The event or payload is malformed, hostile, or addressed to another account or Region. */
 export class InvalidInputError extends KmsRotationError {
   readonly kind = 'invalid-input';
   readonly retryable = false;
   constructor(message: string, options?: ErrorOptions) {
-    super(message, options);
+    super(excerpt(message, MAX_INPUT_ERROR_CHARS), options);
     this.name = 'InvalidInputError';
   }
 }
@@ -83,4 +93,4 @@ export class AwsServiceError extends KmsRotationError {
 
 /** Short text of any thrown value, for reports and logs. */
 export const describeError = (error: unknown): string =>
-  error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  excerpt(error instanceof Error ? `${error.name}: ${error.message}` : String(error), 1_000);

@@ -91,6 +91,8 @@ export interface Notification {
 
 /** Where the service runs: events from elsewhere are refused. */
 export interface ServiceLocation {
+  /** `aws`, `aws-cn`, `aws-us-gov`, ...: ARNs of another partition name nothing here. */
+  partition: string;
   account: string;
   region: string;
 }

@@ -16,6 +16,7 @@ import type { Notifier, Sleeper } from './ports';
 import { awaitRollbackReadBack, awaitSwapReadBack } from './read-back';
 import type { CheckResult } from './rotation-checks';
 import { chooseStrategy, type RequestedStrategy, type Strategy } from './rotation-strategy';
+import { requireLocalKeyRef } from './service-location';
 import { assessRotation, keepCanary, type RotationAssessmentDeps } from './validate-rotation';
 
 export interface RotateRequest {
@@ -81,6 +82,7 @@ export class RotationFailedError extends VerificationFailedError {
  * failure is notified CRITICAL and re-running the same request converges.
  */
 export const rotateKey = async (request: RotateRequest, deps: RotateDeps): Promise<RotateReport> => {
+  requireLocalKeyRef(request.key, deps.location, 'key');
   const started = deps.clock.now().getTime();
   const steps: StepReport[] = [];
   let report: RotateReport = {

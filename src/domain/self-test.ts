@@ -1,5 +1,6 @@
 import { TAGS } from './declared-state';
 import { AwsServiceError, describeError, PreconditionFailedError } from './errors';
+import { partitionOf } from './key-ref';
 import { SELF_TEST_TAG } from './lineage';
 import type { KeyDescription, Notification, ServiceLocation } from './model';
 import type { ManagedKeyDirectory, Notifier, ThrowawayKeyAdmin, ValidationState, ValidationStateStore } from './ports';
@@ -97,8 +98,6 @@ const KINDS: Record<Kind, { keySpec: string; keyUsage: string; create: SelfTestS
 };
 
 export const selfTestAliasOf = (runId: string, kind: Kind): string => `${SELF_TEST_ALIAS_PREFIX}${runId}/${kind}`;
-
-const partitionOf = (arn: string): string => /^arn:([a-z-]+):/.exec(arn)?.[1] ?? 'aws';
 
 /**
  * The policy of a throwaway key: the account-root statement (IAM decides, as for every key of

@@ -1,13 +1,7 @@
 import { aliasTargetOf } from './alias-target';
 import { type AliasVerification, describeAliasDrift, verifyDeclaredAliases } from './alias-verification';
 import { type DeclaredState, readDeclaredState } from './declared-state';
-import {
-  describeError,
-  InvalidInputError,
-  KmsRotationError,
-  PreconditionFailedError,
-  VerificationFailedError,
-} from './errors';
+import { describeError, KmsRotationError, PreconditionFailedError, VerificationFailedError } from './errors';
 import { keyIdOf, sameKey } from './key-ref';
 import { SELF_TEST_TAG } from './lineage';
 import type { KeyDescription, Notification, RotationEvent, RotationType, ServiceLocation, Severity } from './model';
@@ -32,6 +26,7 @@ import {
   checkRotationRecorded,
   checkRotationSchedule,
 } from './rotation-checks';
+import { requireEventForThisService, requireLocalKeyRef } from './service-location';
 import { settledValue } from './settled';
 
 export interface RotationValidationDeps {
@@ -104,7 +99,8 @@ export const assessRotation = async (
   /** `onRotation` leaves self-test keys to the self-test run that made them: it keeps no record of them. */
   options: { skipSelfTestKeys: boolean } = { skipSelfTestKeys: false },
 ): Promise<RotationAssessment> => {
-  assertEventIsForThisService(event, deps.location);
+  requireEventForThisService(event, deps.location);
+  requireLocalKeyRef(event.keyArn, deps.location, 'resources.0');
   const { keys } = deps;
 
   // Round trip 1: what any key of the account may be asked (DescribeKey, its tags and aliases,
@@ -260,15 +256,6 @@ export const failureOf = (report: RotationValidationReport): Error | undefined =
     return new PreconditionFailedError(reason, message);
   }
   return new VerificationFailedError(message);
-};
-
-/** Events name their account and Region; the service only acts on its own. */
-const assertEventIsForThisService = (event: RotationEvent, location: ServiceLocation): void => {
-  if (event.account !== location.account || event.region !== location.region) {
-    throw new InvalidInputError(
-      `Event ${event.eventId} is for account ${event.account} in ${event.region}; this function serves account ${location.account} in ${location.region}`,
-    );
-  }
 };
 
 const stateOrEmpty = (settled: PromiseSettledResult<ValidationState>, log: Log): ValidationState => {

@@ -6,6 +6,7 @@
  */
 import * as z from 'zod/mini';
 import { en } from 'zod/v4/locales';
+import { excerpt } from '../../domain/errors';
 
 z.config(en());
 
@@ -15,9 +16,24 @@ export const text = (max: number) => z.string().check(z.maxLength(max));
 /** A string matching `pattern`, with the message a person reads when it does not. */
 export const matching = (pattern: RegExp, message: string) => z.string().check(z.regex(pattern, message));
 
-/** The first few schema issues, each as "<path> <message>", for an error a person reads. */
+/** Field names come from input: one is quoted with at most this many characters. */
+const MAX_NAME_CHARS = 64;
+const MAX_NAMES_LISTED = 5;
+
+const pathOf = (issue: z.core.$ZodIssue): string =>
+  issue.path.map((segment) => excerpt(String(segment), MAX_NAME_CHARS)).join('.') || '(payload)';
+
+/** zod lists unknown keys in full; a hostile payload's keys may be megabytes long, or thousands. */
+const messageOf = (issue: z.core.$ZodIssue): string => {
+  if (issue.code !== 'unrecognized_keys') return excerpt(issue.message, 300);
+  const names = issue.keys.slice(0, MAX_NAMES_LISTED).map((key) => JSON.stringify(excerpt(key, MAX_NAME_CHARS)));
+  const more = issue.keys.length > MAX_NAMES_LISTED ? ` and ${issue.keys.length - MAX_NAMES_LISTED} more` : '';
+  return `Unrecognized key${issue.keys.length > 1 ? 's' : ''}: ${names.join(', ')}${more}`;
+};
+
+/** The first few schema issues, each as "<path> <message>", bounded, for an error a person reads. */
 export const describeIssues = (issues: readonly z.core.$ZodIssue[]): string =>
   issues
     .slice(0, 5)
-    .map((issue) => `${issue.path.map(String).join('.') || '(payload)'} ${issue.message}`)
+    .map((issue) => `${pathOf(issue)} ${messageOf(issue)}`)
     .join('; ');

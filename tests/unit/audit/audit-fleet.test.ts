@@ -116,7 +116,7 @@ describe('Function: auditFleet', () => {
     clock: { now: () => NOW },
     ids: { newId: () => 'audit-1' },
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-    location: { account: ACCOUNT, region: 'us-east-1' },
+    location: { partition: 'aws', account: ACCOUNT, region: 'us-east-1' },
     limits: { maxRotationPeriodDays: 365, maxMaterialAgeDays: 400 },
     concurrency: 4,
     remainingMs: () => remaining.shift() ?? 900_000,

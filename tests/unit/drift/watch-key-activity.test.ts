@@ -143,7 +143,7 @@ describe('Function: watchKeyActivity', () => {
       notifier: { publish: async (notification) => void published.push(notification) },
       clock: { now: () => new Date('2026-11-21T10:00:05Z') },
       log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-      location: { account: ACCOUNT, region: 'us-east-1' },
+      location: { partition: 'aws', account: ACCOUNT, region: 'us-east-1' },
       mode: 'detect',
       remediateRules: new Set(REMEDIABLE_RULES),
       serviceRoleArns: [ROTATE_ROLE],

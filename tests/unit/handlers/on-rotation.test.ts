@@ -985,6 +985,22 @@ describe('Function: handler (onRotation)', () => {
       expectNoAwsCall();
     });
 
+    it('throws InvalidInputError naming resources.0, sending no AWS command, when the key ARN is of another partition', async () => {
+      // Prepare
+      mockManagedKey(kms);
+      const otherPartition = { ...sampleEvent(ON_DEMAND), resources: [KEY_ARN.replace('arn:aws:', 'arn:aws-cn:')] };
+
+      // Act
+      const result = handler(otherPartition, CONTEXT);
+
+      // Assess
+      await expect(result).rejects.toBeInstanceOf(InvalidInputError);
+      await expect(result).rejects.toThrow(
+        `resources.0 must be in this function's partition, account and Region (aws, ${ACCOUNT}, ${REGION})`,
+      );
+      expectNoAwsCall();
+    });
+
     it.each([
       ['null', null, '(payload)'],
       ['a string', 'KMS CMK Rotation', '(payload)'],

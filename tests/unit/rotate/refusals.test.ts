@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { PreconditionFailedError } from '../../../src/domain/errors';
 import { type RotateRequest, rotateKey } from '../../../src/domain/rotate-key';
 import type { FakeKeyInit } from './support/fake-kms';
-import { addManagedKey, createWorld, request, START, type World } from './support/world';
+import { addManagedKey, createWorld, LOCATION, request, START, type World } from './support/world';
 
 const ALIAS = 'alias/billing/key';
 
@@ -39,11 +39,8 @@ const REFUSALS: Refusal[] = [
     message: /not managed by kms-rotation/,
   },
   {
-    refusal: 'an AWS managed key',
-    key: (world) => {
-      world.kms.addKey({ keyManager: 'AWS', aliases: ['alias/aws/s3'] });
-      return 'alias/aws/s3';
-    },
+    refusal: 'an AWS managed key named by its id',
+    key: (world) => world.kms.addKey({ keyManager: 'AWS', aliases: ['alias/aws/s3'] }),
     reason: 'aws-managed',
     message: /AWS managed/,
   },
@@ -152,8 +149,52 @@ const REFUSALS: Refusal[] = [
   },
 ];
 
+const HERE = `${LOCATION.region}:${LOCATION.account}`;
+
+/** References rotate can judge alone: refused before any AWS call (describing `alias/aws/*` creates that key). */
+const FOREIGN_OR_AWS_MANAGED = [
+  { refusal: 'an AWS managed alias', key: 'alias/aws/s3', message: /AWS managed key/ },
+  { refusal: 'the ARN of an AWS managed alias', key: `arn:aws:kms:${HERE}:alias/aws/ebs`, message: /AWS managed key/ },
+  {
+    refusal: 'a key ARN of another account',
+    key: `arn:aws:kms:${LOCATION.region}:210987654321:key/1234abcd-12ab-34cd-56ef-1234567890ab`,
+    message: /partition, account and Region/,
+  },
+  {
+    refusal: 'a key ARN of another Region',
+    key: `arn:aws:kms:eu-west-1:${LOCATION.account}:key/1234abcd-12ab-34cd-56ef-1234567890ab`,
+    message: /partition, account and Region/,
+  },
+  {
+    refusal: 'an alias ARN of another partition',
+    key: `arn:aws-cn:kms:${HERE}:alias/billing/key`,
+    message: /partition, account and Region/,
+  },
+];
+
 describe('Function: rotateKey', () => {
   describe('refusals', () => {
+    it.each(FOREIGN_OR_AWS_MANAGED)('refuses $refusal before any AWS call, even as a dry run', async (refusal) => {
+      for (const dryRun of [false, true]) {
+        // Prepare
+        const world = createWorld();
+        world.kms.addKey({ keyManager: 'AWS', aliases: ['alias/aws/s3'] });
+        addManagedKey(world, [ALIAS]);
+        const from = world.kms.calls.length;
+
+        // Act
+        const error = await rotateKey(request({ key: refusal.key, dryRun }), world.deps).catch(
+          (caught: unknown) => caught,
+        );
+
+        // Assess
+        expect(error).toMatchObject({ name: 'InvalidInputError', retryable: false });
+        expect((error as Error).message).toMatch(new RegExp(`^key .*${refusal.message.source}`));
+        expect(world.kms.callsSince(from)).toEqual([]);
+        expect(world.notifier.published).toEqual([]);
+      }
+    });
+
     it.each(REFUSALS)('refuses $refusal with no change and no notification', async (refusal) => {
       // Prepare
       const world = createWorld();

@@ -17,7 +17,7 @@ import type {
 import type { RotateDeps, RotateRequest } from '../../../../src/domain/rotate-key';
 import { type FakeKeyInit, FakeKms } from './fake-kms';
 
-export const LOCATION = { account: '123456789012', region: 'us-east-1' } as const;
+export const LOCATION = { partition: 'aws', account: '123456789012', region: 'us-east-1' } as const;
 export const START = new Date('2026-03-02T09:00:00.000Z');
 
 /** Time stands still unless a test (or the sleeper) moves it. */

@@ -1,0 +1,39 @@
+import { excerpt, InvalidInputError } from './errors';
+import { isAwsManagedAlias, parseArn } from './key-ref';
+import type { ServiceLocation } from './model';
+
+/** Events name their account and Region; the service only acts on its own. */
+export const requireEventForThisService = (
+  event: { eventId: string; account: string; region: string },
+  location: ServiceLocation,
+): void => {
+  if (event.account !== location.account || event.region !== location.region) {
+    throw new InvalidInputError(
+      `Event ${excerpt(event.eventId, 128)} is for account ${event.account} in ${event.region}; this function serves account ${location.account} in ${location.region}`,
+    );
+  }
+};
+
+/** Why a reference is not one kms-rotation may follow from this function, or undefined when it is. */
+const foreignnessOf = (ref: string, location: ServiceLocation): string | undefined => {
+  if (isAwsManagedAlias(ref)) {
+    return 'names an AWS managed key (alias/aws/...), which AWS rotates and kms-rotation never touches';
+  }
+  if (!ref.startsWith('arn:')) return undefined;
+  const arn = parseArn(ref);
+  if (arn?.service !== 'kms') return 'must be a KMS key or alias ARN';
+  const here = `${location.partition}, ${location.account}, ${location.region}`;
+  return arn.partition === location.partition && arn.account === location.account && arn.region === location.region
+    ? undefined
+    : `must be in this function's partition, account and Region (${here})`;
+};
+
+/**
+ * Refuses, before any AWS call, a key or alias reference that kms-rotation must not follow:
+ * an ARN of another partition, account or Region than the function's, an ARN of another
+ * service, or an AWS managed alias. Key ids and alias names are local by definition.
+ */
+export const requireLocalKeyRef = (ref: string, location: ServiceLocation, field: string): void => {
+  const why = foreignnessOf(ref, location);
+  if (why) throw new InvalidInputError(`${field} ${why}: ${excerpt(ref)}`);
+};
