@@ -14,12 +14,8 @@ export const requireEventForThisService = (
   }
 };
 
-/** Why a reference is not one kms-rotation may follow from this function, or undefined when it is. */
-const foreignnessOf = (ref: string, location: ServiceLocation): string | undefined => {
-  if (isAwsManagedAlias(ref)) {
-    return 'names an AWS managed key (alias/aws/...), which AWS rotates and kms-rotation never touches';
-  }
-  if (!ref.startsWith('arn:')) return undefined;
+/** Why an ARN is not one of a KMS resource where this function runs, or undefined when it is. */
+const outsideOf = (ref: string, location: ServiceLocation): string | undefined => {
   const arn = parseArn(ref);
   if (arn?.service !== 'kms') return 'must be a KMS key or alias ARN';
   const here = `${location.partition}, ${location.account}, ${location.region}`;
@@ -28,12 +24,24 @@ const foreignnessOf = (ref: string, location: ServiceLocation): string | undefin
     : `must be in this function's partition, account and Region (${here})`;
 };
 
+const refuse = (field: string, why: string, ref: string): never => {
+  throw new InvalidInputError(`${field} ${why}: ${excerpt(ref)}`);
+};
+
+/** Refuses, before any AWS call, an ARN of another partition, account or Region than the function's. */
+export const requireLocalArn = (arn: string, location: ServiceLocation, field: string): void => {
+  const why = outsideOf(arn, location);
+  if (why) refuse(field, why, arn);
+};
+
 /**
  * Refuses, before any AWS call, a key or alias reference that kms-rotation must not follow:
- * an ARN of another partition, account or Region than the function's, an ARN of another
- * service, or an AWS managed alias. Key ids and alias names are local by definition.
+ * an AWS managed alias, or an ARN of another partition, account or Region than the
+ * function's. Key ids and alias names are local by definition.
  */
 export const requireLocalKeyRef = (ref: string, location: ServiceLocation, field: string): void => {
-  const why = foreignnessOf(ref, location);
-  if (why) throw new InvalidInputError(`${field} ${why}: ${excerpt(ref)}`);
+  if (isAwsManagedAlias(ref)) {
+    refuse(field, 'names an AWS managed key (alias/aws/...), which AWS rotates and kms-rotation never touches', ref);
+  }
+  if (ref.startsWith('arn:')) requireLocalArn(ref, location, field);
 };

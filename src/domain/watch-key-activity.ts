@@ -10,9 +10,9 @@ import {
   type KeySnapshot,
   type Remediation,
 } from './drift-rules';
-import { describeError, InvalidInputError, KmsRotationError, PreconditionFailedError } from './errors';
+import { describeError, excerpt, KmsRotationError, PreconditionFailedError } from './errors';
 import { classifyKey } from './key-classification';
-import { keyIdOf } from './key-ref';
+import { keyIdOf, parseArn } from './key-ref';
 import { type KeyVerificationDeps, verifyKeyWorks } from './key-verification';
 import { lineageStateOf } from './lineage';
 import type { KeyDescription, Notification, ServiceLocation, Severity } from './model';
@@ -26,6 +26,7 @@ import type {
   ValidationState,
   ValidationStateStore,
 } from './ports';
+import { requireEventForThisService, requireLocalArn } from './service-location';
 
 /** Who made a call, from the CloudTrail record. */
 export interface Actor {
@@ -34,6 +35,8 @@ export interface Actor {
   arn?: string;
   /** For role sessions: the role that was assumed. */
   roleArn?: string;
+  /** The AWS service that made the call on the principal's behalf, if any. Says nothing of who the principal is. */
+  invokedBy?: string;
   sourceIp?: string;
   userAgent?: string;
 }
@@ -48,8 +51,11 @@ export interface KeyActivity {
   time: Date;
   account: string;
   region: string;
+  /** Key ids and key ARNs the record names. */
   keyRefs: string[];
   aliasNames: string[];
+  /** Every ARN the record names, with its field: each must be of this partition, account and Region. */
+  arns: { field: string; arn: string }[];
   actor?: Actor;
   errorCode?: string;
   errorMessage?: string;
@@ -94,13 +100,43 @@ export interface DriftWatchDeps extends KeyVerificationDeps {
 
 const ALIAS_EVENTS = new Set(['CreateAlias', 'UpdateAlias', 'DeleteAlias']);
 
-const roleNameOf = (arn: string | undefined): string | undefined =>
-  arn ? (/:role\/(?:.*\/)?([^/]+)$/.exec(arn)?.[1] ?? /:assumed-role\/([^/]+)\//.exec(arn)?.[1]) : undefined;
-
-const isOwnChange = (actor: Actor | undefined, serviceRoleArns: readonly string[]): boolean => {
-  const names = new Set(serviceRoleArns.map(roleNameOf).filter(Boolean));
-  return names.has(roleNameOf(actor?.roleArn)) || names.has(roleNameOf(actor?.arn));
+/**
+ * Whether the call was made by one of the service's own roles: a session of exactly that role
+ * (CloudTrail's `userIdentity` of type `AssumedRole`, its session issuer the role's ARN, its
+ * ARN `arn:<partition>:sts::<account>:assumed-role/<role name>/<session>`), in this account.
+ * A role name alone proves nothing: another account, an IAM user's path or `invokedBy` can
+ * carry the same text (docs/trust-boundaries.md).
+ */
+export const isOwnCall = (
+  actor: Actor | undefined,
+  serviceRoleArns: readonly string[],
+  location: ServiceLocation,
+): boolean => {
+  if (actor?.type !== 'AssumedRole' || !actor.roleArn || !actor.arn) return false;
+  if (!serviceRoleArns.includes(actor.roleArn)) return false;
+  const role = parseArn(actor.roleArn);
+  const session = parseArn(actor.arn);
+  if (role?.service !== 'iam' || session?.service !== 'sts' || !role.resource.startsWith('role/')) return false;
+  const roleName = role.resource.slice(role.resource.lastIndexOf('/') + 1);
+  const [kind, sessionRole, sessionName, ...rest] = session.resource.split('/');
+  return (
+    role.partition === location.partition &&
+    role.account === location.account &&
+    session.partition === role.partition &&
+    session.account === role.account &&
+    kind === 'assumed-role' &&
+    sessionRole === roleName &&
+    Boolean(sessionName) &&
+    rest.length === 0
+  );
 };
+
+/** The actor as logs and notifications show it: every value from the record bounded. */
+const shownActor = (actor: Actor | undefined): Actor | undefined =>
+  actor &&
+  (Object.fromEntries(
+    Object.entries(actor).map(([name, value]) => [name, typeof value === 'string' ? excerpt(value, 256) : value]),
+  ) as Actor);
 
 /**
  * `onKeyActivity`: the event says which key or alias to look at; the key's real state is
@@ -108,32 +144,41 @@ const isOwnChange = (actor: Actor | undefined, serviceRoleArns: readonly string[
  * nothing is concluded from the event itself, and a drift is notified once while it lasts.
  */
 export const watchKeyActivity = async (activity: KeyActivity, deps: DriftWatchDeps): Promise<DriftReport> => {
-  if (activity.account !== deps.location.account || activity.region !== deps.location.region) {
-    throw new InvalidInputError(
-      `Event ${activity.eventId} is for account ${activity.account} in ${activity.region}; this function serves account ${deps.location.account} in ${deps.location.region}`,
-    );
-  }
+  requireEventForThisService(activity, deps.location);
   const base = { eventId: activity.eventId, activity: activity.name, findings: [], newFindings: [], remediations: [] };
   if (activity.errorCode) {
+    const errorCode = excerpt(activity.errorCode, 64);
     deps.log.info('Failed KMS call: nothing changed', {
       call: activity.name,
-      errorCode: activity.errorCode,
-      actor: activity.actor,
+      errorCode,
+      errorMessage: activity.errorMessage && excerpt(activity.errorMessage, 256),
+      actor: shownActor(activity.actor),
     });
     return {
       ...base,
       outcome: 'ignored',
       keys: [],
-      summary: `${activity.name} failed (${activity.errorCode}); nothing changed`,
+      summary: `${activity.name} failed (${errorCode}); nothing changed`,
     };
   }
-  if (isOwnChange(activity.actor, deps.serviceRoleArns)) {
-    deps.log.info('Change made by kms-rotation itself', { call: activity.name, actor: activity.actor });
+  for (const { field, arn } of activity.arns) requireLocalArn(arn, deps.location, field);
+  if (isOwnCall(activity.actor, deps.serviceRoleArns, deps.location)) {
+    deps.log.info('Change made by kms-rotation itself', { call: activity.name, actor: shownActor(activity.actor) });
     return { ...base, outcome: 'ignored', keys: [], summary: `${activity.name} was made by kms-rotation itself` };
   }
 
-  const keyIds = await keysConcerned(activity, deps);
-  const examined = await Promise.all(keyIds.map((keyId) => examineKey(keyId, deps)));
+  const { keyIds, aliasesLeadingNowhere } = await keysConcerned(activity, deps);
+  const examined = await Promise.all(keyIds.map((keyId) => examineKey(keyId, activity, deps)));
+  if (!examined.some((result) => result.managed)) {
+    // Nothing was checked: say why, never "no drift".
+    const reasons = [
+      ...examined.map((result) => `${result.keyId}: ${result.notChecked}`),
+      ...aliasesLeadingNowhere.map((alias) => `${alias}: points at no key, and no managed key declares it`),
+    ];
+    const summary = `${activity.name} concerns nothing kms-rotation manages; nothing checked (${reasons.join('; ')})`;
+    deps.log.info(summary, { call: activity.name, actor: shownActor(activity.actor) });
+    return { ...base, outcome: 'ignored', keys: [], summary };
+  }
   const findings = examined.flatMap((result) => result.findings);
   const newFindings = examined.flatMap((result) => result.newFindings);
   const managedKeys = examined.filter((result) => result.managed).map((result) => result.keyId);
@@ -163,7 +208,7 @@ export const watchKeyActivity = async (activity: KeyActivity, deps: DriftWatchDe
 
   const summary =
     findings.length === 0
-      ? `${activity.name}: no drift on ${managedKeys.join(', ') || 'any managed key'}`
+      ? `${activity.name}: no drift on ${managedKeys.join(', ')}`
       : `${activity.name}: ${findings.map((item) => item.summary).join('; ')}`;
   deps.log.info(summary, { findings: findings.map((item) => item.rule), remediations });
   return {
@@ -178,25 +223,32 @@ export const watchKeyActivity = async (activity: KeyActivity, deps: DriftWatchDe
 };
 
 /** The keys an event concerns: the ones it names, an alias's target, and the keys that declare the alias. */
-const keysConcerned = async (activity: KeyActivity, deps: DriftWatchDeps): Promise<string[]> => {
-  const ids = new Set(activity.keyRefs.filter((ref) => !ref.includes('alias/')).map(keyIdOf));
+const keysConcerned = async (
+  activity: KeyActivity,
+  deps: DriftWatchDeps,
+): Promise<{ keyIds: string[]; aliasesLeadingNowhere: string[] }> => {
+  const ids = new Set(activity.keyRefs.map(keyIdOf));
+  const aliasesLeadingNowhere: string[] = [];
   if (ALIAS_EVENTS.has(activity.name) || activity.aliasNames.length > 0) {
     const [targets, managed] = await Promise.all([
       Promise.all(activity.aliasNames.map((alias) => aliasTargetOf(deps.keys, alias))),
       deps.directory.managedKeys(),
     ]);
     for (const target of targets) if (target) ids.add(target);
-    for (const { keyId, tags } of managed) {
-      const declared = readDeclaredState(tags).aliases;
-      if (activity.aliasNames.some((alias) => declared.includes(alias))) ids.add(keyId);
-    }
+    activity.aliasNames.forEach((alias, index) => {
+      const declaredBy = managed.filter(({ tags }) => readDeclaredState(tags).aliases.includes(alias));
+      for (const { keyId } of declaredBy) ids.add(keyId);
+      if (!targets[index] && declaredBy.length === 0) aliasesLeadingNowhere.push(alias);
+    });
   }
-  return [...ids].sort();
+  return { keyIds: [...ids].sort(), aliasesLeadingNowhere };
 };
 
 interface Examined {
   keyId: string;
   managed: boolean;
+  /** Why a key that is not managed was not checked. */
+  notChecked?: string;
   key?: KeyDescription;
   declared?: DeclaredState;
   findings: Finding[];
@@ -207,20 +259,36 @@ interface Examined {
 
 const NOT_DECLARED: DeclaredState = { managed: true, aliases: [], problems: [] };
 
-const examineKey = async (keyId: string, deps: DriftWatchDeps): Promise<Examined> => {
+/** Only a deletion event may name a key that no longer exists; any other record naming one names nothing here. */
+const KEY_DELETED = 'KMS CMK Deletion';
+
+const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatchDeps): Promise<Examined> => {
+  let notFound: PreconditionFailedError | undefined;
   const [described, state] = await Promise.all([
     deps.keys.describeKey(keyId).catch((error: unknown) => {
-      if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') return undefined;
-      throw error;
+      if (!(error instanceof PreconditionFailedError && error.reason === 'key-not-found')) throw error;
+      notFound = error;
+      return undefined;
     }),
     deps.state.load(keyId),
   ]);
-  const unmanaged: Examined = { keyId, managed: false, findings: [], newFindings: [], state, openDrift: {} };
+  const unmanaged = (notChecked: string): Examined => ({
+    keyId,
+    managed: false,
+    notChecked,
+    findings: [],
+    newFindings: [],
+    state,
+    openDrift: {},
+  });
   let snapshot: KeySnapshot;
   let declared: DeclaredState | undefined;
   if (!described) {
     // Deleted: ours only if we kept a record of it.
-    if (!state.managed && !state.canary && !state.openDrift) return unmanaged;
+    if (!state.managed && !state.canary && !state.openDrift) {
+      if (activity.name !== KEY_DELETED && notFound) throw notFound;
+      return unmanaged('deleted, and kms-rotation kept no record of it (DescribeKey: not found)');
+    }
     snapshot = {
       account: deps.location.account,
       keyId,
@@ -229,10 +297,10 @@ const examineKey = async (keyId: string, deps: DriftWatchDeps): Promise<Examined
       declaredAliasTargets: {},
     };
   } else {
-    if (described.keyManager === 'AWS') return unmanaged;
+    if (described.keyManager === 'AWS') return unmanaged('an AWS managed key');
     const tags = await deps.keys.listTags(keyId);
     declared = readDeclaredState(tags);
-    if (!declared.managed) return unmanaged;
+    if (!declared.managed) return unmanaged('not managed by kms-rotation (no kms-rotation:managed tag)');
     const wantsRotation = classifyKey(described).keyClass === 'auto-rotatable';
     const [rotation, aliasesOfKey, policy, targets] = await Promise.all([
       wantsRotation ? deps.keys.getRotationStatus(keyId) : Promise.resolve(undefined),
@@ -332,8 +400,9 @@ const remediate = async (
 };
 
 const actorLine = (activity: KeyActivity): string => {
-  const who = activity.actor?.arn ?? activity.actor?.type ?? 'AWS KMS';
-  const from = activity.actor?.sourceIp ? ` from ${activity.actor.sourceIp}` : '';
+  const actor = shownActor(activity.actor);
+  const who = actor?.arn ?? actor?.invokedBy ?? actor?.type ?? 'AWS KMS';
+  const from = actor?.sourceIp ? ` from ${actor.sourceIp}` : '';
   return `${activity.name} by ${who}${from} at ${activity.time.toISOString()}`;
 };
 
@@ -368,7 +437,7 @@ const driftNotification = (
     eventId: activity.eventId,
     callId: activity.callId,
     call: activity.name,
-    actor: activity.actor,
+    actor: shownActor(activity.actor),
     eventTime: activity.time.toISOString(),
     mode: deps.mode,
     findings: findings.map(({ rule, severity, keyId, summary, evidence }) => ({
@@ -395,6 +464,6 @@ const remediationNotification = (
     severity,
     ...notificationBase(activity, examined, (remediations[0] as RemediationResult).keyId, deps),
     summary: `Remediated after ${actorLine(activity)}: ${remediations.map((item) => item.detail).join('; ')}`,
-    details: { eventId: activity.eventId, call: activity.name, actor: activity.actor, remediations },
+    details: { eventId: activity.eventId, call: activity.name, actor: shownActor(activity.actor), remediations },
   };
 };

@@ -27,6 +27,7 @@ import { deployTestStack } from './support/deployed-stack';
 
 interface DriftReport {
   outcome: string;
+  keys: string[];
   summary: string;
   findings: { rule: string; severity: string; keyId: string }[];
   newFindings: { rule: string }[];
@@ -218,6 +219,31 @@ describe('Function: onKeyActivity against the local AWS emulator', () => {
     });
     expect(ignoredOwn).toMatchObject({ outcome: 'ignored', summary: expect.stringContaining('kms-rotation itself') });
     expect(await inbox.drain()).toEqual([]);
+  });
+
+  it("takes no look-alike of its roles for itself: the call is checked like anyone's", async () => {
+    const roleArn = `arn:aws:iam::${ACCOUNT}:role/${stack.resources.RotateRole}`;
+    const session = `arn:aws:sts::${ACCOUNT}:assumed-role/${stack.resources.RotateRole}/kms-rotation-itdrift-rotate`;
+    const stranger = '999988887777';
+    const spoofs = [
+      {
+        type: 'AssumedRole',
+        arn: session.replace(ACCOUNT, stranger),
+        sessionContext: { sessionIssuer: { arn: roleArn.replace(ACCOUNT, stranger) } },
+      },
+      { type: 'IAMUser', arn: `arn:aws:iam::${ACCOUNT}:user/role/${stack.resources.RotateRole}` },
+      { type: 'AWSService', invokedBy: roleArn },
+    ];
+
+    const reports = [];
+    for (const userIdentity of spoofs) {
+      const call = cloudTrailEvent('UpdateAlias', { aliasName: 'alias/app/secure-key', targetKeyId: keyId }, [keyArn], {
+        userIdentity,
+      });
+      reports.push(await watch(call));
+    }
+
+    expect(reports.map((report) => [report.outcome, report.keys])).toEqual(spoofs.map(() => ['no-drift', [keyId]]));
   });
 
   it('deploys rule patterns that route every sample event where it belongs and nothing else', async () => {

@@ -70,8 +70,60 @@ const KeyActivityEvent = z.discriminatedUnion('detail-type', [CloudTrailCall, Se
   error: 'must be "AWS API Call via CloudTrail", "KMS CMK Deletion" or "KMS Imported Key Material Expiration"',
 });
 
-const isKeyRef = (value: string | undefined): value is string =>
-  value !== undefined && (KEY_ID_PATTERN.test(value) || KEY_ARN.test(value));
+/** What a field of a CloudTrail record may hold when the call succeeded (KMS accepted it). */
+type RefKind = 'key' | 'alias';
+
+/** `key`: a key id or key ARN; `alias`: an alias name or alias ARN; undefined: neither. */
+const refKindOf = (value: string): RefKind | undefined => {
+  if (KEY_ID_PATTERN.test(value) || KEY_ARN.test(value)) return 'key';
+  if (ALIAS_NAME.test(value) || ALIAS_ARN.test(value)) return 'alias';
+  return undefined;
+};
+
+const refuse = (field: string, message: string): never => {
+  throw new InvalidInputError(`Not a watched KMS event: ${field} ${message}`);
+};
+
+const KIND_TEXT: Record<RefKind, string> = { key: 'a key id or key ARN', alias: 'an alias name' };
+
+/**
+ * The keys and aliases a successful call names, each checked against what KMS accepts in that
+ * field: KMS accepted the call, so anything else is a forged or corrupted record, refused
+ * rather than skipped (a record whose references cannot be read must never read "no drift").
+ */
+const referencesOf = (
+  fields: ReadonlyArray<readonly [field: string, value: string | undefined, accepts: readonly RefKind[]]>,
+  strict: boolean,
+): Pick<KeyActivity, 'keyRefs' | 'aliasNames' | 'arns'> => {
+  const keyRefs = new Set<string>();
+  const aliasNames = new Set<string>();
+  const arns: KeyActivity['arns'] = [];
+  for (const [field, value, accepts] of fields) {
+    if (value === undefined) continue;
+    const kind = refKindOf(value);
+    if (!kind || !accepts.includes(kind)) {
+      if (strict) refuse(field, `must be ${accepts.map((item) => KIND_TEXT[item]).join(' or ')}`);
+      continue;
+    }
+    if (value.startsWith('arn:')) arns.push({ field, arn: value });
+    if (kind === 'key') keyRefs.add(value);
+    else aliasNames.add(ALIAS_ARN.exec(value)?.[1] ?? value);
+  }
+  if (strict && keyRefs.size === 0 && aliasNames.size === 0) {
+    refuse('detail.requestParameters', 'names no key and no alias: nothing in this record can be checked');
+  }
+  return { keyRefs: [...keyRefs], aliasNames: [...aliasNames], arns };
+};
+
+/** A KMS service event names its key twice, in `detail` and in `resources`: both must be the same key, here. */
+const requireSameKey = (event: { account: string; region: string; resources: string[] }, keyId: string): string => {
+  const arn = event.resources[0];
+  const expected = new RegExp(`^arn:aws[a-z-]*:kms:${event.region}:${event.account}:key/${keyId}$`);
+  if (event.resources.length !== 1 || arn === undefined || !expected.test(arn)) {
+    refuse('resources', "must hold exactly the ARN of detail.key-id, in the event's account and Region");
+  }
+  return arn as string;
+};
 
 /** Parses an untrusted event into a `KeyActivity`, or throws `InvalidInputError` saying what is wrong. */
 export const parseKeyActivityEvent = (event: unknown): KeyActivity => {
@@ -80,22 +132,31 @@ export const parseKeyActivityEvent = (event: unknown): KeyActivity => {
   const data = parsed.data;
   const base = { eventId: data.id, account: data.account, region: data.region };
   if (data['detail-type'] !== 'AWS API Call via CloudTrail') {
+    const keyId = data.detail['key-id'];
+    const arn = requireSameKey(data, keyId);
     return {
       ...base,
       name: data['detail-type'],
       time: new Date(data.time),
-      keyRefs: [data.detail['key-id']],
+      keyRefs: [keyId],
       aliasNames: [],
+      arns: [{ field: 'resources.0', arn }],
     };
   }
   const detail = data.detail;
   const request = detail.requestParameters ?? {};
-  const arns = (detail.resources ?? [])
-    .map((resource) => resource.ARN)
-    .filter((arn): arn is string => arn !== undefined);
-  const keyRefs = [request.keyId, request.targetKeyId, detail.responseElements?.keyId, ...arns].filter(isKeyRef);
-  const aliasNames = [request.aliasName, ...arns.map((arn) => ALIAS_ARN.exec(arn)?.[1])].filter(
-    (name): name is string => name !== undefined && ALIAS_NAME.test(name),
+  const references = referencesOf(
+    [
+      ['detail.requestParameters.keyId', request.keyId, ['key']],
+      ['detail.requestParameters.targetKeyId', request.targetKeyId, ['key']],
+      ['detail.requestParameters.aliasName', request.aliasName, ['alias']],
+      ['detail.responseElements.keyId', detail.responseElements?.keyId, ['key']],
+      ...(detail.resources ?? []).map(
+        (resource, index) => [`detail.resources.${index}.ARN`, resource.ARN, ['key', 'alias']] as const,
+      ),
+    ],
+    // A failed call changed nothing and is only logged: KMS refused what it named, as may we.
+    detail.errorCode === undefined,
   );
   const identity = detail.userIdentity;
   return {
@@ -103,12 +164,12 @@ export const parseKeyActivityEvent = (event: unknown): KeyActivity => {
     callId: detail.eventID,
     name: detail.eventName,
     time: new Date(detail.eventTime),
-    keyRefs: [...new Set(keyRefs)],
-    aliasNames: [...new Set(aliasNames)],
+    ...references,
     actor: {
       type: identity?.type,
-      arn: identity?.arn ?? identity?.invokedBy,
+      arn: identity?.arn,
       roleArn: identity?.sessionContext?.sessionIssuer?.arn,
+      invokedBy: identity?.invokedBy,
       sourceIp: detail.sourceIPAddress,
       userAgent: detail.userAgent,
     },

@@ -3,7 +3,12 @@ import { REMEDIABLE_RULES } from '../../../src/domain/drift-rules';
 import { AwsServiceError, InvalidInputError, PreconditionFailedError } from '../../../src/domain/errors';
 import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
 import type { ValidationState } from '../../../src/domain/ports';
-import { type DriftWatchDeps, type KeyActivity, watchKeyActivity } from '../../../src/domain/watch-key-activity';
+import {
+  type Actor,
+  type DriftWatchDeps,
+  type KeyActivity,
+  watchKeyActivity,
+} from '../../../src/domain/watch-key-activity';
 import { keyDescription } from '../support/key-description';
 
 const ACCOUNT = '111122223333';
@@ -11,6 +16,11 @@ const KEY = '1234abcd-12ab-34cd-56ef-1234567890ab';
 const OTHER = '0000aaaa-1111-4222-8333-444455556666';
 const ALICE = `arn:aws:iam::${ACCOUNT}:user/Alice`;
 const ROTATE_ROLE = `arn:aws:iam::${ACCOUNT}:role/kms-rotation-prod-RotateRole-ABC`;
+const ROTATE_SESSION = `arn:aws:sts::${ACCOUNT}:assumed-role/kms-rotation-prod-RotateRole-ABC/kms-rotation-prod-rotate`;
+/** A role with a path: the session ARN names the role without it. */
+const DRIFT_ROLE = `arn:aws:iam::${ACCOUNT}:role/service/kms-rotation/kms-rotation-prod-DriftRole-XYZ`;
+const DRIFT_SESSION = `arn:aws:sts::${ACCOUNT}:assumed-role/kms-rotation-prod-DriftRole-XYZ/kms-rotation-prod-onKeyActivity`;
+const STRANGER = '999988887777';
 const ROOT_POLICY = JSON.stringify({
   Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${ACCOUNT}:root` }, Action: 'kms:*', Resource: '*' }],
 });
@@ -104,6 +114,7 @@ const activity = (name: string, overrides: Partial<KeyActivity> = {}): KeyActivi
   region: 'us-east-1',
   keyRefs: [KEY],
   aliasNames: [],
+  arns: [],
   actor: { type: 'IAMUser', arn: ALICE, sourceIp: '198.51.100.24' },
   ...overrides,
 });
@@ -146,7 +157,7 @@ describe('Function: watchKeyActivity', () => {
       location: { partition: 'aws', account: ACCOUNT, region: 'us-east-1' },
       mode: 'detect',
       remediateRules: new Set(REMEDIABLE_RULES),
-      serviceRoleArns: [ROTATE_ROLE],
+      serviceRoleArns: [ROTATE_ROLE, DRIFT_ROLE],
       aliasScope: ['alias/app/*'],
     };
   });
@@ -232,20 +243,109 @@ describe('Function: watchKeyActivity', () => {
     expect(kms.changes).toEqual([]);
   });
 
-  it("recognises the service's own changes, by role or by its assumed-role session, and never remediates them", async () => {
+  it("recognises the service's own calls by the exact sessions of its roles, and never remediates them", async () => {
     kms.aliases.set('alias/app/key', OTHER);
-    const byRole = activity('UpdateAlias', { actor: { type: 'AssumedRole', roleArn: ROTATE_ROLE } });
-    const bySession = activity('UpdateAlias', {
-      actor: { arn: `arn:aws:sts::${ACCOUNT}:assumed-role/kms-rotation-prod-RotateRole-ABC/session` },
+    const byRotate = activity('UpdateAlias', {
+      actor: { type: 'AssumedRole', arn: ROTATE_SESSION, roleArn: ROTATE_ROLE },
+    });
+    const byDriftWatch = activity('UpdateAlias', {
+      actor: { type: 'AssumedRole', arn: DRIFT_SESSION, roleArn: DRIFT_ROLE },
     });
 
     const reports = [
-      await watchKeyActivity(byRole, { ...deps, mode: 'remediate' }),
-      await watchKeyActivity(bySession, deps),
+      await watchKeyActivity(byRotate, { ...deps, mode: 'remediate' }),
+      await watchKeyActivity(byDriftWatch, deps),
     ];
 
-    expect(reports.map((report) => report.outcome)).toEqual(['ignored', 'ignored']);
+    expect(reports.map((report) => [report.outcome, report.summary])).toEqual([
+      ['ignored', 'UpdateAlias was made by kms-rotation itself'],
+      ['ignored', 'UpdateAlias was made by kms-rotation itself'],
+    ]);
+    expect(published).toEqual([]);
     expect(kms.changes).toEqual([]);
+  });
+
+  /** Records that carry the text of a service role without being a session of it. */
+  const SPOOFS: [string, Actor][] = [
+    [
+      'a role of the same name in another account',
+      {
+        type: 'AssumedRole',
+        arn: ROTATE_SESSION.replace(ACCOUNT, STRANGER),
+        roleArn: ROTATE_ROLE.replace(ACCOUNT, STRANGER),
+      },
+    ],
+    [
+      'an IAM user whose path imitates the role',
+      { type: 'IAMUser', arn: `arn:aws:iam::${ACCOUNT}:user/role/kms-rotation-prod-RotateRole-ABC` },
+    ],
+    [
+      "an IAM user whose path imitates the role's ARN",
+      { type: 'IAMUser', arn: `arn:aws:iam::${ACCOUNT}:user/:role/kms-rotation-prod-RotateRole-ABC` },
+    ],
+    ["invokedBy set to the role's ARN", { type: 'AWSService', invokedBy: ROTATE_ROLE }],
+    [
+      "the role's ARN as principal, not a session of it",
+      { type: 'AssumedRole', arn: ROTATE_ROLE, roleArn: ROTATE_ROLE },
+    ],
+    [
+      "the role as session issuer of another role's session",
+      {
+        type: 'AssumedRole',
+        arn: `arn:aws:sts::${ACCOUNT}:assumed-role/intruder/kms-rotation-prod-rotate`,
+        roleArn: ROTATE_ROLE,
+      },
+    ],
+    ["the role's session under another principal type", { type: 'IAMUser', arn: ROTATE_SESSION, roleArn: ROTATE_ROLE }],
+    [
+      "the role's session in another partition",
+      { type: 'AssumedRole', arn: ROTATE_SESSION.replace('arn:aws:', 'arn:aws-cn:'), roleArn: ROTATE_ROLE },
+    ],
+    [
+      "the role's session in another account",
+      { type: 'AssumedRole', arn: ROTATE_SESSION.replace(ACCOUNT, STRANGER), roleArn: ROTATE_ROLE },
+    ],
+    [
+      'a session ARN with more than a session name after the role',
+      { type: 'AssumedRole', arn: `${ROTATE_SESSION}/extra`, roleArn: ROTATE_ROLE },
+    ],
+    [
+      'a federated user named like the role',
+      { type: 'FederatedUser', arn: `arn:aws:sts::${ACCOUNT}:federated-user/kms-rotation-prod-RotateRole-ABC` },
+    ],
+  ];
+
+  it.each(SPOOFS)(
+    'does not take %s for kms-rotation itself: the change is checked and notified',
+    async (_name, actor) => {
+      kms.aliases.set('alias/app/key', OTHER);
+
+      const report = await watchKeyActivity(activity('UpdateAlias', { aliasNames: ['alias/app/key'], actor }), deps);
+
+      expect(report.outcome).toBe('drift');
+      expect(published.map((notification) => notification.type)).toEqual(['DriftDetected']);
+    },
+  );
+
+  it('refuses, before any AWS call, an ARN of another account, Region or partition, naming its field', async () => {
+    const foreign = [
+      `arn:aws:kms:us-east-1:${STRANGER}:key/${KEY}`,
+      `arn:aws:kms:eu-west-1:${ACCOUNT}:key/${KEY}`,
+      `arn:aws-cn:kms:us-east-1:${ACCOUNT}:alias/app/key`,
+    ];
+    for (const arn of foreign) {
+      kms.failNext = new Error('no AWS call expected');
+      const refused = activity('DisableKey', { arns: [{ field: 'detail.resources.1.ARN', arn }] });
+
+      const error = await watchKeyActivity(refused, deps).catch((caught: unknown) => caught);
+
+      expect(error).toBeInstanceOf(InvalidInputError);
+      expect((error as Error).message).toBe(
+        `detail.resources.1.ARN must be in this function's partition, account and Region (aws, ${ACCOUNT}, us-east-1): ${arn}`,
+      );
+      expect(kms.failNext).toBeDefined();
+    }
+    expect(published).toEqual([]);
   });
 
   it('in detect mode only notifies', async () => {
@@ -372,17 +472,42 @@ describe('Function: watchKeyActivity', () => {
     ]);
   });
 
-  it('ignores the deletion of a key it never looked after, and keys that are not managed', async () => {
+  it('never reads clean when nothing managed was examined: it says what it found instead', async () => {
     kms.keys.delete(KEY);
 
     const deleted = await watchKeyActivity(activity('KMS CMK Deletion'), deps);
     const unmanaged = await watchKeyActivity(activity('DisableKey', { keyRefs: [OTHER] }), deps);
+    const nowhere = await watchKeyActivity(
+      activity('DeleteAlias', { keyRefs: [], aliasNames: ['alias/app/unknown'] }),
+      deps,
+    );
 
-    expect([deleted.outcome, unmanaged.outcome]).toEqual(['no-drift', 'no-drift']);
+    expect([deleted, unmanaged, nowhere].map((report) => [report.outcome, report.summary])).toEqual([
+      [
+        'ignored',
+        `KMS CMK Deletion concerns nothing kms-rotation manages; nothing checked (${KEY}: deleted, and kms-rotation kept no record of it (DescribeKey: not found))`,
+      ],
+      [
+        'ignored',
+        `DisableKey concerns nothing kms-rotation manages; nothing checked (${OTHER}: not managed by kms-rotation (no kms-rotation:managed tag))`,
+      ],
+      [
+        'ignored',
+        'DeleteAlias concerns nothing kms-rotation manages; nothing checked (alias/app/unknown: points at no key, and no managed key declares it)',
+      ],
+    ]);
     expect(published).toEqual([]);
     expect(states.size).toBe(0);
   });
 
+  it('fails loudly when a call record names a key that does not exist here', async () => {
+    kms.keys.delete(KEY);
+
+    const error = await watchKeyActivity(activity('DisableKeyRotation'), deps).catch((caught: unknown) => caught);
+
+    expect(error).toMatchObject({ name: 'PreconditionFailedError', reason: 'key-not-found', retryable: false });
+    expect(published).toEqual([]);
+  });
   it('refuses events of another account or Region', async () => {
     await expect(watchKeyActivity(activity('DisableKey', { account: '999988887777' }), deps)).rejects.toBeInstanceOf(
       InvalidInputError,
