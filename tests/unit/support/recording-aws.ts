@@ -14,7 +14,8 @@ export interface RecordedRequest {
  * How the endpoint answers:
  * - `fail`: every request HTTP 500 (a refused input must not get this far: any request is a finding);
  * - `unknown-key`: like AWS for a key and a parameter that do not exist (KMS NotFoundException,
- *   SSM ParameterNotFound, no aliases, no tagged keys; SNS Publish and SSM PutParameter succeed),
+ *   SSM ParameterNotFound, no aliases, no tagged keys, no parameters under a path; SNS Publish
+ *   and SSM PutParameter succeed),
  *   anything else HTTP 500.
  */
 export type AwsAnswers = 'fail' | 'unknown-key';
@@ -65,6 +66,7 @@ const answerUnknownKey = (operation: string, body: string): Answer => {
     return json(400, { __type: 'NotFoundException', message: `Key '${keyId}' does not exist` });
   }
   if (operation === 'AmazonSSM.GetParameter') return json(400, { __type: 'ParameterNotFound' });
+  if (operation === 'AmazonSSM.GetParametersByPath') return json(200, { Parameters: [] });
   if (operation === 'AmazonSSM.PutParameter') return json(200, { Version: 1, Tier: 'Standard' });
   if (operation === 'ResourceGroupsTaggingAPI_20170126.GetResources') return json(200, { ResourceTagMappingList: [] });
   if (operation === 'Publish') return SNS_PUBLISHED;
