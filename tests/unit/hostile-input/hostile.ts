@@ -214,8 +214,15 @@ export const hostileVariants = (valid: string): fc.Arbitrary<Labelled> =>
     ),
   );
 
-/** Names for fields nobody declared: prototype keys, typos, look-alikes, control characters, 1 MiB. */
-export const EXTRA_KEYS: fc.Arbitrary<string> = fc.oneof(
+/** Every field name the strict payloads declare: a generated name must not be one of them. */
+const DECLARED = new Set(
+  'key strategy dryRun reason action force remediate keyIds scheduled checkpoint auditId startedAt marker slice totals keysAudited byClass findingsByRule bySeverity nonCompliantKeys nonCompliantByRule remediated declaredSeen'.split(
+    ' ',
+  ),
+);
+
+/** Names for fields nobody declared: prototype keys, typos, look-alikes, control characters. */
+export const SHORT_EXTRA_KEYS: fc.Arbitrary<string> = fc.oneof(
   fc.constantFrom(
     '__proto__',
     'constructor',
@@ -230,11 +237,14 @@ export const EXTRA_KEYS: fc.Arbitrary<string> = fc.oneof(
     '\u202ekey',
     '',
     '\u0000',
-    'x'.repeat(MIB),
-    `__proto__${'p'.repeat(MIB)}`,
-    'constructor\n'.repeat(MIB / 12),
   ),
-  fc.string({ minLength: 1, maxLength: 80 }),
+  fc.string({ minLength: 1, maxLength: 64 }).filter((key) => !DECLARED.has(key)),
+);
+
+/** Names past 64 characters, up to 1 MiB: a refusal lists at most 64 characters of each (contract item 1). */
+export const LONG_EXTRA_KEYS: fc.Arbitrary<string> = fc.oneof(
+  fc.constantFrom('x'.repeat(MIB), `__proto__${'p'.repeat(MIB)}`, 'constructor\n'.repeat(MIB / 12)),
+  fc.string({ minLength: 65, maxLength: 300 }),
 );
 
 const EXTRA_VALUES = fc.constantFrom<unknown>(true, 1, 'x', {}, null, [], DEEP_OBJECT, HUGE_STRING);
@@ -301,9 +311,9 @@ export const fieldMutations = (fields: readonly Field[]): fc.Arbitrary<Mutation>
   fc.constantFrom(...fields).chain(mutationsOf);
 
 /** An undeclared key added to a strict object at `path`. */
-export const extraKeyMutations = (paths: readonly Path[]): fc.Arbitrary<Mutation> =>
+export const extraKeyMutations = (paths: readonly Path[], keys = SHORT_EXTRA_KEYS): fc.Arbitrary<Mutation> =>
   fc
-    .tuple(fc.constantFrom(...paths), EXTRA_KEYS, EXTRA_VALUES)
+    .tuple(fc.constantFrom(...paths), keys, EXTRA_VALUES)
     .map(([path, key, value]) =>
       mutation(path, `extra key ${short(key, 40)}`, { addKey: key, value }, ['Unrecognized key']),
     );

@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, it, vi } from 'vitest';
 import {
   ACCOUNT,
   contextOf,
@@ -312,6 +312,7 @@ describe('onKeyActivity: generated hostile input', () => {
   });
 
   afterAll(async () => {
+    vi.unstubAllEnvs();
     await aws.close();
   });
 

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, it, vi } from 'vitest';
 import { ACCOUNT, contextOf, type Handler, invoke, loadHandler, REGION } from '../support/handler-loader';
 import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
 import {
@@ -100,6 +100,7 @@ describe('onRotation: generated hostile input', () => {
   });
 
   afterAll(async () => {
+    vi.unstubAllEnvs();
     await aws.close();
   });
 

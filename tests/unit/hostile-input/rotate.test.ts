@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, it, vi } from 'vitest';
 import { ACCOUNT, contextOf, type Handler, invoke, loadHandler, REGION } from '../support/handler-loader';
 import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
 import {
@@ -9,8 +9,10 @@ import {
   extraKeyMutations,
   type Field,
   fieldMutations,
+  LONG_EXTRA_KEYS,
   mutation,
   refusalProblems,
+  SHORT_EXTRA_KEYS,
   sample,
   short,
   TIMEOUT_MS,
@@ -79,6 +81,7 @@ describe('rotate: generated hostile input', () => {
   });
 
   afterAll(async () => {
+    vi.unstubAllEnvs();
     await aws.close();
   });
 
@@ -91,11 +94,14 @@ describe('rotate: generated hostile input', () => {
     TIMEOUT_MS,
   );
 
-  it(
-    'refuses every unknown field, listing at most 64 characters of its name, asking AWS nothing',
-    async () => {
+  it.each([
+    ['a name of at most 64 characters, named whole', SHORT_EXTRA_KEYS],
+    ['a name of 65 characters to 1 MiB, of which at most 64 are listed', LONG_EXTRA_KEYS],
+  ])(
+    'refuses an unknown field with %s, asking AWS nothing',
+    async (_name, keys) => {
       aws.answers = 'fail';
-      await assertProperty(refused(extraKeyMutations([[]])), 100);
+      await assertProperty(refused(extraKeyMutations([[]], keys)), 100);
     },
     TIMEOUT_MS,
   );
