@@ -1,0 +1,174 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, it, vi } from 'vitest';
+import { contextOf, type Handler, invoke, loadHandler } from '../support/handler-loader';
+import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
+import {
+  applyMutation,
+  assertProperty,
+  expectNoProblems,
+  extraKeyMutations,
+  type Field,
+  fieldMutations,
+  LONG_EXTRA_KEYS,
+  type Mutation,
+  mutation,
+  refusalProblems,
+  SHORT_EXTRA_KEYS,
+  short,
+  TIMEOUT_MS,
+  wrongPayloads,
+} from './hostile';
+
+const KEY_ID = '1234abcd-12ab-34cd-56ef-1234567890ab';
+const MRK = 'mrk-1234abcd12ab34cd56ef1234567890ab';
+const STARTED_AT = '2026-11-21T00:00:00.000Z';
+
+/** Every field of the payload at once: a manual run resumed from a checkpoint (each field is optional). */
+const FULL = {
+  remediate: true,
+  keyIds: [KEY_ID, MRK, '0987dcba-09fe-87dc-65ba-ab0987654321', 'mrk-0000000000000000000000000000000a'],
+  scheduled: true,
+  checkpoint: {
+    auditId: 'audit-2026-11-21',
+    startedAt: STARTED_AT,
+    marker: 'eyJtYXJrZXIiOiIxMjM0In0=',
+    slice: 2,
+    totals: {
+      keysAudited: 10,
+      byClass: { customer: 9, 'aws-managed': 1 },
+      findingsByRule: { 'rotation-disabled': 1 },
+      bySeverity: { HIGH: 1 },
+      nonCompliantKeys: 1,
+      nonCompliantByRule: { 'rotation-disabled': 1 },
+      remediated: 0,
+      declaredSeen: [KEY_ID, MRK],
+    },
+  },
+};
+const SAMPLES: Record<string, object> = {
+  full: FULL,
+  'by hand': { remediate: false, keyIds: [KEY_ID] },
+  scheduled: { scheduled: true },
+  empty: {},
+};
+
+const totals = (name: string) => ['checkpoint', 'totals', name];
+const FIELDS: Field[] = [
+  { path: ['remediate'], kind: 'boolean' },
+  { path: ['keyIds'], kind: 'array' },
+  { path: ['keyIds', 0], kind: 'pattern', valid: KEY_ID },
+  { path: ['keyIds', 3], kind: 'pattern', valid: MRK },
+  { path: ['scheduled'], kind: 'true' },
+  { path: ['checkpoint'], kind: 'object' },
+  { path: ['checkpoint', 'auditId'], kind: 'string', required: true, max: 64 },
+  { path: ['checkpoint', 'startedAt'], kind: 'pattern', required: true, valid: STARTED_AT },
+  { path: ['checkpoint', 'marker'], kind: 'string', required: true, max: 1024 },
+  { path: ['checkpoint', 'slice'], kind: 'int', required: true },
+  { path: ['checkpoint', 'totals'], kind: 'object', required: true },
+  { path: totals('keysAudited'), kind: 'int', required: true },
+  { path: totals('byClass'), kind: 'object', required: true },
+  { path: [...totals('byClass'), 'customer'], kind: 'int' },
+  { path: totals('nonCompliantKeys'), kind: 'int', required: true },
+  { path: totals('remediated'), kind: 'int', required: true },
+  { path: totals('declaredSeen'), kind: 'array', required: true },
+  { path: [...totals('declaredSeen'), 1], kind: 'pattern', valid: MRK },
+];
+
+const OUT_OF_BOUNDS = fc.constantFrom(
+  mutation(['keyIds'], 'no key ids', { set: [] }),
+  mutation(['keyIds'], '1001 key ids', { set: Array.from({ length: 1001 }, () => KEY_ID) }),
+  mutation(['checkpoint', 'slice'], 'slice 0', { set: 0 }),
+  mutation(['checkpoint', 'slice'], 'slice 10001', { set: 10_001 }),
+  mutation(['checkpoint', 'slice'], 'slice 2.5', { set: 2.5 }),
+  mutation(totals('keysAudited'), 'negative count', { set: -1 }),
+  mutation(['checkpoint', 'auditId'], 'empty auditId', { set: '' }),
+  mutation(['scheduled'], 'scheduled false', { set: false }),
+  mutation([...totals('byClass'), 'x'.repeat(65)], 'class name of 65 characters', { set: 1 }, [
+    'checkpoint.totals.byClass',
+  ]),
+);
+
+describe('audit: generated hostile input', () => {
+  let aws: RecordingAws;
+  let handler: Handler;
+  const context = contextOf('audit');
+  const refused = (mutations: fc.Arbitrary<Mutation>) =>
+    fc.asyncProperty(
+      fc.tuple(fc.constantFrom('full', 'by hand', 'scheduled', 'empty'), mutations),
+      async ([base, change]) => {
+        // A change inside keyIds or the checkpoint is made where they are, so that it is the only change.
+        const inside = change.path.length > 1 || change.path[0] === 'checkpoint';
+        const payload = applyMutation(SAMPLES[inside ? 'full' : base], change);
+        expectNoProblems(refusalProblems(await invoke(handler, payload, context, aws), change));
+      },
+    );
+
+  beforeAll(async () => {
+    aws = await startRecordingAws();
+    handler = await loadHandler('audit', aws);
+  });
+
+  afterAll(async () => {
+    vi.unstubAllEnvs();
+    await aws.close();
+  });
+
+  it(
+    'refuses every structurally invalid payload with a bounded InvalidInputError naming the field, asking AWS nothing',
+    async () => {
+      aws.answers = 'fail';
+      await assertProperty(
+        refused(
+          fc.oneof(
+            fieldMutations(FIELDS),
+            OUT_OF_BOUNDS,
+            wrongPayloads((value) => value === null),
+          ),
+        ),
+      );
+    },
+    TIMEOUT_MS,
+  );
+
+  it.each([
+    ['a name of at most 64 characters, named whole', SHORT_EXTRA_KEYS],
+    ['a name of 65 characters to 1 MiB, of which at most 64 are listed', LONG_EXTRA_KEYS],
+  ])(
+    'refuses an unknown field with %s, asking AWS nothing',
+    async (_name, keys) => {
+      aws.answers = 'fail';
+      await assertProperty(refused(extraKeyMutations([[], ['checkpoint'], ['checkpoint', 'totals']], keys)), 100);
+    },
+    TIMEOUT_MS,
+  );
+
+  it(
+    'reports the key ids asked for that do not exist as keysNotFound, never as a clean audit',
+    async () => {
+      aws.answers = 'unknown-key';
+      const keyIds = fc.uniqueArray(fc.oneof(fc.uuid({ version: 4 }), fc.stringMatching(/^mrk-[0-9a-f]{32}$/)), {
+        minLength: 1,
+        maxLength: 5,
+      });
+      await assertProperty(
+        fc.asyncProperty(keyIds, async (ids) => {
+          const invocation = await invoke(handler, { keyIds: ids }, context, aws);
+          if (invocation.failed) {
+            const { message } = invocation.error as Error;
+            if (!/DescribeKey/.test(message)) throw new Error(`rejected without naming DescribeKey: ${short(message)}`);
+            return;
+          }
+          const report = invocation.result as { keysNotFound?: string[] };
+          const missing = ids.filter((id) => !report.keysNotFound?.includes(id));
+          if (missing.length > 0) {
+            throw new Error(
+              `keysNotFound lacks ${missing.join(', ')}: ${short(JSON.stringify(invocation.result), 600)}`,
+            );
+          }
+        }),
+        30,
+      );
+    },
+    TIMEOUT_MS,
+  );
+});

@@ -1,0 +1,137 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, it, vi } from 'vitest';
+import { ACCOUNT, contextOf, type Handler, invoke, loadHandler, REGION } from '../support/handler-loader';
+import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
+import {
+  applyMutation,
+  assertProperty,
+  expectNoProblems,
+  extraKeyMutations,
+  type Field,
+  fieldMutations,
+  LONG_EXTRA_KEYS,
+  mutation,
+  refusalProblems,
+  SHORT_EXTRA_KEYS,
+  sample,
+  short,
+  TIMEOUT_MS,
+  wrongPayloads,
+} from './hostile';
+
+const SAMPLES = ['rotate-alias-swap.json', 'rotate-dry-run.json', 'rotate-on-demand.json', 'rotate-rollback.json'].map(
+  sample,
+);
+const KEY_ID = '1234abcd-12ab-34cd-56ef-1234567890ab';
+const OTHER_ACCOUNT = '210987654321';
+const arn = (resource: string, { partition = 'aws', region = REGION, account = ACCOUNT } = {}) =>
+  `arn:${partition}:kms:${region}:${account}:${resource}`;
+
+const FIELDS: Field[] = [
+  { path: ['key'], kind: 'pattern', required: true, valid: 'alias/app/secure-key' },
+  { path: ['key'], kind: 'pattern', required: true, valid: KEY_ID },
+  { path: ['key'], kind: 'pattern', required: true, valid: 'mrk-1234abcd12ab34cd56ef1234567890ab' },
+  { path: ['key'], kind: 'pattern', required: true, valid: arn(`key/${KEY_ID}`) },
+  { path: ['key'], kind: 'pattern', required: true, valid: arn('alias/app/secure-key') },
+  { path: ['strategy'], kind: 'enum', valid: 'alias-swap' },
+  { path: ['dryRun'], kind: 'boolean' },
+  { path: ['reason'], kind: 'string', max: 256 },
+  { path: ['action'], kind: 'enum', valid: 'rollback' },
+  { path: ['force'], kind: 'boolean' },
+];
+
+/** Contract item 3: AWS managed aliases are never the service's to rotate. */
+const AWS_MANAGED = fc
+  .constantFrom('alias/aws/ebs', 'alias/aws/s3', 'alias/aws/', arn('alias/aws/lambda'), arn('alias/aws/rds'))
+  .map((key) => mutation(['key'], key, { set: key }));
+
+/** Contract item 3: a key or alias ARN of another account, Region or partition than the function's. */
+const FOREIGN = fc
+  .constantFrom(
+    arn(`key/${KEY_ID}`, { account: OTHER_ACCOUNT }),
+    arn(`key/${KEY_ID}`, { region: 'eu-west-1' }),
+    arn(`key/${KEY_ID}`, { partition: 'aws-cn' }),
+    arn(`key/${KEY_ID}`, { partition: 'aws-us-gov', region: 'us-gov-west-1' }),
+    arn('alias/app/secure-key', { account: OTHER_ACCOUNT }),
+    arn('alias/app/secure-key', { region: 'ap-southeast-2' }),
+    arn('alias/app/secure-key', { partition: 'aws-iso-b' }),
+  )
+  .map((key) => mutation(['key'], key, { set: key }));
+
+const UNKNOWN_KEYS = fc.oneof(
+  fc.uuid({ version: 4 }),
+  fc.uuid({ version: 4 }).map((keyId) => arn(`key/${keyId}`)),
+  fc.stringMatching(/^[a-z0-9_-]{1,40}$/).map((name) => `alias/app/${name}`),
+  fc.stringMatching(/^[a-z0-9_-]{1,40}$/).map((name) => arn(`alias/app/${name}`)),
+);
+
+describe('rotate: generated hostile input', () => {
+  let aws: RecordingAws;
+  let handler: Handler;
+  const context = contextOf('rotate');
+  const refused = (mutations: fc.Arbitrary<ReturnType<typeof mutation>>) =>
+    fc.asyncProperty(fc.tuple(fc.constantFrom(...SAMPLES.keys()), mutations), async ([base, change]) => {
+      const event = applyMutation(SAMPLES[base], change);
+      expectNoProblems(refusalProblems(await invoke(handler, event, context, aws), change));
+    });
+
+  beforeAll(async () => {
+    aws = await startRecordingAws();
+    handler = await loadHandler('rotate', aws);
+  });
+
+  afterAll(async () => {
+    vi.unstubAllEnvs();
+    await aws.close();
+  });
+
+  it(
+    'refuses every structurally invalid request with a bounded InvalidInputError naming the field, asking AWS nothing',
+    async () => {
+      aws.answers = 'fail';
+      await assertProperty(refused(fc.oneof(fieldMutations(FIELDS), wrongPayloads())));
+    },
+    TIMEOUT_MS,
+  );
+
+  it.each([
+    ['a name of at most 64 characters, named whole', SHORT_EXTRA_KEYS],
+    ['a name of 65 characters to 1 MiB, of which at most 64 are listed', LONG_EXTRA_KEYS],
+  ])(
+    'refuses an unknown field with %s, asking AWS nothing',
+    async (_name, keys) => {
+      aws.answers = 'fail';
+      await assertProperty(refused(extraKeyMutations([[]], keys)), 100);
+    },
+    TIMEOUT_MS,
+  );
+
+  it.each([
+    ['an AWS managed alias', AWS_MANAGED],
+    ['a key or alias ARN of another account, Region or partition', FOREIGN],
+  ])(
+    'refuses a key that is %s with InvalidInputError naming key, asking AWS nothing',
+    async (_name, mutations) => {
+      aws.answers = 'fail';
+      await assertProperty(refused(mutations), 50);
+    },
+    TIMEOUT_MS,
+  );
+
+  it(
+    'fails loudly naming DescribeKey, never as success, when a valid request names a key or alias in scope that does not exist',
+    async () => {
+      aws.answers = 'unknown-key';
+      await assertProperty(
+        fc.asyncProperty(fc.tuple(fc.constantFrom(...SAMPLES.keys()), UNKNOWN_KEYS), async ([base, key]) => {
+          const invocation = await invoke(handler, { ...SAMPLES[base], key }, context, aws);
+          const message = String((invocation.error as Error | undefined)?.message ?? '');
+          if (!invocation.failed) throw new Error(`resolved with ${short(JSON.stringify(invocation.result))}`);
+          if (!message.includes('DescribeKey')) throw new Error(`message does not name DescribeKey: ${short(message)}`);
+        }),
+        50,
+      );
+    },
+    TIMEOUT_MS,
+  );
+});
