@@ -117,11 +117,11 @@ const referencesOf = (
 
 /** A KMS service event names its key twice, in `detail` and in `resources`: both must be the same key, here. */
 const requireSameKey = (event: { account: string; region: string; resources: string[] }, keyId: string): string => {
-  const arn = event.resources[0];
-  const expected = new RegExp(`^arn:aws[a-z-]*:kms:${event.region}:${event.account}:key/${keyId}$`);
-  if (event.resources.length !== 1 || arn === undefined || !expected.test(arn)) {
-    refuse('resources', "must hold exactly the ARN of detail.key-id, in the event's account and Region");
-  }
+  const expected = `the ARN of detail.key-id in the event's account and Region (${event.account}, ${event.region})`;
+  const [arn] = event.resources;
+  if (event.resources.length !== 1 || arn === undefined) refuse('resources', `must hold exactly one ARN: ${expected}`);
+  const pattern = new RegExp(`^arn:aws[a-z-]*:kms:${event.region}:${event.account}:key/${keyId}$`);
+  if (!pattern.test(arn as string)) refuse('resources.0', `must be ${expected}`);
   return arn as string;
 };
 

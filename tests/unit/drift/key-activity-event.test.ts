@@ -150,7 +150,9 @@ describe('Function: parseKeyActivityEvent', () => {
 
       expect(() => parseKeyActivityEvent(event)).toThrow(InvalidInputError);
       expect(() => parseKeyActivityEvent(event)).toThrow(
-        "resources must hold exactly the ARN of detail.key-id, in the event's account and Region",
+        resources.length === 1
+          ? "resources.0 must be the ARN of detail.key-id in the event's account and Region (123456789012, us-east-1)"
+          : "resources must hold exactly one ARN: the ARN of detail.key-id in the event's account and Region (123456789012, us-east-1)",
       );
     }
   });

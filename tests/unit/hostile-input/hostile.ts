@@ -41,6 +41,17 @@ export const short = (text: string, max = 300): string => {
   return text.length > max ? `${escaped}…(${text.length} chars)` : escaped;
 };
 
+/**
+ * A valid input naming a key that does not exist must fail, naming the AWS read that found
+ * nothing. The first reads run in parallel, so whichever of them answers first is named.
+ */
+const NOT_FOUND_BY = /\b(?:DescribeKey|ListResourceTags|ListAliases) on \S+ failed: NotFoundException/;
+export const failsNamingTheRead = (invocation: { failed: boolean; error?: unknown; result?: unknown }): void => {
+  const message = String((invocation.error as Error | undefined)?.message ?? '');
+  if (!invocation.failed) throw new Error(`resolved with ${short(JSON.stringify(invocation.result))}`);
+  if (!NOT_FOUND_BY.test(message)) throw new Error(`message names no AWS read that found nothing: ${short(message)}`);
+};
+
 /** A sample event or payload from `events/`. */
 export const sample = (file: string): Record<string, unknown> => JSON.parse(readFileSync(join('events', file), 'utf8'));
 
