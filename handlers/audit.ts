@@ -18,21 +18,22 @@ import { loadConfig } from '../src/config';
 import { type AuditReport, auditFleet } from '../src/domain/audit-fleet';
 
 const config = loadConfig(process.env);
-const sdk = clientOptions(config.clientTimeoutMs);
+// One request handler per client, as the SDK would create from plain options.
+const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
 // Paced to the documented quotas; adaptive retry absorbs throttling caused by other callers.
-const kmsClient = new KMSClient({ ...sdk, retryMode: 'adaptive', maxAttempts: 8 });
+const kmsClient = new KMSClient({ ...sdk(), retryMode: 'adaptive', maxAttempts: 8 });
 paceKmsCalls(kmsClient, quotasFrom(config.audit.rateLimits, config.audit.quotaShare));
 const kms = new KmsKeyGateway(kmsClient);
 const deps = {
   fleet: kms,
   keys: kms,
   admin: kms,
-  registry: new SsmValidationStateStore(new SSMClient(sdk), config.stateParameterPrefix, log),
-  continuation: new LambdaContinuation(new LambdaClient(sdk), process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'audit'),
-  notifier: new SnsNotifier(new SNSClient(sdk), config.topicArn),
+  registry: new SsmValidationStateStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
+  continuation: new LambdaContinuation(new LambdaClient(sdk()), process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'audit'),
+  notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
   clock: systemClock,
   ids: uuidGenerator,
   log,

@@ -17,11 +17,12 @@ import { loadConfig } from '../src/config';
 import { type DriftReport, watchKeyActivity } from '../src/domain/watch-key-activity';
 
 const config = loadConfig(process.env);
-const sdk = clientOptions(config.clientTimeoutMs);
+// One request handler per client, as the SDK would create from plain options.
+const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
-const kms = new KmsKeyGateway(new KMSClient(sdk));
+const kms = new KmsKeyGateway(new KMSClient(sdk()));
 const deps = {
   keys: kms,
   admin: kms,
@@ -29,9 +30,9 @@ const deps = {
   prover: kms,
   publicKeys: localPublicKeyEncryptor,
   random: secureRandom,
-  directory: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk)),
-  state: new SsmValidationStateStore(new SSMClient(sdk), config.stateParameterPrefix, log),
-  notifier: new SnsNotifier(new SNSClient(sdk), config.topicArn),
+  directory: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk())),
+  state: new SsmValidationStateStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
+  notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
   clock: systemClock,
   log,
   mode: config.driftMode,

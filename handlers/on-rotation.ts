@@ -15,16 +15,17 @@ import { loadConfig } from '../src/config';
 import { failureOf, type RotationValidationReport, validateRotation } from '../src/domain/validate-rotation';
 
 const config = loadConfig(process.env);
-const sdk = clientOptions(config.clientTimeoutMs);
+// One request handler per client, as the SDK would create from plain options.
+const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
-const keys = new KmsKeyGateway(new KMSClient(sdk));
+const keys = new KmsKeyGateway(new KMSClient(sdk()));
 const deps = {
   keys,
   crypto: keys,
-  state: new SsmValidationStateStore(new SSMClient(sdk), config.stateParameterPrefix, log),
-  notifier: new SnsNotifier(new SNSClient(sdk), config.topicArn),
+  state: new SsmValidationStateStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
+  notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
   clock: systemClock,
   random: secureRandom,
   digest: sha256,

@@ -26,20 +26,21 @@ import { loadConfig, required } from '../src/config';
 import { type RotateReport, RotationFailedError, rotateKey } from '../src/domain/rotate-key';
 
 const config = loadConfig(process.env);
-const sdk = clientOptions(config.clientTimeoutMs);
+// One request handler per client, as the SDK would create from plain options.
+const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
-const kms = new KmsKeyGateway(new KMSClient(sdk), new KMSClient({ ...sdk, maxAttempts: 1 }));
+const kms = new KmsKeyGateway(new KMSClient(sdk()), new KMSClient({ ...sdk(), maxAttempts: 1 }));
 const deps = {
   keys: kms,
   crypto: kms,
   admin: kms,
-  finder: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk)),
+  finder: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk())),
   prover: kms,
   publicKeys: localPublicKeyEncryptor,
-  state: new SsmValidationStateStore(new SSMClient(sdk), config.stateParameterPrefix, log),
-  notifier: new SnsNotifier(new SNSClient(sdk), config.topicArn),
+  state: new SsmValidationStateStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
+  notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
   clock: systemClock,
   random: secureRandom,
   digest: sha256,

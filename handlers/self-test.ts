@@ -26,15 +26,16 @@ import { runSelfTest, type SelfTestReport } from '../src/domain/self-test';
 
 const config = loadConfig(process.env);
 const roleArn = required(config.selfTestRoleArn, 'SELF_TEST_ROLE_ARN');
-const sdk = clientOptions(config.clientTimeoutMs);
+// One request handler per client, as the SDK would create from plain options.
+const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 // No metrics of its own: the self-test's rotations and drift must not count as the service's.
 const metrics = new Metrics();
 const log = logTo(logger);
-const kmsClient = new KMSClient(sdk);
-const noRetryKms = new KMSClient({ ...sdk, maxAttempts: 1 });
+const kmsClient = new KMSClient(sdk());
+const noRetryKms = new KMSClient({ ...sdk(), maxAttempts: 1 });
 const kms = new KmsKeyGateway(kmsClient, noRetryKms);
-const directory = new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk));
+const directory = new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk()));
 const deps = {
   keys: kms,
   crypto: kms,
@@ -44,7 +45,7 @@ const deps = {
   directory,
   throwaway: new KmsThrowawayKeys(kmsClient, noRetryKms),
   publicKeys: localPublicKeyEncryptor,
-  notifier: new SnsNotifier(new SNSClient(sdk), config.topicArn),
+  notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
   parseActivity: parseKeyActivityEvent,
   clock: systemClock,
   random: secureRandom,

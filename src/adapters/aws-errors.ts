@@ -46,6 +46,14 @@ export const translateAwsError = (operation: string, subject: string, error: unk
   const options = { cause: error };
 
   switch (name) {
+    // The service aborts calls only when their invocation ends (see `observedHandler`).
+    case 'AbortError':
+      return new AwsServiceError(
+        operation,
+        false,
+        `${operation} on ${subject} was cancelled because the invocation that made it ended`,
+        options,
+      );
     case 'NotFoundException':
       return new PreconditionFailedError(
         'key-not-found',

@@ -1,4 +1,6 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { KMSClient } from '@aws-sdk/client-kms';
+import { invocationSignal } from './invocation';
 
 /**
  * KMS request quotas per API, requests per second per account and Region
@@ -30,7 +32,8 @@ export const KMS_DEFAULT_QUOTAS: Readonly<Record<string, number>> = {
 
 /**
  * A token bucket: `rate` tokens a second, holding at most a tenth of a second's worth, so
- * that no one-second window (how KMS counts) ever sees much more than `rate` calls.
+ * that no one-second window (how KMS counts) ever sees much more than `rate` calls. A wait
+ * for a token ends, with an `AbortError`, as soon as the caller's signal aborts.
  */
 export class TokenBucket {
   private tokens: number;
@@ -39,7 +42,8 @@ export class TokenBucket {
   constructor(
     private readonly rate: number,
     private readonly now: () => number = () => performance.now(),
-    private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    private readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void> = (ms, signal) =>
+      delay(ms, undefined, { signal }),
   ) {
     this.tokens = this.capacity();
     this.last = now();
@@ -49,7 +53,7 @@ export class TokenBucket {
     return Math.max(1, this.rate / 10);
   }
 
-  async take(): Promise<void> {
+  async take(signal?: AbortSignal): Promise<void> {
     for (;;) {
       const now = this.now();
       this.tokens = Math.min(this.capacity(), this.tokens + ((now - this.last) / 1000) * this.rate);
@@ -58,7 +62,7 @@ export class TokenBucket {
         this.tokens -= 1;
         return;
       }
-      await this.sleep(Math.ceil(((1 - this.tokens) / this.rate) * 1000));
+      await this.sleep(Math.ceil(((1 - this.tokens) / this.rate) * 1000), signal);
     }
   }
 }
@@ -78,12 +82,13 @@ export const quotasFrom = (overrides: string, share: number): Record<string, num
 /**
  * Paces every KMS call of `client` to its API's rate, before the SDK sends it; the SDK's
  * adaptive retry absorbs the throttling that other callers of the account may still cause.
+ * A call still waiting for its token when its invocation ends is cancelled there.
  */
 export const paceKmsCalls = (client: KMSClient, ratesPerSecond: Readonly<Record<string, number>>): void => {
   const buckets = new Map(Object.entries(ratesPerSecond).map(([api, rate]) => [api, new TokenBucket(rate)]));
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      await buckets.get(String(context.commandName ?? '').replace(/Command$/, ''))?.take();
+      await buckets.get(String(context.commandName ?? '').replace(/Command$/, ''))?.take(invocationSignal());
       return next(args);
     },
     { step: 'initialize', name: 'kmsRotationPacing' },

@@ -17,6 +17,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { describe, expect, it } from 'vitest';
 import { callAws, translateAwsError } from '../../../src/adapters/aws-errors';
+import { invocationEnded } from '../../../src/adapters/invocation';
 import {
   AwsServiceError,
   InvalidInputError,
@@ -138,6 +139,38 @@ describe('Function: translateAwsError', () => {
       expect(error).toMatchObject({ operation: 'CreateAlias', retryable: false });
       expect(error.message).not.toContain('IAM role');
     });
+  });
+
+  describe('when the invocation that made the call ended', () => {
+    it.each([
+      [
+        'the HTTP handler (an aborted request)',
+        Object.assign(new Error('Request aborted'), { name: 'AbortError', cause: invocationEnded() }),
+      ],
+      [
+        'the retry middleware (an aborted backoff)',
+        Object.assign(new Error('Request aborted'), { name: 'AbortError' }),
+      ],
+      [
+        'the pacer (an aborted wait for a token)',
+        Object.assign(new Error('The operation was aborted'), { name: 'AbortError', code: 'ABORT_ERR' }),
+      ],
+      ['the signal itself (its reason)', invocationEnded()],
+    ])(
+      'returns a non-retryable AwsServiceError saying the call was cancelled when %s throws AbortError',
+      (_from, sdkError) => {
+        // Act
+        const error = translateAwsError('ListKeyRotations', KEY_ID, sdkError);
+
+        // Assess
+        expect(error).toBeInstanceOf(AwsServiceError);
+        expect(error).toMatchObject({ operation: 'ListKeyRotations', retryable: false, accessDenied: false });
+        expect(error.message).toBe(
+          `ListKeyRotations on ${KEY_ID} was cancelled because the invocation that made it ended`,
+        );
+        expect(error.cause).toBe(sdkError);
+      },
+    );
   });
 
   it('returns the same error when it is already one of the service', () => {

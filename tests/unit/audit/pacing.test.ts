@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { KMS_DEFAULT_QUOTAS, quotasFrom, TokenBucket } from '../../../src/adapters/pacing';
 
@@ -35,6 +36,27 @@ describe('Class: TokenBucket', () => {
     await bucket.take();
     await bucket.take();
     expect(now).toBe(2000);
+  });
+
+  it('stops waiting for a token, with an AbortError, when the signal aborts', async () => {
+    // Prepare: the real clock and sleep; the next token is 100 s away.
+    const bucket = new TokenBucket(0.01);
+    const invocation = new AbortController();
+    await bucket.take(invocation.signal);
+
+    // Act
+    const waiting = bucket.take(invocation.signal);
+    invocation.abort(new Error('the invocation ended'));
+    const settled = await Promise.race([
+      waiting.then(
+        () => 'took a token',
+        (error: unknown) => error,
+      ),
+      delay(5_000, 'still waiting'),
+    ]);
+
+    // Assess
+    expect(settled).toMatchObject({ name: 'AbortError', cause: invocation.signal.reason });
   });
 });
 
