@@ -18,7 +18,6 @@ import { loadConfig } from '../src/config';
 import { type AuditReport, auditFleet } from '../src/domain/audit-fleet';
 
 const config = loadConfig(process.env);
-// One request handler per client, as the SDK would create from plain options.
 const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();

@@ -17,7 +17,6 @@ import { loadConfig } from '../src/config';
 import { type DriftReport, watchKeyActivity } from '../src/domain/watch-key-activity';
 
 const config = loadConfig(process.env);
-// One request handler per client, as the SDK would create from plain options.
 const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();

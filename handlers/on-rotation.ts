@@ -15,7 +15,6 @@ import { loadConfig } from '../src/config';
 import { failureOf, type RotationValidationReport, validateRotation } from '../src/domain/validate-rotation';
 
 const config = loadConfig(process.env);
-// One request handler per client, as the SDK would create from plain options.
 const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();

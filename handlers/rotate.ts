@@ -26,7 +26,6 @@ import { loadConfig, required } from '../src/config';
 import { type RotateReport, RotationFailedError, rotateKey } from '../src/domain/rotate-key';
 
 const config = loadConfig(process.env);
-// One request handler per client, as the SDK would create from plain options.
 const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();

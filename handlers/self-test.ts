@@ -26,7 +26,6 @@ import { runSelfTest, type SelfTestReport } from '../src/domain/self-test';
 
 const config = loadConfig(process.env);
 const roleArn = required(config.selfTestRoleArn, 'SELF_TEST_ROLE_ARN');
-// One request handler per client, as the SDK would create from plain options.
 const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 // No metrics of its own: the self-test's rotations and drift must not count as the service's.

@@ -23,8 +23,8 @@ class InvocationBoundHttpHandler extends NodeHttpHandler {
  * times, so that a hung call fails (and is retried) instead of eating the invocation, and
  * requests cancelled when their invocation ends. Since @smithy/node-http-handler 4.x,
  * `requestTimeout` alone only logs a warning when exceeded; `throwOnRequestTimeout` makes it
- * fail the attempt with a retryable `TimeoutError`. One handler per call: spread the options
- * of one call into one client.
+ * fail the attempt with a retryable `TimeoutError`. Each call makes a new request handler, as
+ * the SDK does from plain options: call it once per client (handlers use `const sdk = () => ...`).
  */
 export const clientOptions = (timeoutMs: number) => ({
   requestHandler: new InvocationBoundHttpHandler({
