@@ -1,21 +1,19 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, it, vi } from 'vitest';
-import { contextOf, type Handler, invoke, loadHandler } from '../support/handler-loader';
-import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
+import { describe, it } from 'vitest';
 import {
   applyMutation,
   assertProperty,
-  expectNoProblems,
+  attack,
+  expectRefused,
   extraKeyMutations,
   type Field,
   fieldMutations,
-  LONG_EXTRA_KEYS,
   type Mutation,
   mutation,
-  refusalProblems,
-  SHORT_EXTRA_KEYS,
   short,
   TIMEOUT_MS,
+  targetOf,
+  UNKNOWN_FIELD_NAMES,
   wrongPayloads,
 } from './hostile';
 
@@ -89,9 +87,7 @@ const OUT_OF_BOUNDS = fc.constantFrom(
 );
 
 describe('audit: generated hostile input', () => {
-  let aws: RecordingAws;
-  let handler: Handler;
-  const context = contextOf('audit');
+  const target = targetOf('audit');
   const refused = (mutations: fc.Arbitrary<Mutation>) =>
     fc.asyncProperty(
       fc.tuple(fc.constantFrom('full', 'by hand', 'scheduled', 'empty'), mutations),
@@ -99,24 +95,14 @@ describe('audit: generated hostile input', () => {
         // A change inside keyIds or the checkpoint is made where they are, so that it is the only change.
         const inside = change.path.length > 1 || change.path[0] === 'checkpoint';
         const payload = applyMutation(SAMPLES[inside ? 'full' : base], change);
-        expectNoProblems(refusalProblems(await invoke(handler, payload, context, aws), change));
+        await expectRefused(target, payload, change);
       },
     );
-
-  beforeAll(async () => {
-    aws = await startRecordingAws();
-    handler = await loadHandler('audit', aws);
-  });
-
-  afterAll(async () => {
-    vi.unstubAllEnvs();
-    await aws.close();
-  });
 
   it(
     'refuses every structurally invalid payload with a bounded InvalidInputError naming the field, asking AWS nothing',
     async () => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(
         refused(
           fc.oneof(
@@ -130,13 +116,10 @@ describe('audit: generated hostile input', () => {
     TIMEOUT_MS,
   );
 
-  it.each([
-    ['a name of at most 64 characters, named whole', SHORT_EXTRA_KEYS],
-    ['a name of 65 characters to 1 MiB, of which at most 64 are listed', LONG_EXTRA_KEYS],
-  ])(
+  it.each(UNKNOWN_FIELD_NAMES)(
     'refuses an unknown field with %s, asking AWS nothing',
     async (_name, keys) => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(refused(extraKeyMutations([[], ['checkpoint'], ['checkpoint', 'totals']], keys)), 100);
     },
     TIMEOUT_MS,
@@ -145,14 +128,14 @@ describe('audit: generated hostile input', () => {
   it(
     'reports the key ids asked for that do not exist as keysNotFound, never as a clean audit',
     async () => {
-      aws.answers = 'unknown-key';
+      target.aws.answers = 'unknown-key';
       const keyIds = fc.uniqueArray(fc.oneof(fc.uuid({ version: 4 }), fc.stringMatching(/^mrk-[0-9a-f]{32}$/)), {
         minLength: 1,
         maxLength: 5,
       });
       await assertProperty(
         fc.asyncProperty(keyIds, async (ids) => {
-          const invocation = await invoke(handler, { keyIds: ids }, context, aws);
+          const invocation = await attack(target, { keyIds: ids });
           if (invocation.failed) {
             const { message } = invocation.error as Error;
             if (!/DescribeKey/.test(message)) throw new Error(`rejected without naming DescribeKey: ${short(message)}`);

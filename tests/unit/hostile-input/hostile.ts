@@ -12,8 +12,18 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Context } from 'aws-lambda';
 import fc from 'fast-check';
-import type { Invocation } from '../support/handler-loader';
+import { afterAll, beforeAll, vi } from 'vitest';
+import {
+  contextOf,
+  type FunctionName,
+  type Handler,
+  type Invocation,
+  invoke,
+  loadHandler,
+} from '../support/handler-loader';
+import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
 
 const randomSeed = () => Math.floor(Math.random() * 0x7fffffff);
 export const SEED = process.env.FC_SEED ? Number(process.env.FC_SEED) : randomSeed();
@@ -258,6 +268,12 @@ export const LONG_EXTRA_KEYS: fc.Arbitrary<string> = fc.oneof(
   fc.string({ minLength: 65, maxLength: 300 }),
 );
 
+/** The two kinds of unknown field name a strict payload refuses, as `it.each` rows. */
+export const UNKNOWN_FIELD_NAMES: [string, fc.Arbitrary<string>][] = [
+  ['a name of at most 64 characters, named whole', SHORT_EXTRA_KEYS],
+  ['a name of 65 characters to 1 MiB, of which at most 64 are listed', LONG_EXTRA_KEYS],
+];
+
 const EXTRA_VALUES = fc.constantFrom<unknown>(true, 1, 'x', {}, null, [], DEEP_OBJECT, HUGE_STRING);
 
 // ---------------------------------------------------------------------------------------------
@@ -410,3 +426,33 @@ export const refusalProblems = (invocation: Invocation, change: Mutation): strin
 export const expectNoProblems = (problems: string[]): void => {
   if (problems.length > 0) throw new Error(problems.join('\n'));
 };
+
+/** The function one test file attacks: its real handler, against a recording endpoint of its own. */
+export interface Target {
+  fn: FunctionName;
+  aws: RecordingAws;
+  handler: Handler;
+  context: Context;
+}
+
+/** Loads `fn`'s handler before the file's tests and closes its endpoint after them. */
+export const targetOf = (fn: FunctionName): Target => {
+  const target = { fn, context: contextOf(fn) } as Target;
+  beforeAll(async () => {
+    target.aws = await startRecordingAws();
+    target.handler = await loadHandler(fn, target.aws);
+  });
+  afterAll(async () => {
+    vi.unstubAllEnvs();
+    await target.aws.close();
+  });
+  return target;
+};
+
+/** Invokes the target once with `input`. */
+export const attack = (target: Target, input: unknown): Promise<Invocation> =>
+  invoke(target.handler, input, target.context, target.aws);
+
+/** The target must refuse `input` (a valid input with `change` applied) as `refusalProblems` requires. */
+export const expectRefused = async (target: Target, input: unknown, change: Mutation): Promise<void> =>
+  expectNoProblems(refusalProblems(await attack(target, input), change));

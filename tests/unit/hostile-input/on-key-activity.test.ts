@@ -1,21 +1,13 @@
 import { readdirSync } from 'node:fs';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, it, vi } from 'vitest';
-import {
-  ACCOUNT,
-  contextOf,
-  type Handler,
-  type Invocation,
-  invoke,
-  loadHandler,
-  REGION,
-  SERVICE_ROLES,
-} from '../support/handler-loader';
-import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
+import { describe, it } from 'vitest';
+import { ACCOUNT, type Invocation, REGION, SERVICE_ROLES } from '../support/handler-loader';
 import {
   applyMutation,
   assertProperty,
+  attack,
   expectNoProblems,
+  expectRefused,
   type Field,
   failsNamingTheRead,
   fieldMutations,
@@ -23,10 +15,10 @@ import {
   type Mutation,
   mutation,
   type Path,
-  refusalProblems,
   sample,
   short,
   TIMEOUT_MS,
+  targetOf,
   wrongPayloads,
 } from './hostile';
 
@@ -305,29 +297,17 @@ const ignored = (invocation: Invocation): string[] => {
 };
 
 describe('onKeyActivity: generated hostile input', () => {
-  let aws: RecordingAws;
-  let handler: Handler;
-  const context = contextOf('onKeyActivity');
+  const target = targetOf('onKeyActivity');
   const refused = (cases: fc.Arbitrary<[string, Mutation]>) =>
     fc.asyncProperty(cases, async ([file, change]) => {
       const event = applyMutation(ALL_SAMPLES[file], change);
-      expectNoProblems(refusalProblems(await invoke(handler, event, context, aws), change));
+      await expectRefused(target, event, change);
     });
-
-  beforeAll(async () => {
-    aws = await startRecordingAws();
-    handler = await loadHandler('onKeyActivity', aws);
-  });
-
-  afterAll(async () => {
-    vi.unstubAllEnvs();
-    await aws.close();
-  });
 
   it(
     'refuses every structurally invalid event, or one for another account or Region, with a bounded InvalidInputError naming the field, asking AWS nothing',
     async () => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(
         refused(
           fc.oneof(
@@ -343,7 +323,7 @@ describe('onKeyActivity: generated hostile input', () => {
   it(
     'refuses a successful call whose key id, key ARN, alias or resource ARN field is not one of this account and Region, naming it',
     async () => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(refused(onSamples(SUCCEEDED, BAD_KEY_REFS)), 100);
     },
     TIMEOUT_MS,
@@ -352,7 +332,7 @@ describe('onKeyActivity: generated hostile input', () => {
   it(
     'refuses a successful call that names no key and no alias, naming detail.requestParameters',
     async () => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(refused(onSamples(SUCCEEDED, NOTHING_NAMED)), 20);
     },
     TIMEOUT_MS,
@@ -361,7 +341,7 @@ describe('onKeyActivity: generated hostile input', () => {
   it(
     'refuses a deletion or expiration event whose resources are not exactly the key ARN of detail.key-id',
     async () => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(refused(onSamples(SERVICE_EVENTS, BAD_SERVICE_RESOURCES)), 60);
     },
     TIMEOUT_MS,
@@ -370,7 +350,7 @@ describe('onKeyActivity: generated hostile input', () => {
   it(
     'ignores every failed call (errorCode), whoever made it and whatever it names, asking AWS nothing',
     async () => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       const errorCodes = fc.oneof(
         fc.constantFrom('AccessDenied', 'LimitExceededException', 'NotFoundException', 'KMSInvalidStateException'),
         fc.stringMatching(/^[A-Za-z.]{1,64}$/),
@@ -386,7 +366,7 @@ describe('onKeyActivity: generated hostile input', () => {
             // KMS refused the call: what it names may be anything a caller typed, even another account's key.
             const event = withIdentity((named ? applyMutation(CALLS[file], named) : CALLS[file]) as Event, identity);
             (event.detail as Detail).errorCode = errorCode;
-            expectNoProblems(ignored(await invoke(handler, event, context, aws)));
+            expectNoProblems(ignored(await attack(target, event)));
           },
         ),
         100,
@@ -398,11 +378,11 @@ describe('onKeyActivity: generated hostile input', () => {
   it(
     "ignores, asking AWS nothing, a successful call made in a session of one of kms-rotation's own roles",
     async () => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(
         fc.asyncProperty(fc.tuple(fileOf(SUCCEEDED), ROLES, SESSION_NAMES), async ([file, role, session]) => {
           const event = withIdentity(SUCCEEDED[file] as Event, assumedRole(role, session));
-          expectNoProblems(ignored(await invoke(handler, event, context, aws)));
+          expectNoProblems(ignored(await attack(target, event)));
         }),
         60,
       );
@@ -413,21 +393,21 @@ describe('onKeyActivity: generated hostile input', () => {
   it.each(Object.entries(SERVICE_ROLES))(
     'ignores UpdateAlias made by the %s role in its Lambda session',
     async (fn, role) => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       const update = sample('cloudtrail-update-alias.json');
       const session = `kms-rotation-test-${fn}`;
-      expectNoProblems(ignored(await invoke(handler, withIdentity(update, assumedRole(role, session)), context, aws)));
+      expectNoProblems(ignored(await attack(target, withIdentity(update, assumedRole(role, session)))));
     },
   );
 
   it.each(SPOOFS)(
     "looks into a call (never ignores it as kms-rotation's own) whose identity is %s",
     async (_name, identity) => {
-      aws.answers = 'unknown-key';
+      target.aws.answers = 'unknown-key';
       await assertProperty(
         fc.asyncProperty(fc.tuple(fileOf(SUCCEEDED), ROLES, SESSION_NAMES), async ([file, role, session]) => {
           const event = withIdentity(SUCCEEDED[file] as Event, identity(role, session));
-          expectNoProblems(lookedInto(await invoke(handler, event, context, aws)));
+          expectNoProblems(lookedInto(await attack(target, event)));
         }),
         20,
       );
@@ -438,11 +418,11 @@ describe('onKeyActivity: generated hostile input', () => {
   it(
     'fails loudly naming the AWS read that found nothing, never as success, when a successful call names a key that does not exist',
     async () => {
-      aws.answers = 'unknown-key';
+      target.aws.answers = 'unknown-key';
       await assertProperty(
         fc.asyncProperty(fc.tuple(fileOf(SUCCEEDED), fc.uuid({ version: 4 })), async ([file, keyId]) => {
           const event = JSON.parse(JSON.stringify(SUCCEEDED[file]).replaceAll(KEY_ID, keyId));
-          const invocation = await invoke(handler, event, context, aws);
+          const invocation = await attack(target, event);
           failsNamingTheRead(invocation);
         }),
         30,

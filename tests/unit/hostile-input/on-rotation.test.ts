@@ -1,18 +1,18 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, it, vi } from 'vitest';
-import { ACCOUNT, contextOf, type Handler, invoke, loadHandler, REGION } from '../support/handler-loader';
-import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
+import { describe, it } from 'vitest';
+import { ACCOUNT, REGION } from '../support/handler-loader';
 import {
   applyMutation,
   assertProperty,
-  expectNoProblems,
+  attack,
+  expectRefused,
   type Field,
   failsNamingTheRead,
   fieldMutations,
   mutation,
-  refusalProblems,
   sample,
   TIMEOUT_MS,
+  targetOf,
   wrongPayloads,
 } from './hostile';
 
@@ -90,30 +90,18 @@ const MISMATCHED = fc.constantFrom(
 const KEY_IDS = fc.oneof(fc.uuid({ version: 4 }), fc.stringMatching(/^mrk-[0-9a-f]{32}$/));
 
 describe('onRotation: generated hostile input', () => {
-  let aws: RecordingAws;
-  let handler: Handler;
-  const context = contextOf('onRotation');
-
-  beforeAll(async () => {
-    aws = await startRecordingAws();
-    handler = await loadHandler('onRotation', aws);
-  });
-
-  afterAll(async () => {
-    vi.unstubAllEnvs();
-    await aws.close();
-  });
+  const target = targetOf('onRotation');
 
   it(
     'refuses every structurally invalid event with a bounded InvalidInputError naming the field, asking AWS nothing',
     async () => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(
         fc.asyncProperty(
           fc.tuple(fc.constantFrom(...SAMPLES.keys()), fc.oneof(fieldMutations(FIELDS), wrongPayloads())),
           async ([base, change]) => {
             const event = applyMutation(SAMPLES[base], change);
-            expectNoProblems(refusalProblems(await invoke(handler, event, context, aws), change));
+            await expectRefused(target, event, change);
           },
         ),
       );
@@ -127,11 +115,11 @@ describe('onRotation: generated hostile input', () => {
   ])(
     'refuses resources naming a key ARN of %s, naming the field, asking AWS nothing',
     async (_name, mutations) => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(
         fc.asyncProperty(fc.tuple(fc.constantFrom(...SAMPLES.keys()), mutations), async ([base, change]) => {
           const event = applyMutation(SAMPLES[base], change);
-          expectNoProblems(refusalProblems(await invoke(handler, event, context, aws), change));
+          await expectRefused(target, event, change);
         }),
         50,
       );
@@ -142,13 +130,13 @@ describe('onRotation: generated hostile input', () => {
   it(
     'fails loudly naming the AWS read that found nothing, never as success, when a valid event names a key that does not exist',
     async () => {
-      aws.answers = 'unknown-key';
+      target.aws.answers = 'unknown-key';
       await assertProperty(
         fc.asyncProperty(fc.tuple(fc.constantFrom(...SAMPLES.keys()), KEY_IDS), async ([base, keyId]) => {
           const event = structuredClone(SAMPLES[base]) as Record<string, unknown>;
           event.detail = { ...(event.detail as object), 'key-id': keyId };
           event.resources = [keyArn({ keyId })];
-          const invocation = await invoke(handler, event, context, aws);
+          const invocation = await attack(target, event);
           failsNamingTheRead(invocation);
         }),
         50,

@@ -1,21 +1,20 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, it, vi } from 'vitest';
-import { ACCOUNT, contextOf, type Handler, invoke, loadHandler, REGION } from '../support/handler-loader';
-import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
+import { describe, it } from 'vitest';
+import { ACCOUNT, REGION } from '../support/handler-loader';
 import {
   applyMutation,
   assertProperty,
-  expectNoProblems,
+  attack,
+  expectRefused,
   extraKeyMutations,
   type Field,
   failsNamingTheRead,
   fieldMutations,
-  LONG_EXTRA_KEYS,
   mutation,
-  refusalProblems,
-  SHORT_EXTRA_KEYS,
   sample,
   TIMEOUT_MS,
+  targetOf,
+  UNKNOWN_FIELD_NAMES,
   wrongPayloads,
 } from './hostile';
 
@@ -66,41 +65,26 @@ const UNKNOWN_KEYS = fc.oneof(
 );
 
 describe('rotate: generated hostile input', () => {
-  let aws: RecordingAws;
-  let handler: Handler;
-  const context = contextOf('rotate');
+  const target = targetOf('rotate');
   const refused = (mutations: fc.Arbitrary<ReturnType<typeof mutation>>) =>
     fc.asyncProperty(fc.tuple(fc.constantFrom(...SAMPLES.keys()), mutations), async ([base, change]) => {
       const event = applyMutation(SAMPLES[base], change);
-      expectNoProblems(refusalProblems(await invoke(handler, event, context, aws), change));
+      await expectRefused(target, event, change);
     });
-
-  beforeAll(async () => {
-    aws = await startRecordingAws();
-    handler = await loadHandler('rotate', aws);
-  });
-
-  afterAll(async () => {
-    vi.unstubAllEnvs();
-    await aws.close();
-  });
 
   it(
     'refuses every structurally invalid request with a bounded InvalidInputError naming the field, asking AWS nothing',
     async () => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(refused(fc.oneof(fieldMutations(FIELDS), wrongPayloads())));
     },
     TIMEOUT_MS,
   );
 
-  it.each([
-    ['a name of at most 64 characters, named whole', SHORT_EXTRA_KEYS],
-    ['a name of 65 characters to 1 MiB, of which at most 64 are listed', LONG_EXTRA_KEYS],
-  ])(
+  it.each(UNKNOWN_FIELD_NAMES)(
     'refuses an unknown field with %s, asking AWS nothing',
     async (_name, keys) => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(refused(extraKeyMutations([[]], keys)), 100);
     },
     TIMEOUT_MS,
@@ -112,7 +96,7 @@ describe('rotate: generated hostile input', () => {
   ])(
     'refuses a key that is %s with InvalidInputError naming key, asking AWS nothing',
     async (_name, mutations) => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(refused(mutations), 50);
     },
     TIMEOUT_MS,
@@ -121,10 +105,10 @@ describe('rotate: generated hostile input', () => {
   it(
     'fails loudly naming the AWS read that found nothing, never as success, when a valid request names a key or alias in scope that does not exist',
     async () => {
-      aws.answers = 'unknown-key';
+      target.aws.answers = 'unknown-key';
       await assertProperty(
         fc.asyncProperty(fc.tuple(fc.constantFrom(...SAMPLES.keys()), UNKNOWN_KEYS), async ([base, key]) => {
-          const invocation = await invoke(handler, { ...SAMPLES[base], key }, context, aws);
+          const invocation = await attack(target, { ...SAMPLES[base], key });
           failsNamingTheRead(invocation);
         }),
         50,

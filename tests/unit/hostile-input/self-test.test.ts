@@ -1,17 +1,14 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, it, vi } from 'vitest';
-import { contextOf, type Handler, invoke, loadHandler } from '../support/handler-loader';
-import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
+import { describe, it } from 'vitest';
 import {
   applyMutation,
   assertProperty,
-  expectNoProblems,
+  expectRefused,
   extraKeyMutations,
-  LONG_EXTRA_KEYS,
   type Mutation,
-  refusalProblems,
-  SHORT_EXTRA_KEYS,
   TIMEOUT_MS,
+  targetOf,
+  UNKNOWN_FIELD_NAMES,
   wrongPayloads,
 } from './hostile';
 
@@ -19,41 +16,26 @@ import {
 const NO_PAYLOAD = (value: unknown) => value === null || value === '';
 
 describe('selfTest: generated hostile input', () => {
-  let aws: RecordingAws;
-  let handler: Handler;
-  const context = contextOf('selfTest');
+  const target = targetOf('selfTest');
   const refused = (mutations: fc.Arbitrary<Mutation>) =>
     fc.asyncProperty(mutations, async (change) => {
       const payload = applyMutation({}, change);
-      expectNoProblems(refusalProblems(await invoke(handler, payload, context, aws), change));
+      await expectRefused(target, payload, change);
     });
-
-  beforeAll(async () => {
-    aws = await startRecordingAws();
-    handler = await loadHandler('selfTest', aws);
-  });
-
-  afterAll(async () => {
-    vi.unstubAllEnvs();
-    await aws.close();
-  });
 
   it(
     'refuses every payload other than none or {} with a bounded InvalidInputError, asking AWS nothing',
     async () => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(refused(wrongPayloads(NO_PAYLOAD)), 100);
     },
     TIMEOUT_MS,
   );
 
-  it.each([
-    ['a name of at most 64 characters, named whole', SHORT_EXTRA_KEYS],
-    ['a name of 65 characters to 1 MiB, of which at most 64 are listed', LONG_EXTRA_KEYS],
-  ])(
+  it.each(UNKNOWN_FIELD_NAMES)(
     'refuses an unknown field with %s, asking AWS nothing',
     async (_name, keys) => {
-      aws.answers = 'fail';
+      target.aws.answers = 'fail';
       await assertProperty(refused(extraKeyMutations([[]], keys)), 100);
     },
     TIMEOUT_MS,
