@@ -81,6 +81,7 @@ const ENV = {
   STATE_PARAMETER_PREFIX: '/kms-rotation/bench/keys',
   SELF_TEST_ROLE_ARN: 'arn:aws:iam::123456789012:role/kms-rotation-bench-SelfTestRole',
   ROTATE_ROLE_ARN: 'arn:aws:iam::123456789012:role/kms-rotation-bench-RotateRole',
+  LEASE_TABLE: 'kms-rotation-bench-key-leases',
   ALIAS_SCOPE: 'alias/app/*,alias/bench/*',
   POWERTOOLS_SERVICE_NAME: 'kms-rotation',
   AWS_ACCESS_KEY_ID: 'test',

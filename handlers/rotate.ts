@@ -1,10 +1,12 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
+import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordRotation } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
@@ -52,6 +54,7 @@ const deps = {
   recentRotationMs: config.recentRotationMs,
   rotateRoleArn: required(config.rotateRoleArn, 'ROTATE_ROLE_ARN'),
   aliasScope: config.aliasScope,
+  leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
 };
 
 /** Manual invoke: `{ key, strategy?, dryRun?, reason?, action? }` -> on-demand, alias-swap or rollback. */
@@ -64,7 +67,12 @@ export const handler = observedHandler(
     const request = parseRotateRequest(event);
     logger.appendKeys({ key: request.key, action: request.action, dryRun: request.dryRun });
     try {
-      const report = await rotateKey(request, { ...deps, location: serviceLocationOf(context, config.region) });
+      const report = await rotateKey(request, {
+        ...deps,
+        location: serviceLocationOf(context, config.region),
+        holder: `${context.functionName} ${context.awsRequestId}`,
+        remainingMs: () => context.getRemainingTimeInMillis(),
+      });
       recordRotation(metrics, { report, failed: false }, Date.now() - startedAt);
       return report;
     } catch (error) {

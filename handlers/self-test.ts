@@ -1,9 +1,11 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { clientOptions } from '../src/adapters/aws-clients';
+import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { KmsThrowawayKeys } from '../src/adapters/kms-throwaway-keys';
 import { observedHandler } from '../src/adapters/observed-handler';
@@ -57,6 +59,7 @@ const deps = {
   onDemandLimit: config.onDemandRotationLimit,
   rotationWaitMs: config.rotationWaitMs,
   recentRotationMs: config.recentRotationMs,
+  leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
 };
 
 /** Manual invoke after a deploy, no payload: every flow proved on throwaway keys, then cleaned up. */
@@ -69,7 +72,8 @@ export const handler = observedHandler(
     return runSelfTest({
       ...deps,
       location: serviceLocationOf(context, config.region),
-      timeLeftMs: () => context.getRemainingTimeInMillis(),
+      holder: `${context.functionName} ${context.awsRequestId}`,
+      remainingMs: () => context.getRemainingTimeInMillis(),
     });
   },
 );

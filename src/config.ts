@@ -59,6 +59,7 @@ const Environment = z.object({
     ),
   ),
   ROTATE_ROLE_ARN: z.optional(matching(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'must be an IAM role ARN')),
+  LEASE_TABLE: z.optional(matching(/^[\w.-]{3,255}$/, 'must be a DynamoDB table name')),
   SELF_TEST_ROLE_ARN: z.optional(
     matching(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'must be an IAM role ARN'),
   ),
@@ -83,6 +84,8 @@ export interface ServiceConfig {
   rotateRoleArn?: string;
   /** `selfTest`'s own role: named in its throwaway keys' policies (set only for that function). */
   selfTestRoleArn?: string;
+  /** The DynamoDB table of key leases: one run at a time changes a key. */
+  leaseTable?: string;
   audit: {
     maxRotationPeriodDays: number;
     maxMaterialAgeDays: number;
@@ -123,6 +126,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
     aliasScope: parsed.data.ALIAS_SCOPE,
     rotateRoleArn: parsed.data.ROTATE_ROLE_ARN,
     selfTestRoleArn: parsed.data.SELF_TEST_ROLE_ARN,
+    leaseTable: parsed.data.LEASE_TABLE,
     audit: {
       maxRotationPeriodDays: parsed.data.AUDIT_MAX_ROTATION_PERIOD_DAYS,
       maxMaterialAgeDays: parsed.data.AUDIT_MAX_MATERIAL_AGE_DAYS,

@@ -48,7 +48,9 @@ export type PreconditionReason =
   /** The key policy cannot be copied to a successor (not JSON, or no room for kms-rotation's statement). */
   | 'key-policy-unusable'
   /** A declared alias lies outside the stack's `aliasScope`, or points at a key kms-rotation may not move it from. */
-  | 'alias-not-movable';
+  | 'alias-not-movable'
+  /** Another run holds the key's lease: it is changing the key right now. */
+  | 'key-busy';
 
 /** The key is not in a state or of a type that the requested work needs. Nothing was changed. */
 export class PreconditionFailedError extends KmsRotationError {

@@ -62,6 +62,28 @@ export interface ValidationStateStore {
   save(keyId: string, state: ValidationState): Promise<void>;
 }
 
+/** One run's hold on one key: while it lasts, no other run changes the key. */
+export interface KeyLease {
+  keyId: string;
+  /** Which run holds it: the function and its request id. */
+  holder: string;
+  /** What the run is doing, for whoever is refused. */
+  purpose: string;
+  /** When the lease ends by itself, if never released: the holder's invocation cannot outlive it. */
+  until: Date;
+}
+
+/** Per-key mutual exclusion across invocations, on an atomic conditional write. */
+export interface KeyLeases {
+  /**
+   * Takes the lease unless another holder's is still running (its `until` not passed);
+   * returns that other lease when refused. Taking one's own again renews it.
+   */
+  acquire(lease: KeyLease): Promise<KeyLease | undefined>;
+  /** Gives the lease back, if this holder still holds it. */
+  release(keyId: string, holder: string): Promise<void>;
+}
+
 export interface Notifier {
   publish(notification: Notification): Promise<void>;
 }

@@ -4,12 +4,14 @@ import {
   locateRollback,
   locateSwap,
   ROLLBACK_STEPS,
+  type RollbackState,
   type StepReport,
   type SwapState,
 } from './alias-swap';
 import type { DeclaredState } from './declared-state';
-import { describeError, PreconditionFailedError, VerificationFailedError } from './errors';
+import { describeError, excerpt, PreconditionFailedError, VerificationFailedError } from './errors';
 import { classifyKey } from './key-classification';
+import { holdingKeys, type LeaseDeps } from './key-lease';
 import { LINEAGE, lineageStateOf } from './lineage';
 import type { KeyDescription, Notification, RotationRecord, Severity, Tags } from './model';
 import type { Notifier, Sleeper } from './ports';
@@ -50,7 +52,7 @@ export interface RotateReport {
   notification?: { type: Notification['type']; severity: Severity };
 }
 
-export interface RotateDeps extends AliasSwapDeps, RotationAssessmentDeps {
+export interface RotateDeps extends AliasSwapDeps, RotationAssessmentDeps, LeaseDeps {
   notifier: Notifier;
   sleeper: Sleeper;
   /** Per-key on-demand rotation limit (KMS: 25, not adjustable). */
@@ -153,19 +155,73 @@ interface SwapProgress {
  */
 const swapBegun = (swap: SwapState): boolean => swap.predecessorTags[LINEAGE.rotationId] === swap.rotationId;
 
-const rotate = async (
+const LEASE_ATTEMPTS = 3;
+
+const sameKeys = (a: readonly string[], b: readonly string[]): boolean =>
+  a.length === b.length && [...a].sort().every((keyId, index) => keyId === [...b].sort()[index]);
+
+/**
+ * Locates what the run would change, holds those keys' leases, and locates again under them:
+ * what was read before the lease may be stale, another run having finished in between. When
+ * the keys changed meanwhile (the rotation moved on), the leases follow them. A dry run
+ * changes nothing and holds nothing.
+ */
+const underLease = async <S>(
+  request: RotateRequest,
+  deps: RotateDeps,
+  /** `firstLook`: only to learn which keys to hold; nothing is prepared, no rotation named. */
+  locate: (deps: RotateDeps, firstLook: boolean) => Promise<S>,
+  keysOf: (state: S) => string[],
+  work: (state: S) => Promise<RotateReport>,
+): Promise<RotateReport> => {
+  if (request.dryRun) return work(await locate(deps, false));
+  const purpose = request.reason ? `${request.action}: ${excerpt(request.reason, 100)}` : request.action;
+  let keys = keysOf(await locate({ ...deps, ids: { newId: () => 'not-yet-named' } }, true));
+  for (let attempt = 1; attempt <= LEASE_ATTEMPTS; attempt++) {
+    const held = keys;
+    const outcome: { report: RotateReport } | { keys: string[] } = await holdingKeys(held, purpose, deps, async () => {
+      const state = await locate(deps, false);
+      return sameKeys(keysOf(state), held) ? { report: await work(state) } : { keys: keysOf(state) };
+    });
+    if ('report' in outcome) return outcome.report;
+    keys = outcome.keys;
+  }
+  throw new PreconditionFailedError(
+    'key-busy',
+    `${request.key} changed hands ${LEASE_ATTEMPTS} times while this run took its lease: other runs are rotating it; nothing was changed, try again later`,
+  );
+};
+
+const rotate = (
+  request: RotateRequest,
+  report: RotateReport,
+  deps: RotateDeps,
+  progress: SwapProgress,
+): Promise<RotateReport> =>
+  underLease(
+    request,
+    deps,
+    (located, firstLook) =>
+      locateSwap(request.key, located, {
+        // A key named by id is read before anything is known about it: then only "on-demand" rules a successor out.
+        prepareSuccessor: (key) =>
+          !firstLook &&
+          !request.dryRun &&
+          request.strategy !== 'on-demand' &&
+          (key === undefined || request.strategy === 'alias-swap' || classifyKey(key).keyClass === 'alias-swap'),
+      }),
+    // The rotation's predecessor: named by alias or id, before or after the swap, every run of one rotation meets there.
+    (swap) => [swap.predecessor.keyId],
+    (swap) => rotateLocated(swap, request, report, deps, progress),
+  );
+
+const rotateLocated = async (
+  swap: SwapState,
   request: RotateRequest,
   report: RotateReport,
   deps: RotateDeps,
   progress: SwapProgress,
 ): Promise<RotateReport> => {
-  const swap = await locateSwap(request.key, deps, {
-    // A key named by id is read before anything is known about it: then only "on-demand" rules a successor out.
-    prepareSuccessor: (key) =>
-      !request.dryRun &&
-      request.strategy !== 'on-demand' &&
-      (key === undefined || request.strategy === 'alias-swap' || classifyKey(key).keyClass === 'alias-swap'),
-  });
   swap.reason = request.reason;
   const key = swap.predecessor;
   report.keyId = key.keyId;
@@ -394,8 +450,22 @@ const waitForRecordedRotation = async (
   }
 };
 
-const rollback = async (request: RotateRequest, report: RotateReport, deps: RotateDeps): Promise<RotateReport> => {
-  const state = await locateRollback(request.key, deps);
+const rollback = (request: RotateRequest, report: RotateReport, deps: RotateDeps): Promise<RotateReport> =>
+  underLease(
+    request,
+    deps,
+    (located) => locateRollback(request.key, located),
+    // Both keys the rollback changes; a swap of either holds one of them.
+    (state) => [state.current.keyId, state.predecessor.keyId],
+    (state) => rollbackLocated(state, request, report, deps),
+  );
+
+const rollbackLocated = async (
+  state: RollbackState,
+  request: RotateRequest,
+  report: RotateReport,
+  deps: RotateDeps,
+): Promise<RotateReport> => {
   report.keyId = request.dryRun ? state.current.keyId : state.predecessor.keyId;
   report.keyArn = request.dryRun ? state.current.arn : state.predecessor.arn;
   report.aliases = state.declared.aliases;

@@ -86,7 +86,7 @@ export interface SelfTestDeps extends Omit<RotateDeps, 'state' | 'rotateRoleArn'
   /** The function's role: named in each throwaway key's policy, and in the detail of a denied call. */
   roleArn: string;
   /** Time left in the invocation. */
-  timeLeftMs: () => number;
+  remainingMs: () => number;
 }
 
 type Kind = 'symmetric' | 'rsa' | 'hmac';
@@ -295,7 +295,7 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
       record({ name, status: 'skipped', detail: `skipped: ${unmet} ${statusOf(unmet) ?? 'did not run'}` });
       return;
     }
-    if (!options.cleanup && deps.timeLeftMs() < CLEANUP_RESERVE_MS) {
+    if (!options.cleanup && deps.remainingMs() < CLEANUP_RESERVE_MS) {
       record({
         name,
         status: 'skipped',

@@ -45,6 +45,9 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
   RotateRole: [
     'logs:CreateLogStream',
     'logs:PutLogEvents',
+    'dynamodb:PutItem',
+    'dynamodb:GetItem',
+    'dynamodb:DeleteItem',
     'kms:DescribeKey',
     'kms:ListResourceTags',
     'kms:ListAliases',
@@ -106,6 +109,9 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
   SelfTestRole: [
     'logs:CreateLogStream',
     'logs:PutLogEvents',
+    'dynamodb:PutItem',
+    'dynamodb:GetItem',
+    'dynamodb:DeleteItem',
     'kms:ListAliases',
     'tag:GetResources',
     'kms:CreateKey',
@@ -314,6 +320,24 @@ describe('Template: serverless package output', () => {
         expect(actions).not.toContain('kms:*');
         expect(actions).not.toContain('*');
         expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      }
+    });
+
+    it('keeps key leases in one table keyed by key id, ended leases expiring by TTL, reached only by the functions that change keys by hand', () => {
+      const table = resources.KeyLeaseTable as Resource;
+      expect(table.Type).toBe('AWS::DynamoDB::Table');
+      expect(table.Properties).toMatchObject({
+        BillingMode: 'PAY_PER_REQUEST',
+        KeySchema: [{ AttributeName: 'keyId', KeyType: 'HASH' }],
+        TimeToLiveSpecification: { AttributeName: 'expiresAt', Enabled: true },
+      });
+      for (const [logicalId, role] of ofType('AWS::IAM::Role')) {
+        const leaseStatements = statementsOf(role).filter((statement) =>
+          actionsOf(statement).some((action) => action.startsWith('dynamodb:')),
+        );
+        expect(leaseStatements.map((statement) => statement.Resource)).toEqual(
+          ['RotateRole', 'SelfTestRole'].includes(logicalId) ? [{ 'Fn::GetAtt': ['KeyLeaseTable', 'Arn'] }] : [],
+        );
       }
     });
 

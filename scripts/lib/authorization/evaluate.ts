@@ -222,6 +222,9 @@ export const requestsForCall = (
           reason: `[encrypted-topic-publish] ${unusable}`,
         });
     }
+  } else if (action.startsWith('dynamodb:')) {
+    const resource = `arn:${stack.partition}:dynamodb:${stack.region}:${stack.accountId}:table/${String(params.TableName)}`;
+    requests.push({ principal, action, resource, context: base, what: api });
   } else if (action.startsWith('ssm:')) {
     const name = String(params.Name ?? params.Path ?? '');
     const resource = `arn:${stack.partition}:ssm:${stack.region}:${stack.accountId}:parameter${name.startsWith('/') ? name : `/${name}`}`;

@@ -121,6 +121,7 @@ export const actionOf = (request: InspectedRequest): { action: string; params: R
         'TagFilters',
         'ResourceTypeFilters',
         'EncryptionContext',
+        'TableName',
       ),
     };
   }

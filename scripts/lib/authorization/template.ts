@@ -130,6 +130,12 @@ const attributeOf = (
       if (attribute === 'Ref') return physical;
       if (attribute === 'Arn') return arn('cloudwatch', `alarm:${physical}`);
       break;
+    case 'AWS::DynamoDB::Table': {
+      const name = physical.startsWith('arn:') ? (physical.split('/').pop() as string) : physical;
+      if (attribute === 'Ref') return name;
+      if (attribute === 'Arn') return arn('dynamodb', `table/${name}`);
+      break;
+    }
     default:
       if (attribute === 'Ref') return physical;
   }

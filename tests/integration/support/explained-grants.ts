@@ -7,6 +7,10 @@
  * `AuditRole/audit#ContinueInANewSlice lambda:InvokeFunction`. One line of reason each.
  */
 export const EXPLAINED_GRANTS: Record<string, string> = {
+  'RotateRole/rotate#HoldKeyLeases dynamodb:GetItem':
+    'the lease is read only when another run holds it, to name that run in the refusal; tests/integration/concurrency.int.test.ts makes that happen',
+  'SelfTestRole/self-test#HoldKeyLeases dynamodb:GetItem':
+    "the lease is read only when another run holds it; a self-test's throwaway keys are its own alone",
   'AuditRole/audit#ContinueInANewSlice lambda:InvokeFunction':
     'the audit hands the rest of a large fleet to a new invocation of itself; the test fleet fits in one slice',
   'RotateRole/rotate#RotateManagedKeys kms:CreateAlias':

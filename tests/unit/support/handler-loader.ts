@@ -57,6 +57,7 @@ export const loadHandler = async (fn: FunctionName, aws: RecordingAws): Promise<
     STATE_PARAMETER_PREFIX: `/kms-rotation/test/keys`,
     ROTATE_ROLE_ARN: SERVICE_ROLES.rotate,
     SELF_TEST_ROLE_ARN: SERVICE_ROLES.selfTest,
+    LEASE_TABLE: 'kms-rotation-test-key-leases',
     SERVICE_ROLE_ARNS: Object.values(SERVICE_ROLES).join(','),
     ALIAS_SCOPE,
     ROTATION_WAIT_SECONDS: '0',

@@ -16,6 +16,7 @@ import type {
 } from '../../../../src/domain/ports';
 import type { RotateDeps, RotateRequest } from '../../../../src/domain/rotate-key';
 import { type FakeKeyInit, FakeKms } from './fake-kms';
+import { MemoryKeyLeases } from './memory-leases';
 
 export const LOCATION = { partition: 'aws', account: '123456789012', region: 'us-east-1' } as const;
 export const START = new Date('2026-03-02T09:00:00.000Z');
@@ -128,6 +129,7 @@ export interface World {
   notifier: RecordingNotifier;
   state: MemoryStateStore;
   log: RecordingLog;
+  leases: MemoryKeyLeases;
   deps: RotateDeps;
 }
 
@@ -144,6 +146,7 @@ export const createWorld = (overrides: Partial<RotateDeps> = {}): World => {
   const notifier = new RecordingNotifier();
   const state = new MemoryStateStore();
   const log = new RecordingLog();
+  const leases = new MemoryKeyLeases(clock);
   const deps: RotateDeps = {
     keys: kms,
     crypto: kms,
@@ -166,9 +169,12 @@ export const createWorld = (overrides: Partial<RotateDeps> = {}): World => {
     recentRotationMs: RECENT_ROTATION_MS,
     rotateRoleArn: ROTATE_ROLE_ARN,
     aliasScope: ['alias/*'],
+    leases,
+    holder: 'kms-rotation-test-rotate request-1',
+    remainingMs: () => 170_000,
     ...overrides,
   };
-  return { kms, clock, sleeper, ids, notifier, state, log, deps };
+  return { kms, clock, sleeper, ids, notifier, state, log, leases, deps };
 };
 
 /** Tags of a key kms-rotation manages, with its declared aliases. */

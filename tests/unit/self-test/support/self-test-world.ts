@@ -9,7 +9,7 @@ export const ROLE_ARN = 'arn:aws:iam::123456789012:role/kms-rotation-dev-SelfTes
 /** The rotate world, plus what only `selfTest` needs: throwaway-key calls, the drift watch's directory and schema. */
 export interface SelfTestWorld extends World {
   selfTestDeps: SelfTestDeps;
-  /** What `timeLeftMs` answers; a test may shrink it. */
+  /** What `remainingMs` answers; a test may shrink it. */
   timeLeft: { ms: number };
 }
 
@@ -23,7 +23,7 @@ export const createSelfTestWorld = (): SelfTestWorld => {
     directory: { managedKeys: () => world.kms.keysTagged(TAGS.managed, 'true') },
     parseActivity: parseKeyActivityEvent,
     roleArn: ROLE_ARN,
-    timeLeftMs: () => timeLeft.ms,
+    remainingMs: () => timeLeft.ms,
   };
   return { ...world, selfTestDeps, timeLeft };
 };
