@@ -20,8 +20,8 @@ export type InvokeResult = (
   /** Peak resident memory of the function's process (Lambda's "Max Memory Used"); absent if it died first. */
   maxRssKb?: number;
   /**
-   * Only for an invocation given `startAt`, when it settled: when its handler was loaded and waiting,
-   * when it was called, and when it settled (epoch ms, this machine's clock).
+   * Only for an invocation given `startGate`, when it settled: when its handler was loaded and
+   * waiting, when it was called, and when it settled (epoch ms, this machine's clock).
    */
   timing?: InvocationTiming;
 };
@@ -93,9 +93,10 @@ const context = {
     if (typeof handler !== 'function') {
       throw Object.assign(new Error(input.handlerFile + ' does not export a function named ' + input.exportName), { name: 'Runtime.HandlerNotFound' });
     }
-    if (input.startAt !== undefined) {
+    if (input.startGate !== undefined) {
       const readyAt = Date.now();
-      if (input.startAt > readyAt) await new Promise((resolve) => setTimeout(resolve, input.startAt - readyAt));
+      fs.writeFileSync(input.startGate + '.' + input.marker + '.ready', '');
+      while (!fs.existsSync(input.startGate)) await new Promise((resolve) => setTimeout(resolve, 1));
       started = { readyAt, startedAt: Date.now() };
       deadline = started.startedAt + input.remainingTimeMs;
     }
@@ -365,10 +366,11 @@ export const invokeBundled = async (opts: {
   /** How long the function may run (default 60 s; Lambda allows up to 900 s). */
   timeoutMs?: number;
   /**
-   * When to call the handler (epoch ms): the process starts and loads the bundle at once, then
-   * waits for this moment, so that invocations given one `startAt` are called together.
+   * A file that does not exist yet: the process loads the bundle, writes `<startGate>.<marker>.ready`
+   * beside it, and calls the handler only once `startGate` exists, so that invocations given one
+   * gate can be called together (see `invokeTogether` in the integration tests' support).
    */
-  startAt?: number;
+  startGate?: string;
 }): Promise<InvokeResult> => {
   const bundleDir = await unpack(resolve(opts.fn.zipPath));
   const { handlerFile, exportName } = handlerLocation(bundleDir, opts.fn);
@@ -388,7 +390,7 @@ export const invokeBundled = async (opts: {
       outcomePath,
       marker,
       remainingTimeMs: opts.timeoutMs ?? REMAINING_TIME_MS,
-      startAt: opts.startAt,
+      startGate: opts.startGate,
       context: {
         functionName: opts.fn.name,
         functionVersion: '$LATEST',

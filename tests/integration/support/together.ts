@@ -1,29 +1,49 @@
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type InvokableFunction, type InvokeResult, invokeBundled } from '../../../scripts/lib/invoke';
 
-/**
- * How long after the call the handlers are released: enough for each process to start and load
- * its bundle (and, the first time, for the bundle to be unpacked) on a busy two-core machine.
- */
-const START_MARGIN_MS = 2_500;
+/** How long the processes may take to start and load their bundles before the gate opens regardless. */
+const READY_WAIT_MS = 30_000;
+const POLL_MS = 5;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Starts one bundled invocation per event, each in a Node process of its own, as Lambda runs
- * concurrent invocations in separate sandboxes. Every process loads its bundle, then waits for
- * one common moment to call its handler, so that they race each other against the emulator for
- * real, not by the luck of process start-up. Resolves, in the order of `events`, when all have ended.
+ * concurrent invocations in separate sandboxes. Every process loads its bundle and waits at a
+ * gate; the gate opens once all are waiting, so that the handlers are called at one moment and
+ * race each other against the emulator for real, not by the luck of process start-up. Resolves,
+ * in the order of `events`, when all have ended.
  */
-export const invokeTogether = (opts: {
+export const invokeTogether = async (opts: {
   endpoint: string;
   region: string;
   fn: InvokableFunction;
   events: readonly unknown[];
 }): Promise<InvokeResult[]> => {
-  const startAt = Date.now() + START_MARGIN_MS;
-  return Promise.all(
-    opts.events.map((event) =>
-      invokeBundled({ endpoint: opts.endpoint, region: opts.region, fn: opts.fn, event, startAt }),
-    ),
-  );
+  const dir = await mkdtemp(join(tmpdir(), 'kms-rotation-together-'));
+  const startGate = join(dir, 'go');
+  let ended = 0;
+  try {
+    const runs = Promise.all(
+      opts.events.map((event) =>
+        invokeBundled({ endpoint: opts.endpoint, region: opts.region, fn: opts.fn, event, startGate }).finally(() => {
+          ended += 1;
+        }),
+      ),
+    );
+    // Awaited below; meanwhile a failure to start must not count as unhandled.
+    runs.catch(() => undefined);
+    // An invocation that ends before it is ready (it could not load) opens the gate for the rest.
+    const giveUpAt = Date.now() + READY_WAIT_MS;
+    const ready = async () => (await readdir(dir)).filter((name) => name.endsWith('.ready')).length;
+    while (ended === 0 && Date.now() < giveUpAt && (await ready()) < opts.events.length) await sleep(POLL_MS);
+    await writeFile(startGate, '');
+    return await runs;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 };
 
 /**
