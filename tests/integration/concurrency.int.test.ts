@@ -208,68 +208,90 @@ describe('Function: rotate, invoked several times at once for one key', () => {
     },
   );
 
-  it('a symmetric key: three on-demand rotations at once spend one; a re-run afterwards spends none', async () => {
-    const alias = 'alias/conc/sym-on-demand';
-    const keyId = await createManagedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', alias);
-    const before = (await onDemandRotationsOf(keyId)).length;
-    await inbox.drain();
-
-    const runs = await rotateTogether({ key: alias, strategy: 'on-demand' });
-
-    const rotations = await onDemandRotationsOf(keyId);
-    const spent = rotations.slice(before);
-    const rotatedAt = spent.length === 1 ? spent[0]?.RotationDate?.toISOString() : undefined;
-    /** What one on-demand invocation did; a success must be for the one rotation spent. */
-    const onDemandOutcome = (result: InvokeResult): string => {
-      if (!result.ok) {
-        const { name, message } = result.error;
-        return name === 'PreconditionFailedError' && message.includes(LEASE_HELD)
-          ? 'refused: key held'
-          : `unexpected failure: ${name}: ${message}`;
-      }
-      const report = result.result as Report;
-      if (report.outcome !== 'completed' || report.keyId !== keyId) {
-        return `unexpected report: ${JSON.stringify(report)}`;
-      }
-      const rotateStep = report.steps.find((step) => step.step === 'rotateKeyOnDemand');
-      if (rotateStep?.status === 'done') return 'rotated';
-      return rotateStep?.status === 'skipped' && rotatedAt && rotateStep.detail.includes(rotatedAt)
-        ? 'validated the one rotation'
-        : `unexpected report: ${JSON.stringify(report)}`;
-    };
-    const outcomes = runs.map(onDemandOutcome);
-    const notifications = (await inbox.drain()).map(
-      (notification) =>
-        `${notification.attributes.type} for ${notification.body.keyId === keyId ? 'the key' : notification.body.keyId}`,
-    );
-
-    const rerun = await rotateAlone({ key: alias, strategy: 'on-demand' });
-    const observed = {
-      calledTogether: calledTogether(runs),
-      onDemandRotationsSpent: spent.length,
-      rotated: outcomes.filter((outcome) => outcome === 'rotated'),
-      others: outcomes.filter((outcome) => outcome !== 'rotated'),
-      notifications,
-      rerunOutcome: onDemandOutcome(rerun),
-      spentAfterRerun: (await onDemandRotationsOf(keyId)).length - before,
-      aliasOnTheKey: (await targetOf(alias)) === keyId,
-    };
-    await inbox.drain();
-
-    const allowed = ['refused: key held', 'validated the one rotation'];
-    expect(observed).toEqual({
-      calledTogether: true,
-      onDemandRotationsSpent: 1,
-      rotated: ['rotated'],
-      others: observed.others.map((outcome) =>
-        allowed.includes(outcome) ? outcome : `one of: ${allowed.join(' | ')}`,
-      ),
-      notifications: outcomes
-        .filter((outcome) => outcome === 'rotated' || outcome === 'validated the one rotation')
-        .map(() => 'RotationCompleted for the key'),
+  /**
+   * Without `force` a run that finds the key rotated moments ago validates that rotation instead of
+   * spending another, so on a key without a lease the race is lost only when the runs' reads come
+   * before the first RotateKeyOnDemand. With `force` every run that is let through rotates: only the
+   * lease keeps it to one, and the forced re-run afterwards must be let through (the lease released).
+   */
+  it.each([
+    {
+      force: false,
+      alias: 'alias/conc/sym-on-demand',
+      allowed: ['refused: key held', 'validated the one rotation'],
       rerunOutcome: 'validated the one rotation',
       spentAfterRerun: 1,
-      aliasOnTheKey: true,
-    });
-  });
+    },
+    {
+      force: true,
+      alias: 'alias/conc/sym-on-demand-forced',
+      allowed: ['refused: key held'],
+      rerunOutcome: 'rotated',
+      spentAfterRerun: 2,
+    },
+  ])(
+    'a symmetric key: three on-demand rotations at once (force: $force) spend one; a re-run spends another only if forced',
+    async ({ force, alias, allowed, rerunOutcome, spentAfterRerun }) => {
+      const keyId = await createManagedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', alias);
+      const before = (await onDemandRotationsOf(keyId)).length;
+      await inbox.drain();
+
+      const runs = await rotateTogether({ key: alias, strategy: 'on-demand', force });
+
+      const spent = (await onDemandRotationsOf(keyId)).slice(before);
+      const rotatedAt = spent.length === 1 ? spent[0]?.RotationDate?.toISOString() : undefined;
+      /** What one on-demand invocation did; a success without a rotation of its own must be for the one rotation spent. */
+      const onDemandOutcome = (result: InvokeResult): string => {
+        if (!result.ok) {
+          const { name, message } = result.error;
+          return name === 'PreconditionFailedError' && message.includes(LEASE_HELD)
+            ? 'refused: key held'
+            : `unexpected failure: ${name}: ${message}`;
+        }
+        const report = result.result as Report;
+        if (report.outcome !== 'completed' || report.keyId !== keyId) {
+          return `unexpected report: ${JSON.stringify(report)}`;
+        }
+        const rotateStep = report.steps.find((step) => step.step === 'rotateKeyOnDemand');
+        if (rotateStep?.status === 'done') return 'rotated';
+        return rotateStep?.status === 'skipped' && rotatedAt && rotateStep.detail.includes(rotatedAt)
+          ? 'validated the one rotation'
+          : `unexpected report: ${JSON.stringify(report)}`;
+      };
+      const outcomes = runs.map(onDemandOutcome);
+      const notifications = (await inbox.drain()).map(
+        (notification) =>
+          `${notification.attributes.type} for ${notification.body.keyId === keyId ? 'the key' : notification.body.keyId}`,
+      );
+
+      const rerun = await rotateAlone({ key: alias, strategy: 'on-demand', force });
+      const observed = {
+        calledTogether: calledTogether(runs),
+        onDemandRotationsSpent: spent.length,
+        rotated: outcomes.filter((outcome) => outcome === 'rotated'),
+        others: outcomes.filter((outcome) => outcome !== 'rotated'),
+        notifications,
+        rerunOutcome: onDemandOutcome(rerun),
+        spentAfterRerun: (await onDemandRotationsOf(keyId)).length - before,
+        aliasOnTheKey: (await targetOf(alias)) === keyId,
+      };
+      await inbox.drain();
+
+      expect(observed).toEqual({
+        calledTogether: true,
+        onDemandRotationsSpent: 1,
+        rotated: ['rotated'],
+        others: observed.others.map((outcome) =>
+          allowed.includes(outcome) ? outcome : `one of: ${allowed.join(' | ')}`,
+        ),
+        // One notification per success, each for the key; a refusal notifies nothing.
+        notifications: outcomes
+          .filter((outcome) => outcome === 'rotated' || outcome === 'validated the one rotation')
+          .map(() => 'RotationCompleted for the key'),
+        rerunOutcome,
+        spentAfterRerun,
+        aliasOnTheKey: true,
+      });
+    },
+  );
 });
