@@ -181,6 +181,10 @@ describe('Function: rotate, invoked several times at once for one key', () => {
       };
       await inbox.drain();
 
+      // The lease is taken on the key the alias resolves to. The alias moves alongside `finish`, so a
+      // run that resolves it in between leases the successor, not the predecessor, and finishes the
+      // same rotation (or finds it done); one that resolved it before, and leases the predecessor
+      // once the rotation is over, is refused as retired. Neither makes a second successor.
       const allowed = [
         'refused: key held',
         'refused: retired, names the successor',
