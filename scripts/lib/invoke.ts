@@ -19,7 +19,18 @@ export type InvokeResult = (
 ) & {
   /** Peak resident memory of the function's process (Lambda's "Max Memory Used"); absent if it died first. */
   maxRssKb?: number;
+  /**
+   * Only for an invocation given `startGate`, when it settled: when its handler was loaded and
+   * waiting, when it was called, and when it settled (epoch ms, this machine's clock).
+   */
+  timing?: InvocationTiming;
 };
+
+export interface InvocationTiming {
+  readyAt: number;
+  startedAt: number;
+  settledAt: number;
+}
 
 export interface InvokableFunction {
   name: string;
@@ -52,7 +63,8 @@ const finish = (outcome) => {
   settled = true;
   let line;
   try {
-    line = JSON.stringify({ marker: input.marker, maxRssKb: process.resourceUsage().maxRSS, ...outcome });
+    const timing = started ? { timing: { ...started, settledAt: Date.now() } } : {};
+    line = JSON.stringify({ marker: input.marker, maxRssKb: process.resourceUsage().maxRSS, ...timing, ...outcome });
   } catch (error) {
     line = JSON.stringify({ marker: input.marker, ok: false, error: { name: 'Runtime.ResultSerializationError', message: String(error && error.message) } });
   }
@@ -66,7 +78,8 @@ const failure = (error) => ({
     message: String(error && error.message !== undefined ? error.message : error),
   },
 });
-const deadline = Date.now() + input.remainingTimeMs;
+let deadline = Date.now() + input.remainingTimeMs;
+let started;
 process.on('uncaughtException', (error) => finish(failure(error)));
 process.on('unhandledRejection', (error) => finish(failure(error)));
 const context = {
@@ -79,6 +92,13 @@ const context = {
     const handler = require(input.handlerFile)[input.exportName];
     if (typeof handler !== 'function') {
       throw Object.assign(new Error(input.handlerFile + ' does not export a function named ' + input.exportName), { name: 'Runtime.HandlerNotFound' });
+    }
+    if (input.startGate !== undefined) {
+      const readyAt = Date.now();
+      fs.writeFileSync(input.startGate + '.' + input.marker + '.ready', '');
+      while (!fs.existsSync(input.startGate)) await new Promise((resolve) => setTimeout(resolve, 1));
+      started = { readyAt, startedAt: Date.now() };
+      deadline = started.startedAt + input.remainingTimeMs;
     }
     const result = await new Promise((resolve, reject) => {
       const callback = (error, value) => (error ? reject(error) : resolve(value));
@@ -293,6 +313,7 @@ const asEmf = (line: string): object | undefined => {
 
 type Outcome = ({ ok: true; result: unknown } | { ok: false; error: { name: string; message: string } }) & {
   maxRssKb?: number;
+  timing?: InvocationTiming;
 };
 
 const readOutcome = async (outcomePath: string, marker: string): Promise<Outcome | undefined> => {
@@ -344,6 +365,12 @@ export const invokeBundled = async (opts: {
   env?: Record<string, string>;
   /** How long the function may run (default 60 s; Lambda allows up to 900 s). */
   timeoutMs?: number;
+  /**
+   * A file that does not exist yet: the process loads the bundle, writes `<startGate>.<marker>.ready`
+   * beside it, and calls the handler only once `startGate` exists, so that invocations given one
+   * gate can be called together (see `invokeTogether` in the integration tests' support).
+   */
+  startGate?: string;
 }): Promise<InvokeResult> => {
   const bundleDir = await unpack(resolve(opts.fn.zipPath));
   const { handlerFile, exportName } = handlerLocation(bundleDir, opts.fn);
@@ -363,6 +390,7 @@ export const invokeBundled = async (opts: {
       outcomePath,
       marker,
       remainingTimeMs: opts.timeoutMs ?? REMAINING_TIME_MS,
+      startGate: opts.startGate,
       context: {
         functionName: opts.fn.name,
         functionVersion: '$LATEST',
