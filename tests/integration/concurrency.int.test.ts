@@ -1,19 +1,11 @@
-import {
-  CreateAliasCommand,
-  CreateKeyCommand,
-  DescribeKeyCommand,
-  type KeySpec,
-  type KeyUsageType,
-  ListKeyRotationsCommand,
-  ListKeysCommand,
-  ListResourceTagsCommand,
-} from '@aws-sdk/client-kms';
+import { type KeySpec, type KeyUsageType, ListKeyRotationsCommand, ListKeysCommand } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../../scripts/lib/emulator';
 import { type InvokeResult, invokeBundled } from '../../scripts/lib/invoke';
 import type { EmulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { deployTestStack } from './support/deployed-stack';
+import { emulatorKeys } from './support/emulator-keys';
 import { calledTogether, invokeTogether } from './support/together';
 
 interface Report {
@@ -65,29 +57,11 @@ describe('Function: rotate, invoked several times at once for one key', () => {
   const rotateAlone = (event: unknown): Promise<InvokeResult> =>
     invokeBundled({ endpoint: emulator.endpoint, region, fn: rotateFn(), event });
 
-  const createManagedKey = async (keySpec: KeySpec, keyUsage: KeyUsageType, alias: string) => {
-    const { KeyMetadata } = await clients.kms.send(
-      new CreateKeyCommand({
-        KeySpec: keySpec,
-        KeyUsage: keyUsage,
-        Description: `${keySpec} key for ${alias}`,
-        Tags: [
-          { TagKey: 'kms-rotation:managed', TagValue: 'true' },
-          { TagKey: 'kms-rotation:aliases', TagValue: alias },
-        ],
-      }),
-    );
-    await clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: KeyMetadata?.KeyId }));
-    return KeyMetadata?.KeyId as string;
-  };
-
-  const tagsOf = async (keyId: string): Promise<Record<string, string>> => {
-    const { Tags = [] } = await clients.kms.send(new ListResourceTagsCommand({ KeyId: keyId }));
-    return Object.fromEntries(Tags.map((tag) => [tag.TagKey, tag.TagValue]));
-  };
-
-  const targetOf = async (alias: string) =>
-    (await clients.kms.send(new DescribeKeyCommand({ KeyId: alias }))).KeyMetadata?.KeyId;
+  const keys = () => emulatorKeys(clients.kms);
+  const createManagedKey = (keySpec: KeySpec, keyUsage: KeyUsageType, alias: string) =>
+    keys().createManagedKey(keySpec, keyUsage, alias);
+  const tagsOf = (keyId: string) => keys().tagsOf(keyId);
+  const targetOf = (alias: string) => keys().targetOf(alias);
 
   /** Every key in the account whose predecessor tag names `keyId`: the successors rotations made of it. */
   const successorsOf = async (keyId: string): Promise<string[]> => {

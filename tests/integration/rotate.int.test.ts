@@ -1,5 +1,4 @@
 import {
-  CreateAliasCommand,
   CreateKeyCommand,
   DecryptCommand,
   DescribeKeyCommand,
@@ -12,7 +11,6 @@ import {
   ListAliasesCommand,
   ListKeyRotationsCommand,
   ListKeysCommand,
-  ListResourceTagsCommand,
   SignCommand,
   VerifyCommand,
   VerifyMacCommand,
@@ -23,6 +21,7 @@ import { invokeBundled } from '../../scripts/lib/invoke';
 import type { EmulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { deployTestStack } from './support/deployed-stack';
+import { emulatorKeys } from './support/emulator-keys';
 
 interface Report {
   outcome: string;
@@ -71,29 +70,11 @@ describe('Function: rotate against the local AWS emulator', () => {
     return (outcome as { result: Report }).result;
   };
 
-  const createManagedKey = async (keySpec: KeySpec, keyUsage: KeyUsageType, alias: string) => {
-    const { KeyMetadata } = await clients.kms.send(
-      new CreateKeyCommand({
-        KeySpec: keySpec,
-        KeyUsage: keyUsage,
-        Description: `${keySpec} key for ${alias}`,
-        Tags: [
-          { TagKey: 'kms-rotation:managed', TagValue: 'true' },
-          { TagKey: 'kms-rotation:aliases', TagValue: alias },
-          { TagKey: 'team', TagValue: 'payments' },
-        ],
-      }),
-    );
-    await clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: KeyMetadata?.KeyId }));
-    return KeyMetadata?.KeyId as string;
-  };
-
-  const tagsOf = async (keyId: string): Promise<Record<string, string>> => {
-    const { Tags = [] } = await clients.kms.send(new ListResourceTagsCommand({ KeyId: keyId }));
-    return Object.fromEntries(Tags.map((tag) => [tag.TagKey, tag.TagValue]));
-  };
-  const targetOf = async (alias: string) =>
-    (await clients.kms.send(new DescribeKeyCommand({ KeyId: alias }))).KeyMetadata?.KeyId;
+  const keys = () => emulatorKeys(clients.kms);
+  const createManagedKey = (keySpec: KeySpec, keyUsage: KeyUsageType, alias: string) =>
+    keys().createManagedKey(keySpec, keyUsage, alias, { team: 'payments' });
+  const tagsOf = (keyId: string) => keys().tagsOf(keyId);
+  const targetOf = (alias: string) => keys().targetOf(alias);
   const stateOf = async (keyId: string) =>
     (await clients.kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata?.KeyState;
 
