@@ -1,19 +1,28 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
+import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordDrift } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
-import { localPublicKeyEncryptor, logTo, secureRandom, serviceLocationOf, systemClock } from '../src/adapters/runtime';
+import {
+  localPublicKeyEncryptor,
+  logTo,
+  realSleeper,
+  secureRandom,
+  serviceLocationOf,
+  systemClock,
+} from '../src/adapters/runtime';
 import { parseKeyActivityEvent } from '../src/adapters/schemas/key-activity-event';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
 import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
-import { loadConfig } from '../src/config';
+import { loadConfig, required } from '../src/config';
 import { type DriftReport, watchKeyActivity } from '../src/domain/watch-key-activity';
 
 const config = loadConfig(process.env);
@@ -38,6 +47,9 @@ const deps = {
   remediateRules: config.driftRemediateRules,
   serviceRoleArns: config.serviceRoleArns,
   aliasScope: config.aliasScope,
+  leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
+  // A key another run is changing is usually free again within seconds; else Lambda retries the event.
+  leaseWait: { ms: 10_000, sleeper: realSleeper },
 };
 
 /** CloudTrail records of KMS management calls, and KMS deletion/expiration events -> drift, notified, optionally put back. */
@@ -48,7 +60,12 @@ export const handler = observedHandler(
   async (event, context): Promise<DriftReport> => {
     const activity = parseKeyActivityEvent(event);
     logger.appendKeys({ eventId: activity.eventId, call: activity.name });
-    const report = await watchKeyActivity(activity, { ...deps, location: serviceLocationOf(context, config.region) });
+    const report = await watchKeyActivity(activity, {
+      ...deps,
+      location: serviceLocationOf(context, config.region),
+      holder: `${context.functionName} ${context.awsRequestId}`,
+      remainingMs: () => context.getRemainingTimeInMillis(),
+    });
     recordDrift(metrics, report);
     return report;
   },

@@ -52,17 +52,21 @@ export type PreconditionReason =
   /** Another run holds the key's lease: it is changing the key right now. */
   | 'key-busy';
 
-/** The key is not in a state or of a type that the requested work needs. Nothing was changed. */
+/**
+ * The key is not in a state or of a type that the requested work needs. Nothing was changed.
+ * Not retried, except where the state is known to pass (another run holding the key, for an event).
+ */
 export class PreconditionFailedError extends KmsRotationError {
   readonly kind = 'precondition-failed';
-  readonly retryable = false;
+  readonly retryable: boolean;
   constructor(
     readonly reason: PreconditionReason,
     message: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { retryable?: boolean },
   ) {
     super(message, options);
     this.name = 'PreconditionFailedError';
+    this.retryable = options?.retryable ?? false;
   }
 }
 

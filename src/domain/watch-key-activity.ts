@@ -12,6 +12,7 @@ import {
 } from './drift-rules';
 import { describeError, excerpt, KmsRotationError, PreconditionFailedError } from './errors';
 import { classifyKey } from './key-classification';
+import { holdingKeys, type LeaseDeps } from './key-lease';
 import { keyIdOf, parseArn } from './key-ref';
 import { type KeyVerificationDeps, verifyKeyWorks } from './key-verification';
 import { lineageStateOf } from './lineage';
@@ -80,7 +81,7 @@ export interface DriftReport {
   remediations: RemediationResult[];
 }
 
-export interface DriftWatchDeps extends KeyVerificationDeps {
+export interface DriftWatchDeps extends KeyVerificationDeps, LeaseDeps {
   keys: KeyReader;
   admin: KeyAdmin;
   directory: ManagedKeyDirectory;
@@ -168,6 +169,20 @@ export const watchKeyActivity = async (activity: KeyActivity, deps: DriftWatchDe
   }
 
   const { keyIds, aliasesLeadingNowhere } = await keysConcerned(activity, deps);
+  // Under the keys' leases: records of one key arrive in bursts and twice, and each reads, notifies and writes its record.
+  return holdingKeys(keyIds, `drift watch: ${activity.name}`, deps, () =>
+    judgeKeys(activity, keyIds, aliasesLeadingNowhere, deps),
+  );
+};
+
+/** Examines each key against its declared state, notifies new drift, records it, and puts back what it may. */
+const judgeKeys = async (
+  activity: KeyActivity,
+  keyIds: readonly string[],
+  aliasesLeadingNowhere: readonly string[],
+  deps: DriftWatchDeps,
+): Promise<DriftReport> => {
+  const base = { eventId: activity.eventId, activity: activity.name, findings: [], newFindings: [], remediations: [] };
   const examined = await Promise.all(keyIds.map((keyId) => examineKey(keyId, activity, deps)));
   if (!examined.some((result) => result.managed)) {
     // Nothing was checked: say why, never "no drift".

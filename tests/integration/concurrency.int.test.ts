@@ -1,4 +1,11 @@
-import { type KeySpec, type KeyUsageType, ListKeyRotationsCommand, ListKeysCommand } from '@aws-sdk/client-kms';
+import {
+  DisableKeyRotationCommand,
+  type KeySpec,
+  type KeyUsageType,
+  ListKeyRotationsCommand,
+  ListKeysCommand,
+} from '@aws-sdk/client-kms';
+import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../../scripts/lib/emulator';
 import { type InvokeResult, invokeBundled } from '../../scripts/lib/invoke';
@@ -22,6 +29,7 @@ const SUCCESSOR_TAG = 'kms-rotation:successor';
 /** How a refusal because another invocation holds the key's lease reads: who holds it, and until when. */
 const LEASE_HELD = 'holds it until';
 const TOGETHER = 3;
+const ACCOUNT = '123456789012';
 
 /**
  * Issue 12, "One rotation at a time": `rotate` invocations for one key, started together as
@@ -31,7 +39,7 @@ const TOGETHER = 3;
  * a second successor or spends a second on-demand rotation, and none reports a success for work
  * that is not there.
  */
-describe('Function: rotate, invoked several times at once for one key', () => {
+describe('Functions invoked several times at once for one key', () => {
   const region = 'us-east-1';
   let emulator: Emulator;
   let stack: DeployedStack;
@@ -272,4 +280,66 @@ describe('Function: rotate, invoked several times at once for one key', () => {
       });
     },
   );
+
+  /** A CloudTrail record of DisableKeyRotation on `keyId` by a person, as EventBridge delivers it. */
+  const rotationDisabledBy = (keyId: string, eventId: string) => {
+    const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    return {
+      version: '0',
+      id: eventId,
+      'detail-type': 'AWS API Call via CloudTrail',
+      source: 'aws.kms',
+      account: ACCOUNT,
+      time: at,
+      region,
+      resources: [],
+      detail: {
+        eventVersion: '1.11',
+        userIdentity: { type: 'IAMUser', arn: `arn:aws:iam::${ACCOUNT}:user/Alice`, accountId: ACCOUNT },
+        eventTime: at,
+        eventSource: 'kms.amazonaws.com',
+        eventName: 'DisableKeyRotation',
+        awsRegion: region,
+        sourceIPAddress: '198.51.100.24',
+        requestParameters: { keyId },
+        responseElements: null,
+        eventID: eventId,
+        resources: [
+          { accountId: ACCOUNT, type: 'AWS::KMS::Key', ARN: `arn:aws:kms:${region}:${ACCOUNT}:key/${keyId}` },
+        ],
+        eventType: 'AwsApiCall',
+        managementEvent: true,
+        recipientAccountId: ACCOUNT,
+      },
+    };
+  };
+
+  it('onKeyActivity: one record delivered three times at once tells its drift once, and remembers it', async () => {
+    const keyId = await createManagedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', 'alias/conc/watched');
+    await clients.kms.send(new DisableKeyRotationCommand({ KeyId: keyId }));
+    await inbox.drain();
+    const record = rotationDisabledBy(keyId, crypto.randomUUID());
+
+    const runs = await invokeTogether({
+      endpoint: emulator.endpoint,
+      region,
+      fn: stack.functions.onKeyActivity as DeployedStack['functions'][string],
+      events: Array(TOGETHER).fill(record),
+    });
+    const { Parameter } = await clients.ssm.send(
+      new GetParameterCommand({ Name: `/kms-rotation/itconc/keys/${keyId}` }),
+    );
+
+    expect({
+      calledTogether: calledTogether(runs),
+      outcomes: runs.map((run) => (run.ok ? (run.result as { outcome: string }).outcome : run.error.message)),
+      notifications: (await inbox.drain()).map((notification) => notification.attributes.type),
+      remembered: Object.keys(JSON.parse(Parameter?.Value ?? '{}').openDrift ?? {}),
+    }).toEqual({
+      calledTogether: true,
+      outcomes: ['drift', 'drift', 'drift'],
+      notifications: ['DriftDetected'],
+      remembered: [expect.stringContaining('rotation-disabled')],
+    });
+  });
 });

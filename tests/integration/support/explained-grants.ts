@@ -9,6 +9,8 @@
 export const EXPLAINED_GRANTS: Record<string, string> = {
   'RotateRole/rotate#HoldKeyLeases dynamodb:GetItem':
     'the lease is read only when another run holds it, to name that run in the refusal; tests/integration/concurrency.int.test.ts makes that happen',
+  'OnKeyActivityRole/on-key-activity#HoldKeyLeases dynamodb:GetItem':
+    'the lease is read only when another run holds the key, to name that run when the wait ends; tests/integration/concurrency.int.test.ts makes that happen',
   'SelfTestRole/self-test#HoldKeyLeases dynamodb:GetItem':
     "the lease is read only when another run holds it; a self-test's throwaway keys are its own alone",
   'AuditRole/audit#ContinueInANewSlice lambda:InvokeFunction':

@@ -5,10 +5,13 @@ import type { KeyDescription, Notification, Tags } from '../../../src/domain/mod
 import type { ValidationState } from '../../../src/domain/ports';
 import {
   type Actor,
+  type DriftReport,
   type DriftWatchDeps,
   type KeyActivity,
   watchKeyActivity,
 } from '../../../src/domain/watch-key-activity';
+import { MemoryKeyLeases } from '../rotate/support/memory-leases';
+import { FakeClock, FakeSleeper } from '../rotate/support/world';
 import { keyDescription } from '../support/key-description';
 
 const ACCOUNT = '111122223333';
@@ -123,6 +126,8 @@ describe('Function: watchKeyActivity', () => {
   let kms: FakeKms;
   let states: Map<string, ValidationState>;
   let published: Notification[];
+  let leases: MemoryKeyLeases;
+  let clock: FakeClock;
   let deps: DriftWatchDeps;
 
   beforeEach(() => {
@@ -132,6 +137,8 @@ describe('Function: watchKeyActivity', () => {
     kms.aliases.set('alias/app/key', KEY);
     states = new Map();
     published = [];
+    clock = new FakeClock(new Date('2026-11-21T10:00:05Z'));
+    leases = new MemoryKeyLeases(clock);
     deps = {
       keys: { ...kms.keysPort, listRotations: kms.keysPort.listRotations },
       admin: kms.adminPort as unknown as DriftWatchDeps['admin'],
@@ -152,13 +159,16 @@ describe('Function: watchKeyActivity', () => {
         },
       },
       notifier: { publish: async (notification) => void published.push(notification) },
-      clock: { now: () => new Date('2026-11-21T10:00:05Z') },
+      clock,
       log: { info: () => undefined, warn: () => undefined, error: () => undefined },
       location: { partition: 'aws', account: ACCOUNT, region: 'us-east-1' },
       mode: 'detect',
       remediateRules: new Set(REMEDIABLE_RULES),
       serviceRoleArns: [ROTATE_ROLE, DRIFT_ROLE],
       aliasScope: ['alias/app/*'],
+      leases,
+      holder: 'kms-rotation-test-onKeyActivity request-1',
+      remainingMs: () => 25_000,
     };
   });
 
@@ -189,6 +199,63 @@ describe('Function: watchKeyActivity', () => {
       }),
     });
     expect(kms.changes).toEqual([]);
+  });
+
+  it('waits for a key another run holds, then judges it by what it reads under the lease: a redelivered drift is told once', async () => {
+    // Prepare: another delivery of the same record holds the key, and finishes while this one waits
+    kms.rotation.set(KEY, { enabled: false });
+    const other = 'kms-rotation-test-onKeyActivity request-0';
+    leases.held.set(KEY, {
+      keyId: KEY,
+      holder: other,
+      purpose: 'drift watch',
+      until: new Date(clock.now().getTime() + 60_000),
+    });
+    let otherReport: DriftReport | undefined;
+    const sleeper = {
+      sleep: async (ms: number) => {
+        clock.advance(ms);
+        otherReport ??= await watchKeyActivity(activity('DisableKeyRotation'), { ...deps, holder: other });
+      },
+    };
+
+    // Act
+    const report = await watchKeyActivity(activity('DisableKeyRotation', { eventId: 'redelivered' }), {
+      ...deps,
+      leaseWait: { ms: 10_000, sleeper },
+    });
+
+    // Assess
+    expect(otherReport).toMatchObject({
+      outcome: 'drift',
+      newFindings: [expect.objectContaining({ rule: 'rotation-disabled' })],
+    });
+    expect(report).toMatchObject({ outcome: 'drift', newFindings: [] });
+    expect(published.map((notification) => notification.type)).toEqual(['DriftDetected']);
+    expect(leases.held.size).toBe(0);
+  });
+
+  it('gives up on a key held for longer than it may wait, retryable, having read, notified and changed nothing', async () => {
+    // Prepare
+    kms.rotation.set(KEY, { enabled: false });
+    const until = new Date(clock.now().getTime() + 120_000);
+    leases.held.set(KEY, { keyId: KEY, holder: 'kms-rotation-test-rotate request-9', purpose: 'rotate', until });
+    kms.failNext = new Error('no key read expected');
+
+    // Act
+    const error = await watchKeyActivity(activity('DisableKeyRotation'), {
+      ...deps,
+      leaseWait: { ms: 10_000, sleeper: new FakeSleeper(clock) },
+    }).catch((caught: unknown) => caught);
+
+    // Assess
+    expect(error).toMatchObject({ name: 'PreconditionFailedError', reason: 'key-busy', retryable: true });
+    expect((error as Error).message).toBe(
+      `${KEY} is being changed by another run: kms-rotation-test-rotate request-9 holds it until ${until.toISOString()} (rotate); waited 10 s, nothing was changed, the event is retried`,
+    );
+    expect(kms.failNext).toBeDefined();
+    expect(published).toEqual([]);
+    expect(states.size).toBe(0);
   });
 
   it('notifies again when a drift that was put right comes back', async () => {

@@ -14,8 +14,8 @@ export interface RecordedRequest {
  * How the endpoint answers:
  * - `fail`: every request HTTP 500 (a refused input must not get this far: any request is a finding);
  * - `unknown-key`: like AWS for a key and a parameter that do not exist (KMS NotFoundException,
- *   SSM ParameterNotFound, no aliases, no tagged keys, no parameters under a path; SNS Publish
- *   and SSM PutParameter succeed),
+ *   SSM ParameterNotFound, no aliases, no tagged keys, no parameters under a path; SNS Publish,
+ *   SSM PutParameter and the key lease's DynamoDB PutItem and DeleteItem succeed),
  *   anything else HTTP 500.
  */
 export type AwsAnswers = 'fail' | 'unknown-key';
@@ -70,6 +70,8 @@ const answerUnknownKey = (operation: string, body: string): Answer => {
   if (operation === 'AmazonSSM.PutParameter') return json(200, { Version: 1, Tier: 'Standard' });
   if (operation === 'ResourceGroupsTaggingAPI_20170126.GetResources') return json(200, { ResourceTagMappingList: [] });
   if (operation === 'Publish') return SNS_PUBLISHED;
+  // Key leases: free, and given back.
+  if (operation === 'DynamoDB_20120810.PutItem' || operation === 'DynamoDB_20120810.DeleteItem') return json(200, {});
   return INTERNAL_FAILURE(`not emulated: ${operation}`);
 };
 
