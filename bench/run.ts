@@ -59,12 +59,14 @@ const BASELINE_IMPORTS: Record<string, string[]> = {
     'client-resource-groups-tagging-api:ResourceGroupsTaggingAPIClient',
     'client-sns:SNSClient',
     'client-ssm:SSMClient',
+    'client-dynamodb:DynamoDBClient',
   ],
   onKeyActivity: [
     'client-kms:KMSClient',
     'client-resource-groups-tagging-api:ResourceGroupsTaggingAPIClient',
     'client-sns:SNSClient',
     'client-ssm:SSMClient',
+    'client-dynamodb:DynamoDBClient',
   ],
   audit: ['client-kms:KMSClient', 'client-lambda:LambdaClient', 'client-sns:SNSClient', 'client-ssm:SSMClient'],
   selfTest: [
@@ -72,6 +74,7 @@ const BASELINE_IMPORTS: Record<string, string[]> = {
     'client-kms:KMSClient',
     'client-resource-groups-tagging-api:ResourceGroupsTaggingAPIClient',
     'client-sns:SNSClient',
+    'client-dynamodb:DynamoDBClient',
   ],
 };
 
