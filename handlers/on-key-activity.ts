@@ -11,6 +11,7 @@ import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordDrift } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
 import {
+  leaseHolderOf,
   localPublicKeyEncryptor,
   logTo,
   realSleeper,
@@ -23,6 +24,7 @@ import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
 import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
 import { loadConfig, required } from '../src/config';
+import { EVENT_LEASE_WAIT_MS } from '../src/domain/key-lease';
 import { type DriftReport, watchKeyActivity } from '../src/domain/watch-key-activity';
 
 const config = loadConfig(process.env);
@@ -48,8 +50,7 @@ const deps = {
   serviceRoleArns: config.serviceRoleArns,
   aliasScope: config.aliasScope,
   leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
-  // A key another run is changing is usually free again within seconds; else Lambda retries the event.
-  leaseWait: { ms: 10_000, sleeper: realSleeper },
+  leaseWait: { ms: EVENT_LEASE_WAIT_MS, sleeper: realSleeper },
 };
 
 /** CloudTrail records of KMS management calls, and KMS deletion/expiration events -> drift, notified, optionally put back. */
@@ -63,8 +64,7 @@ export const handler = observedHandler(
     const report = await watchKeyActivity(activity, {
       ...deps,
       location: serviceLocationOf(context, config.region),
-      holder: `${context.functionName} ${context.awsRequestId}`,
-      remainingMs: () => context.getRemainingTimeInMillis(),
+      ...leaseHolderOf(context),
     });
     recordDrift(metrics, report);
     return report;

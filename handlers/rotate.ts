@@ -11,6 +11,7 @@ import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordRotation } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
 import {
+  leaseHolderOf,
   localPublicKeyEncryptor,
   logTo,
   realSleeper,
@@ -70,8 +71,7 @@ export const handler = observedHandler(
       const report = await rotateKey(request, {
         ...deps,
         location: serviceLocationOf(context, config.region),
-        holder: `${context.functionName} ${context.awsRequestId}`,
-        remainingMs: () => context.getRemainingTimeInMillis(),
+        ...leaseHolderOf(context),
       });
       recordRotation(metrics, { report, failed: false }, Date.now() - startedAt);
       return report;

@@ -10,6 +10,7 @@ import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { KmsThrowawayKeys } from '../src/adapters/kms-throwaway-keys';
 import { observedHandler } from '../src/adapters/observed-handler';
 import {
+  leaseHolderOf,
   localPublicKeyEncryptor,
   logTo,
   realSleeper,
@@ -72,8 +73,7 @@ export const handler = observedHandler(
     return runSelfTest({
       ...deps,
       location: serviceLocationOf(context, config.region),
-      holder: `${context.functionName} ${context.awsRequestId}`,
-      remainingMs: () => context.getRemainingTimeInMillis(),
+      ...leaseHolderOf(context),
     });
   },
 );

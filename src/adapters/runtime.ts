@@ -26,6 +26,14 @@ export const serviceLocationOf = (context: Pick<Context, 'invokedFunctionArn'>, 
   return { partition, account, region };
 };
 
+/** Who holds a key lease (the function and its request) and how long the invocation may still run. */
+export const leaseHolderOf = (
+  context: Pick<Context, 'functionName' | 'awsRequestId' | 'getRemainingTimeInMillis'>,
+) => ({
+  holder: `${context.functionName} ${context.awsRequestId}`,
+  remainingMs: () => context.getRemainingTimeInMillis(),
+});
+
 /** Local public-key encryption, as a holder of the public key would do it (RSA-OAEP only). */
 export const localPublicKeyEncryptor: PublicKeyEncryptor = {
   encrypt: (publicKeyDer, plaintext, algorithm) => {

@@ -17,6 +17,9 @@ export interface LeaseDeps {
   leaseWait?: { ms: number; sleeper: Sleeper };
 }
 
+/** How long an event-driven run waits for a held key: another run usually gives it back within seconds. */
+export const EVENT_LEASE_WAIT_MS = 10_000;
+
 /** How often a waiting run asks for the lease again. */
 const LEASE_POLL_MS = 500;
 

@@ -101,6 +101,15 @@ export interface DriftWatchDeps extends KeyVerificationDeps, LeaseDeps {
 
 const ALIAS_EVENTS = new Set(['CreateAlias', 'UpdateAlias', 'DeleteAlias']);
 
+/** What every report of an event starts from: which event, and nothing found yet. */
+const reportBaseOf = (activity: KeyActivity) => ({
+  eventId: activity.eventId,
+  activity: activity.name,
+  findings: [],
+  newFindings: [],
+  remediations: [],
+});
+
 /**
  * Whether the call was made by one of the service's own roles: a session of exactly that role
  * (CloudTrail's `userIdentity` of type `AssumedRole`, its session issuer the role's ARN, its
@@ -146,7 +155,7 @@ const shownActor = (actor: Actor | undefined): Actor | undefined =>
  */
 export const watchKeyActivity = async (activity: KeyActivity, deps: DriftWatchDeps): Promise<DriftReport> => {
   requireEventForThisService(activity, deps.location);
-  const base = { eventId: activity.eventId, activity: activity.name, findings: [], newFindings: [], remediations: [] };
+  const base = reportBaseOf(activity);
   if (activity.errorCode) {
     const errorCode = excerpt(activity.errorCode, 64);
     deps.log.info('Failed KMS call: nothing changed', {
@@ -182,7 +191,7 @@ const judgeKeys = async (
   aliasesLeadingNowhere: readonly string[],
   deps: DriftWatchDeps,
 ): Promise<DriftReport> => {
-  const base = { eventId: activity.eventId, activity: activity.name, findings: [], newFindings: [], remediations: [] };
+  const base = reportBaseOf(activity);
   const examined = await Promise.all(keyIds.map((keyId) => examineKey(keyId, activity, deps)));
   if (!examined.some((result) => result.managed)) {
     // Nothing was checked: say why, never "no drift".
