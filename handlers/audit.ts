@@ -1,21 +1,31 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
+import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { LambdaContinuation } from '../src/adapters/lambda-continuation';
 import { recordAudit } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
 import { paceKmsCalls, quotasFrom } from '../src/adapters/pacing';
-import { logTo, serviceLocationOf, systemClock, uuidGenerator } from '../src/adapters/runtime';
+import {
+  leaseHolderOf,
+  logTo,
+  realSleeper,
+  serviceLocationOf,
+  systemClock,
+  uuidGenerator,
+} from '../src/adapters/runtime';
 import { parseAuditRequest } from '../src/adapters/schemas/audit-request';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
-import { loadConfig } from '../src/config';
+import { loadConfig, required } from '../src/config';
 import { type AuditReport, auditFleet } from '../src/domain/audit-fleet';
+import { EVENT_LEASE_WAIT_MS } from '../src/domain/key-lease';
 
 const config = loadConfig(process.env);
 const sdk = () => clientOptions(config.clientTimeoutMs);
@@ -43,6 +53,9 @@ const deps = {
   concurrency: config.audit.concurrency,
   handOverBelowMs: 120_000,
   maxFindingsListed: 500,
+  // A remediation waits a little for a key another run holds, then leaves the finding open, saying so.
+  leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
+  leaseWait: { ms: EVENT_LEASE_WAIT_MS, sleeper: realSleeper },
 };
 
 /** Daily schedule or manual invoke: every key of the account and Region, judged by the rules of its class. */
@@ -56,7 +69,7 @@ export const handler = observedHandler(
     const report = await auditFleet(request, {
       ...deps,
       location: serviceLocationOf(context, config.region),
-      remainingMs: () => context.getRemainingTimeInMillis(),
+      ...leaseHolderOf(context),
     });
     recordAudit(metrics, report, report.totals.keysAudited - before);
     return report;

@@ -1,17 +1,28 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
+import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordRotationValidation } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
-import { logTo, secureRandom, serviceLocationOf, sha256, systemClock } from '../src/adapters/runtime';
+import {
+  leaseHolderOf,
+  logTo,
+  realSleeper,
+  secureRandom,
+  serviceLocationOf,
+  sha256,
+  systemClock,
+} from '../src/adapters/runtime';
 import { parseRotationEvent } from '../src/adapters/schemas/rotation-event';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
-import { loadConfig } from '../src/config';
+import { loadConfig, required } from '../src/config';
+import { rotationEventLeaseWaitMs } from '../src/domain/key-lease';
 import { failureOf, type RotationValidationReport, validateRotation } from '../src/domain/validate-rotation';
 
 const config = loadConfig(process.env);
@@ -30,6 +41,7 @@ const deps = {
   digest: sha256,
   log,
   toleranceMs: config.rotationEventToleranceMs,
+  leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
 };
 
 /** `KMS CMK Rotation` -> validate the new key material and the aliases, record, notify. */
@@ -41,7 +53,12 @@ export const handler = observedHandler(
     const startedAt = Date.now();
     const rotation = parseRotationEvent(event);
     logger.appendKeys({ keyId: rotation.keyId, eventId: rotation.eventId });
-    const report = await validateRotation(rotation, { ...deps, location: serviceLocationOf(context, config.region) });
+    const report = await validateRotation(rotation, {
+      ...deps,
+      location: serviceLocationOf(context, config.region),
+      ...leaseHolderOf(context),
+      leaseWait: { ms: rotationEventLeaseWaitMs(context.getRemainingTimeInMillis()), sleeper: realSleeper },
+    });
     recordRotationValidation(metrics, report, Date.now() - startedAt);
     const failure = failureOf(report);
     if (failure) throw failure;

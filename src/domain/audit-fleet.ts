@@ -11,6 +11,7 @@ import {
 import { readDeclaredState } from './declared-state';
 import { AwsServiceError, PreconditionFailedError } from './errors';
 import { classifyKey, type KeyClass } from './key-classification';
+import { holdingKeys, type LeaseDeps } from './key-lease';
 import { LINEAGE, lineageStateOf } from './lineage';
 import type { AliasEntry, KeyDescription, Notification, ServiceLocation, Severity, Tags } from './model';
 import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, Notifier } from './ports';
@@ -81,7 +82,7 @@ export interface AuditReport {
   summary: string;
 }
 
-export interface AuditDeps {
+export interface AuditDeps extends LeaseDeps {
   fleet: FleetReader;
   keys: KeyReader;
   admin: KeyAdmin;
@@ -95,8 +96,6 @@ export interface AuditDeps {
   limits: AuditLimits;
   /** Keys audited at once; the KMS client paces each API to its quota. */
   concurrency: number;
-  /** Time left in this invocation. */
-  remainingMs(): number;
   /** Hand over to a further invocation when less than this is left after a page. */
   handOverBelowMs: number;
   /** Most findings listed in one report; the rest are counted. */
@@ -271,19 +270,23 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     const remediated = new Set<AuditRuleId>();
     const rotationOff = found.find((item) => item.rule === 'rotation-enabled');
     if (request.remediate && declaredState.managed && rotationOff) {
-      try {
-        await deps.admin.enableKeyRotation(key.keyId, declaredState.periodDays);
+      const outcome = await enableRotationUnderLease(key.keyId, declaredState.periodDays, deps);
+      if (outcome.kind === 'enabled') {
         remediated.add('rotation-enabled');
         totals.remediated += 1;
-        const detail = `enabled automatic rotation${declaredState.periodDays ? ` every ${declaredState.periodDays} days` : ''}`;
-        remediations.push({ keyId: key.keyId, detail });
+        remediations.push({ keyId: key.keyId, detail: outcome.detail });
         // Logged as it happens: should the run fail later, the change is on record all the same.
-        deps.log.info('remediated', { auditId, keyId: key.keyId, detail });
-      } catch (error) {
-        // The key policy may deny the audit role EnableKeyRotation: the finding stays open, saying so.
-        if (!(error instanceof AwsServiceError && error.accessDenied)) throw error;
-        deps.log.warn('remediation denied', { keyId: key.keyId, error: error.message });
-        rotationOff.evidence = { ...rotationOff.evidence, remediationDenied: error.message };
+        deps.log.info('remediated', { auditId, keyId: key.keyId, detail: outcome.detail });
+      } else if (outcome.kind === 'enabled-meanwhile') {
+        // Read again under the lease: another run (the drift watch) put it back since the key was read.
+        found.splice(found.indexOf(rotationOff), 1);
+        deps.log.info('rotation was enabled by another run meanwhile', { auditId, keyId: key.keyId });
+      } else {
+        deps.log.warn(`remediation ${outcome.kind}`, { keyId: key.keyId, error: outcome.message });
+        rotationOff.evidence = {
+          ...rotationOff.evidence,
+          [outcome.kind === 'denied' ? 'remediationDenied' : 'remediationSkipped']: outcome.message,
+        };
       }
     }
     record(found, remediated);
@@ -335,6 +338,40 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
   deps.log.info(report.summary, { auditId, slice, complete: report.complete, totals });
   if (!handedOver) await deps.notifier.publish(notificationOf(report, deps));
   return report;
+};
+
+type RotationRemediation =
+  | { kind: 'enabled'; detail: string }
+  | { kind: 'enabled-meanwhile' }
+  | { kind: 'denied' | 'key-busy'; message: string };
+
+/**
+ * Puts automatic rotation back on a managed key, holding its lease, and only if it is still off
+ * once the lease is held: the drift watch may be putting it back at the same moment. A key policy
+ * that denies EnableKeyRotation, or a key another run holds past the wait, leaves the finding open
+ * and says why; the rest of the fleet is audited all the same.
+ */
+const enableRotationUnderLease = async (
+  keyId: string,
+  periodDays: number | undefined,
+  deps: AuditDeps,
+): Promise<RotationRemediation> => {
+  try {
+    return await holdingKeys([keyId], 'audit: enable rotation', deps, async () => {
+      if ((await deps.keys.getRotationStatus(keyId)).enabled) return { kind: 'enabled-meanwhile' as const };
+      await deps.admin.enableKeyRotation(keyId, periodDays);
+      return {
+        kind: 'enabled' as const,
+        detail: `enabled automatic rotation${periodDays ? ` every ${periodDays} days` : ''}`,
+      };
+    });
+  } catch (error) {
+    if (error instanceof AwsServiceError && error.accessDenied) return { kind: 'denied', message: error.message };
+    if (error instanceof PreconditionFailedError && error.reason === 'key-busy') {
+      return { kind: 'key-busy', message: error.message };
+    }
+    throw error;
+  }
 };
 
 const summaryOf = (totals: AuditTotals, handedOver: boolean, keysNotFound: readonly string[]): string => {

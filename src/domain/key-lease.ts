@@ -20,6 +20,19 @@ export interface LeaseDeps {
 /** How long an event-driven run waits for a held key: another run usually gives it back within seconds. */
 export const EVENT_LEASE_WAIT_MS = 10_000;
 
+/** Time `onRotation` keeps, of its invocation, for the validation itself once it holds the key. */
+const ROTATION_VALIDATION_RESERVE_MS = 20_000;
+
+/**
+ * How long `onRotation` waits for a held key: as long as its invocation allows, less the time the
+ * validation takes. A `rotate` run that rotated on demand holds the key while it waits for KMS to
+ * record the rotation and validates it, and KMS's event for that rotation arrives meanwhile: a
+ * short wait would fail the event, and page whoever watches the function's errors, at every
+ * on-demand rotation.
+ */
+export const rotationEventLeaseWaitMs = (remainingMs: number): number =>
+  Math.max(0, remainingMs - ROTATION_VALIDATION_RESERVE_MS);
+
 /** How often a waiting run asks for the lease again. */
 const LEASE_POLL_MS = 500;
 
@@ -34,7 +47,7 @@ const busy = (held: KeyLease, waitedMs?: number): PreconditionFailedError =>
       )
     : new PreconditionFailedError(
         'key-busy',
-        `${held.keyId} is being changed by another run: ${held.holder} holds it until ${held.until.toISOString()} (${held.purpose}); waited ${Math.round(waitedMs / 1000)} s, nothing was changed, the event is retried`,
+        `${held.keyId} is being changed by another run: ${held.holder} holds it until ${held.until.toISOString()} (${held.purpose}); waited ${Math.round(waitedMs / 1000)} s and changed nothing`,
         { retryable: true },
       );
 

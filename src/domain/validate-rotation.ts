@@ -2,6 +2,7 @@ import { aliasTargetOf } from './alias-target';
 import { type AliasVerification, describeAliasDrift, verifyDeclaredAliases } from './alias-verification';
 import { type DeclaredState, readDeclaredState } from './declared-state';
 import { describeError, KmsRotationError, PreconditionFailedError, VerificationFailedError } from './errors';
+import { holdingKeys, type LeaseDeps } from './key-lease';
 import { keyIdOf, sameKey } from './key-ref';
 import { SELF_TEST_TAG } from './lineage';
 import type { KeyDescription, Notification, RotationEvent, RotationType, ServiceLocation, Severity } from './model';
@@ -175,8 +176,22 @@ export const assessRotation = async (
   };
 };
 
-/** `onRotation`: assess, then tell: notification, canary refresh, and a report the handler records. */
+/**
+ * `onRotation`: assess, then tell: notification, canary refresh, and a report the handler records.
+ * All of it under the key's lease, taken before anything is read: the key's record (canary,
+ * failures told) is read, changed and written back, and the same event arrives more than once,
+ * as a drift record or a `rotate` run may write that record at the same moment.
+ */
 export const validateRotation = async (
+  event: RotationEvent,
+  deps: RotationValidationDeps & LeaseDeps,
+): Promise<RotationValidationReport> => {
+  requireEventForThisService(event, deps.location);
+  requireLocalKeyRef(event.keyArn, deps.location, 'resources.0');
+  return holdingKeys([event.keyId], 'rotation validation', deps, () => validateUnderLease(event, deps));
+};
+
+const validateUnderLease = async (
   event: RotationEvent,
   deps: RotationValidationDeps,
 ): Promise<RotationValidationReport> => {

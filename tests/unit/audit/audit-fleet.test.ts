@@ -2,6 +2,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { type AuditDeps, type AuditRequest, auditFleet } from '../../../src/domain/audit-fleet';
 import { AwsServiceError, PreconditionFailedError } from '../../../src/domain/errors';
 import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
+import { FakeClock, FakeSleeper } from '../rotate/support/world';
+import { MemoryKeyLeases } from '../support/memory-leases';
 
 const ACCOUNT = '111122223333';
 const NOW = new Date('2026-11-22T00:00:00Z');
@@ -44,7 +46,7 @@ class FakeFleet {
     this.calls[api] = (this.calls[api] ?? 0) + 1;
   }
 
-  private get(id: string): FakeKey {
+  get(id: string): FakeKey {
     const found = this.keys.find((item) => item.key.keyId === id);
     if (!found) throw new PreconditionFailedError('key-not-found', `${id} not found`);
     return found;
@@ -105,6 +107,8 @@ describe('Function: auditFleet', () => {
   let continuations: AuditRequest[];
   let remaining: number[];
   let declared: string[];
+  let clock: FakeClock;
+  let leases: MemoryKeyLeases;
 
   const deps = (): AuditDeps => ({
     fleet: fleet.fleet,
@@ -113,7 +117,7 @@ describe('Function: auditFleet', () => {
     registry: { declaredKeyIds: async () => declared },
     continuation: { continueLater: async (request) => void continuations.push(request) },
     notifier: { publish: async (notification) => void published.push(notification) },
-    clock: { now: () => NOW },
+    clock,
     ids: { newId: () => 'audit-1' },
     log: { info: () => undefined, warn: () => undefined, error: () => undefined },
     location: { partition: 'aws', account: ACCOUNT, region: 'us-east-1' },
@@ -122,10 +126,15 @@ describe('Function: auditFleet', () => {
     remainingMs: () => remaining.shift() ?? 900_000,
     handOverBelowMs: 120_000,
     maxFindingsListed: 500,
+    leases,
+    holder: 'kms-rotation-test-audit request-1',
+    leaseWait: { ms: 10_000, sleeper: new FakeSleeper(clock) },
   });
 
   beforeEach(() => {
     fleet = new FakeFleet(10);
+    clock = new FakeClock(NOW);
+    leases = new MemoryKeyLeases(clock);
     published = [];
     continuations = [];
     remaining = [];
@@ -197,6 +206,61 @@ describe('Function: auditFleet', () => {
       ['unmanaged-off', false],
     ]);
     expect(report.totals.nonCompliantKeys).toBe(1);
+  });
+
+  it('remediates holding the key, and gives it back', async () => {
+    fleet.add('managed-off', {}, MANAGED, false);
+
+    const report = await auditFleet({ remediate: true }, deps());
+
+    expect(report.remediations).toEqual([{ keyId: 'managed-off', detail: 'enabled automatic rotation' }]);
+    expect(leases.calls).toEqual(['acquire managed-off', 'release managed-off']);
+    expect(leases.taken).toEqual([expect.objectContaining({ holder: 'kms-rotation-test-audit request-1' })]);
+    expect(leases.held.size).toBe(0);
+  });
+
+  it('reads the rotation again once it holds the key, and leaves alone what another run put back meanwhile', async () => {
+    // Prepare: the drift watch enables rotation between the audit's read and its lease
+    fleet.add('managed-off', {}, MANAGED, false);
+    leases.meanwhile = async () => {
+      fleet.get('managed-off').rotation = true;
+    };
+
+    // Act
+    const report = await auditFleet({ remediate: true }, deps());
+
+    // Assess: not enabled a second time, not counted as this audit's remediation, and compliant
+    expect(fleet.enabled).toEqual([]);
+    expect(report.remediations).toEqual([]);
+    expect(report.findings.filter((finding) => finding.keyId === 'managed-off')).toEqual([]);
+    expect(report.totals).toMatchObject({ remediated: 0, nonCompliantKeys: 0 });
+  });
+
+  it('leaves the finding open, naming the run that holds the key, when it stays held past the wait; audits the rest', async () => {
+    // Prepare
+    fleet.add('managed-off', {}, MANAGED, false);
+    fleet.add('other-off', {}, MANAGED, false);
+    const until = new Date(NOW.getTime() + 120_000);
+    leases.held.set('managed-off', {
+      keyId: 'managed-off',
+      holder: 'kms-rotation-test-rotate request-9',
+      purpose: 'rotate',
+      until,
+    });
+
+    // Act
+    const report = await auditFleet({ remediate: true }, deps());
+
+    // Assess
+    expect(fleet.enabled).toEqual(['other-off']);
+    expect(report.findings.find((finding) => finding.keyId === 'managed-off')).toMatchObject({
+      rule: 'rotation-enabled',
+      evidence: {
+        remediationSkipped: `managed-off is being changed by another run: kms-rotation-test-rotate request-9 holds it until ${until.toISOString()} (rotate); waited 10 s and changed nothing`,
+      },
+    });
+    expect(report.findings.find((finding) => finding.keyId === 'managed-off')?.remediated).toBeUndefined();
+    expect(report.totals).toMatchObject({ remediated: 1, nonCompliantKeys: 1 });
   });
 
   it('logs each remediation as it is made, so that a run failing afterwards leaves it on record', async () => {

@@ -10,9 +10,9 @@ import {
   type KeyActivity,
   watchKeyActivity,
 } from '../../../src/domain/watch-key-activity';
-import { MemoryKeyLeases } from '../rotate/support/memory-leases';
 import { FakeClock, FakeSleeper } from '../rotate/support/world';
 import { keyDescription } from '../support/key-description';
+import { MemoryKeyLeases } from '../support/memory-leases';
 
 const ACCOUNT = '111122223333';
 const KEY = '1234abcd-12ab-34cd-56ef-1234567890ab';
@@ -251,7 +251,7 @@ describe('Function: watchKeyActivity', () => {
     // Assess
     expect(error).toMatchObject({ name: 'PreconditionFailedError', reason: 'key-busy', retryable: true });
     expect((error as Error).message).toBe(
-      `${KEY} is being changed by another run: kms-rotation-test-rotate request-9 holds it until ${until.toISOString()} (rotate); waited 10 s, nothing was changed, the event is retried`,
+      `${KEY} is being changed by another run: kms-rotation-test-rotate request-9 holds it until ${until.toISOString()} (rotate); waited 10 s and changed nothing`,
     );
     expect(kms.failNext).toBeDefined();
     expect(published).toEqual([]);

@@ -1,5 +1,12 @@
 import { readdirSync } from 'node:fs';
 import {
+  ConditionalCheckFailedException,
+  DeleteItemCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+} from '@aws-sdk/client-dynamodb';
+import {
   DecryptCommand,
   DescribeKeyCommand,
   DisabledException,
@@ -55,6 +62,9 @@ const TOPIC_ARN = `arn:aws:sns:${REGION}:${ACCOUNT}:kms-rotation-test-notificati
 const STATE_PREFIX = '/kms-rotation/test/keys';
 const CONTEXT = {
   invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:kms-rotation-test-onRotation`,
+  functionName: 'kms-rotation-test-onRotation',
+  awsRequestId: 'request-1',
+  getRemainingTimeInMillis: () => 120_000,
 } as Context;
 const ON_DEMAND = 'rotation-on-demand.json';
 const ON_DEMAND_EVENT_ID = '6a7e8feb-b491-4cf7-a9f1-bf3703467718';
@@ -62,6 +72,7 @@ const ON_DEMAND_EVENT_ID = '6a7e8feb-b491-4cf7-a9f1-bf3703467718';
 const kms = mockClient(KMSClient);
 const sns = mockClient(SNSClient);
 const ssm = mockClient(SSMClient);
+const dynamodb = mockClient(DynamoDBClient);
 
 /** KMS models no throttling exception: the SDK surfaces it as the service's base exception. */
 const throttling = () =>
@@ -91,6 +102,7 @@ describe('Function: handler (onRotation)', () => {
     vi.stubEnv('AWS_REGION', REGION);
     vi.stubEnv('TOPIC_ARN', TOPIC_ARN);
     vi.stubEnv('STATE_PARAMETER_PREFIX', STATE_PREFIX);
+    vi.stubEnv('LEASE_TABLE', 'kms-rotation-test-key-leases');
     vi.stubEnv('POWERTOOLS_SERVICE_NAME', 'kms-rotation');
     vi.stubEnv('POWERTOOLS_METRICS_NAMESPACE', 'KmsRotation');
     vi.stubEnv('POWERTOOLS_DEV', 'true');
@@ -107,6 +119,9 @@ describe('Function: handler (onRotation)', () => {
     kms.reset();
     sns.reset();
     ssm.reset();
+    dynamodb.reset();
+    dynamodb.on(PutItemCommand).resolves({});
+    dynamodb.on(DeleteItemCommand).resolves({});
     sns.on(PublishCommand).resolves({ MessageId: 'message-1' });
     ssm.on(GetParameterCommand).rejects(new ParameterNotFound({ message: 'not found', $metadata: {} }));
     ssm.on(PutParameterCommand).resolves({ Version: 2 });
@@ -406,6 +421,64 @@ describe('Function: handler (onRotation)', () => {
       const [published] = publishedNotifications(sns);
       expect(published?.attributes?.severity?.StringValue).toBe('WARNING');
       expect(published?.message.summary).toContain('declared state unreadable');
+    });
+  });
+
+  describe("under the key's lease", () => {
+    it('takes the lease before its first read and gives it back after its last write', async () => {
+      // Prepare
+      mockManagedKey(kms);
+      mockCanary(ssm);
+
+      // Act
+      await handler(sampleEvent(ON_DEMAND), CONTEXT);
+
+      // Assess: the record is read, changed and written back only while the key is held
+      const [take] = dynamodb.commandCalls(PutItemCommand);
+      const [giveBack] = dynamodb.commandCalls(DeleteItemCommand);
+      expect(take?.args[0].input).toMatchObject({
+        TableName: 'kms-rotation-test-key-leases',
+        Item: { keyId: { S: KEY_ID }, holder: { S: 'kms-rotation-test-onRotation request-1' } },
+      });
+      expect(giveBack?.args[0].input).toMatchObject({ Key: { keyId: { S: KEY_ID } } });
+      const others = [...kms.calls(), ...ssm.calls(), ...sns.calls()];
+      expect(others.length).toBeGreaterThan(0);
+      expect(
+        others.filter((call) => !(take && call.calledAfter(take) && giveBack && call.calledBefore(giveBack))),
+      ).toEqual([]);
+    });
+
+    it('fails retryable, naming the run that holds the key and reading nothing, when the key stays held past the wait its invocation allows', async () => {
+      // Prepare: 20 s left is exactly the time kept for the validation itself, so there is no wait
+      mockManagedKey(kms);
+      mockCanary(ssm);
+      dynamodb
+        .on(PutItemCommand)
+        .rejects(new ConditionalCheckFailedException({ message: 'The conditional request failed', $metadata: {} }));
+      dynamodb.on(GetItemCommand).resolves({
+        Item: {
+          keyId: { S: KEY_ID },
+          holder: { S: 'kms-rotation-test-rotate request-9' },
+          purpose: { S: 'rotate: on-demand' },
+          expiresAt: { N: '4102444800' },
+        },
+      });
+
+      // Act
+      const error = await handler(sampleEvent(ON_DEMAND), {
+        ...CONTEXT,
+        getRemainingTimeInMillis: () => 20_000,
+      }).catch((caught: unknown) => caught);
+
+      // Assess
+      expect(error).toBeInstanceOf(PreconditionFailedError);
+      expect(error).toMatchObject({ reason: 'key-busy', retryable: true });
+      expect((error as Error).message).toBe(
+        `${KEY_ID} is being changed by another run: kms-rotation-test-rotate request-9 holds it until 2100-01-01T00:00:00.000Z (rotate: on-demand); waited 0 s and changed nothing`,
+      );
+      expect(kms.calls()).toEqual([]);
+      expect(ssm.calls()).toEqual([]);
+      expect(sns.calls()).toEqual([]);
     });
   });
 
@@ -930,6 +1003,7 @@ describe('Function: handler (onRotation)', () => {
       expect(kms.calls()).toEqual([]);
       expect(sns.calls()).toEqual([]);
       expect(ssm.calls()).toEqual([]);
+      expect(dynamodb.calls()).toEqual([]);
     };
 
     /** The field each invalid sample gets wrong, as the error message names it. */

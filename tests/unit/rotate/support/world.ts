@@ -15,8 +15,8 @@ import type {
   ValidationStateStore,
 } from '../../../../src/domain/ports';
 import type { RotateDeps, RotateRequest } from '../../../../src/domain/rotate-key';
+import { MemoryKeyLeases } from '../../support/memory-leases';
 import { type FakeKeyInit, FakeKms } from './fake-kms';
-import { MemoryKeyLeases } from './memory-leases';
 
 export const LOCATION = { partition: 'aws', account: '123456789012', region: 'us-east-1' } as const;
 export const START = new Date('2026-03-02T09:00:00.000Z');

@@ -1,4 +1,4 @@
-import type { Clock, KeyLease, KeyLeases } from '../../../../src/domain/ports';
+import type { Clock, KeyLease, KeyLeases } from '../../../src/domain/ports';
 
 /** Key leases in memory, with the conditional write's rule: taken unless another holder's lease still runs. */
 export class MemoryKeyLeases implements KeyLeases {
