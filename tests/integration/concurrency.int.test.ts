@@ -1,19 +1,24 @@
 import {
+  DescribeKeyCommand,
+  DisableKeyCommand,
   DisableKeyRotationCommand,
+  GetKeyRotationStatusCommand,
   type KeySpec,
   type KeyUsageType,
   ListKeyRotationsCommand,
   ListKeysCommand,
+  RotateKeyOnDemandCommand,
 } from '@aws-sdk/client-kms';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AwsProxy, startAwsProxy } from '../../scripts/lib/aws-proxy';
 import type { Emulator } from '../../scripts/lib/emulator';
 import { type InvokeResult, invokeBundled } from '../../scripts/lib/invoke';
-import type { EmulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
+import { type EmulatorClients, rotationEvent, type subscribeQueueToTopic } from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { deployTestStack } from './support/deployed-stack';
 import { emulatorKeys } from './support/emulator-keys';
-import { calledTogether, invokeTogether } from './support/together';
+import { calledTogether, invokeEachTogether, invokeTogether } from './support/together';
 
 interface Report {
   outcome: string;
@@ -30,6 +35,11 @@ const SUCCESSOR_TAG = 'kms-rotation:successor';
 const LEASE_HELD = 'holds it until';
 const TOGETHER = 3;
 const ACCOUNT = '123456789012';
+/**
+ * Each call answered 20-50 ms late, as AWS answers within a Region: moto on this machine answers in
+ * a few, so that one invocation could read, change and write a record before another has started.
+ */
+const AWS_LATENCY = { ms: 20, jitterMs: 30 };
 
 /**
  * Issue 12, "One rotation at a time": `rotate` invocations for one key, started together as
@@ -45,6 +55,8 @@ describe('Functions invoked several times at once for one key', () => {
   let stack: DeployedStack;
   let clients: EmulatorClients;
   let inbox: Awaited<ReturnType<typeof subscribeQueueToTopic>>;
+  /** The functions call AWS through it; the test's own reads and setup go to moto directly. */
+  let proxy: AwsProxy;
 
   beforeAll(async () => {
     ({ emulator, stack, clients, inbox } = await deployTestStack('itconc', {
@@ -52,18 +64,24 @@ describe('Functions invoked several times at once for one key', () => {
       // after it) fails in 5 s rather than 60; moto shows every write at once.
       params: { aliasScope: 'alias/app/*,alias/conc/*', rotationWaitSeconds: '5' },
     }));
+    proxy = await startAwsProxy({
+      target: emulator.endpoint,
+      latencyMs: AWS_LATENCY.ms,
+      jitterMs: AWS_LATENCY.jitterMs,
+    });
   });
 
   afterAll(async () => {
+    await proxy?.stop();
     await emulator?.stop();
   });
 
   const rotateFn = () => stack.functions.rotate as DeployedStack['functions'][string];
 
   const rotateTogether = (event: unknown): Promise<InvokeResult[]> =>
-    invokeTogether({ endpoint: emulator.endpoint, region, fn: rotateFn(), events: Array(TOGETHER).fill(event) });
+    invokeTogether({ endpoint: proxy.endpoint, region, fn: rotateFn(), events: Array(TOGETHER).fill(event) });
   const rotateAlone = (event: unknown): Promise<InvokeResult> =>
-    invokeBundled({ endpoint: emulator.endpoint, region, fn: rotateFn(), event });
+    invokeBundled({ endpoint: proxy.endpoint, region, fn: rotateFn(), event });
 
   const keys = () => emulatorKeys(clients.kms);
   const createManagedKey = (keySpec: KeySpec, keyUsage: KeyUsageType, alias: string) =>
@@ -281,6 +299,37 @@ describe('Functions invoked several times at once for one key', () => {
     },
   );
 
+  /** The key's record in SSM, as the functions keep it: canary, failures told, drift told. */
+  const recordOf = async (
+    keyId: string,
+  ): Promise<{ canary?: { createdAt: string }; notifiedFailures?: string[]; openDrift?: Record<string, string> }> => {
+    const { Parameter } = await clients.ssm.send(
+      new GetParameterCommand({ Name: `/kms-rotation/itconc/keys/${keyId}` }),
+    );
+    return JSON.parse(Parameter?.Value ?? '{}');
+  };
+
+  const fn = (name: string) => stack.functions[name] as DeployedStack['functions'][string];
+
+  /** Rotates `keyId` on demand in the emulator; the event KMS sends for that rotation. */
+  const rotatedOnDemand = async (keyId: string) => {
+    await clients.kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+    const [latest] = (await onDemandRotationsOf(keyId)).slice(-1);
+    const { KeyMetadata } = await clients.kms.send(new DescribeKeyCommand({ KeyId: keyId }));
+    return rotationEvent({
+      keyId,
+      keyArn: KeyMetadata?.Arn as string,
+      time: latest?.RotationDate ?? new Date(),
+      rotationType: 'ON_DEMAND',
+    });
+  };
+
+  /** What an invocation ended in: its report's outcome, a refusal because the key was held, or its error's name. */
+  const outcomeOf = (run: InvokeResult): string => {
+    if (run.ok) return (run.result as { outcome: string }).outcome;
+    return run.error.message.includes(LEASE_HELD) ? 'refused: key held' : run.error.name;
+  };
+
   /** A CloudTrail record of DisableKeyRotation on `keyId` by a person, as EventBridge delivers it. */
   const rotationDisabledBy = (keyId: string, eventId: string) => {
     const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -321,25 +370,143 @@ describe('Functions invoked several times at once for one key', () => {
     const record = rotationDisabledBy(keyId, crypto.randomUUID());
 
     const runs = await invokeTogether({
-      endpoint: emulator.endpoint,
+      endpoint: proxy.endpoint,
       region,
       fn: stack.functions.onKeyActivity as DeployedStack['functions'][string],
       events: Array(TOGETHER).fill(record),
     });
-    const { Parameter } = await clients.ssm.send(
-      new GetParameterCommand({ Name: `/kms-rotation/itconc/keys/${keyId}` }),
-    );
+    const { openDrift } = await recordOf(keyId);
 
     expect({
       calledTogether: calledTogether(runs),
       outcomes: runs.map((run) => (run.ok ? (run.result as { outcome: string }).outcome : run.error.message)),
       notifications: (await inbox.drain()).map((notification) => notification.attributes.type),
-      remembered: Object.keys(JSON.parse(Parameter?.Value ?? '{}').openDrift ?? {}),
+      remembered: Object.keys(openDrift ?? {}),
     }).toEqual({
       calledTogether: true,
       outcomes: ['drift', 'drift', 'drift'],
       notifications: ['DriftDetected'],
       remembered: [expect.stringContaining('rotation-disabled')],
+    });
+  });
+
+  it('onRotation: one rotation event delivered three times at once tells a failed validation once, and remembers it', async () => {
+    // Prepare: KMS rotated the key, and someone disabled it before the event was handled
+    const keyId = await createManagedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', 'alias/conc/rotated-then-disabled');
+    const event = await rotatedOnDemand(keyId);
+    await clients.kms.send(new DisableKeyCommand({ KeyId: keyId }));
+    await inbox.drain();
+
+    // Act
+    const runs = await invokeTogether({
+      endpoint: proxy.endpoint,
+      region,
+      fn: fn('onRotation'),
+      events: Array(TOGETHER).fill(event),
+    });
+
+    // Assess: every delivery fails (Lambda retries, then the DLQ keeps it); only the first tells
+    expect({
+      calledTogether: calledTogether(runs),
+      outcomes: runs.map(outcomeOf),
+      notifications: (await inbox.drain()).map((notification) => notification.attributes.type),
+      remembered: (await recordOf(keyId)).notifiedFailures,
+    }).toEqual({
+      calledTogether: true,
+      outcomes: ['PreconditionFailedError', 'PreconditionFailedError', 'PreconditionFailedError'],
+      notifications: ['RotationValidationFailed'],
+      remembered: [`${keyId}:${event.id}`],
+    });
+  });
+
+  it("onRotation and onKeyActivity on one key at once: the key's record keeps what each of them wrote", async () => {
+    // Prepare: a rotation to validate (its new canary is written) and a drift to tell (remembered)
+    const keyId = await createManagedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', 'alias/conc/rotated-and-drifted');
+    const rotation = await rotatedOnDemand(keyId);
+    await clients.kms.send(new DisableKeyRotationCommand({ KeyId: keyId }));
+    const drift = rotationDisabledBy(keyId, crypto.randomUUID());
+    await inbox.drain();
+
+    // Act
+    const runs = await invokeEachTogether({
+      endpoint: proxy.endpoint,
+      region,
+      calls: [
+        { fn: fn('onRotation'), event: rotation },
+        { fn: fn('onKeyActivity'), event: drift },
+        { fn: fn('onRotation'), event: rotation },
+        { fn: fn('onKeyActivity'), event: drift },
+      ],
+    });
+
+    // Assess
+    const record = await recordOf(keyId);
+    expect({
+      calledTogether: calledTogether(runs),
+      outcomes: runs.map(outcomeOf),
+      notifications: (await inbox.drain()).map((notification) => notification.attributes.type).sort(),
+      canaryKept: record.canary !== undefined,
+      driftRemembered: Object.keys(record.openDrift ?? {}),
+    }).toEqual({
+      calledTogether: true,
+      outcomes: ['validated', 'drift', 'validated', 'drift'],
+      notifications: ['DriftDetected', 'RotationValidated', 'RotationValidated'],
+      canaryKept: true,
+      driftRemembered: [expect.stringContaining('rotation-disabled')],
+    });
+  });
+
+  it('audit and onKeyActivity remediating one key at once: rotation is put back once, by one of them', async () => {
+    // Prepare: someone switched rotation off; the drift watch runs in remediate mode
+    const keyId = await createManagedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', 'alias/conc/remediated-twice');
+    await clients.kms.send(new DisableKeyRotationCommand({ KeyId: keyId }));
+    await inbox.drain();
+    const watch = fn('onKeyActivity');
+    const remediatingWatch = { ...watch, environment: { ...watch.environment, DRIFT_MODE: 'remediate' } };
+
+    // Act
+    const runs = await invokeEachTogether({
+      endpoint: proxy.endpoint,
+      region,
+      calls: [
+        { fn: fn('audit'), event: { remediate: true, keyIds: [keyId] } },
+        { fn: remediatingWatch, event: rotationDisabledBy(keyId, crypto.randomUUID()) },
+      ],
+    });
+
+    // Assess
+    const [audit, drift] = runs.map((run) => (run.ok ? run.result : run.error)) as [
+      { remediations: { keyId: string }[]; totals: { nonCompliantKeys: number } },
+      { outcome: string; remediations: { status: string }[] },
+    ];
+    const putBackBy = [
+      ...(audit.remediations ?? []).filter((made) => made.keyId === keyId).map(() => 'audit'),
+      ...(drift.remediations ?? []).filter((made) => made.status === 'remediated').map(() => 'onKeyActivity'),
+    ];
+    const notifications = (await inbox.drain()).map((notification) => notification.attributes.type).sort();
+    const { KeyRotationEnabled } = await clients.kms.send(new GetKeyRotationStatusCommand({ KeyId: keyId }));
+    // Whichever holds the key first puts rotation back. The other reads it again under the lease and
+    // finds it on: the audit counts the key compliant, the drift watch finds no drift to tell.
+    const told = {
+      audit: { drift: 'no-drift', notifications: ['AuditCompleted'] },
+      onKeyActivity: { drift: 'drift', notifications: ['AuditCompleted', 'DriftDetected', 'DriftRemediated'] },
+    }[putBackBy[0] as 'audit' | 'onKeyActivity'];
+    expect({
+      calledTogether: calledTogether(runs),
+      outcomes: runs.map((run) => (run.ok ? 'succeeded' : `${run.error.name}: ${run.error.message}`)),
+      putBackBy: putBackBy.length,
+      rotationEnabled: KeyRotationEnabled,
+      auditNonCompliant: audit.totals?.nonCompliantKeys,
+      driftOutcome: drift.outcome,
+      notifications,
+    }).toEqual({
+      calledTogether: true,
+      outcomes: ['succeeded', 'succeeded'],
+      putBackBy: 1,
+      rotationEnabled: true,
+      auditNonCompliant: 0,
+      driftOutcome: told?.drift,
+      notifications: told?.notifications,
     });
   });
 });

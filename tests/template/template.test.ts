@@ -29,6 +29,9 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
   OnRotationRole: [
     'logs:CreateLogStream',
     'logs:PutLogEvents',
+    'dynamodb:PutItem',
+    'dynamodb:GetItem',
+    'dynamodb:DeleteItem',
     'kms:DescribeKey',
     'kms:ListResourceTags',
     'kms:GetKeyRotationStatus',
@@ -94,6 +97,9 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
   AuditRole: [
     'logs:CreateLogStream',
     'logs:PutLogEvents',
+    'dynamodb:PutItem',
+    'dynamodb:GetItem',
+    'dynamodb:DeleteItem',
     'kms:ListKeys',
     'kms:ListAliases',
     'kms:DescribeKey',
@@ -339,7 +345,7 @@ describe('Template: serverless package output', () => {
           actionsOf(statement).some((action) => action.startsWith('dynamodb:')),
         );
         expect(leaseStatements.map((statement) => statement.Resource)).toEqual(
-          ['RotateRole', 'SelfTestRole', 'OnKeyActivityRole'].includes(logicalId)
+          ['RotateRole', 'SelfTestRole', 'OnKeyActivityRole', 'OnRotationRole', 'AuditRole'].includes(logicalId)
             ? [{ 'Fn::GetAtt': ['KeyLeaseTable', 'Arn'] }]
             : [],
         );

@@ -11,6 +11,10 @@ export const EXPLAINED_GRANTS: Record<string, string> = {
     'the lease is read only when another run holds it, to name that run in the refusal; tests/integration/concurrency.int.test.ts makes that happen',
   'OnKeyActivityRole/on-key-activity#HoldKeyLeases dynamodb:GetItem':
     'the lease is read only when another run holds the key, to name that run when the wait ends; tests/integration/concurrency.int.test.ts makes that happen',
+  'OnRotationRole/on-rotation#HoldKeyLeases dynamodb:GetItem':
+    'the lease is read only when another run holds the key, to name that run when the wait ends; tests/unit/handlers/on-rotation.test.ts makes that happen',
+  'AuditRole/audit#HoldKeyLeases dynamodb:GetItem':
+    'the lease is read only when another run holds a key the audit would remediate, to name that run in the finding; tests/unit/audit/audit-fleet.test.ts makes that happen',
   'SelfTestRole/self-test#HoldKeyLeases dynamodb:GetItem':
     "the lease is read only when another run holds it; a self-test's throwaway keys are its own alone",
   'AuditRole/audit#ContinueInANewSlice lambda:InvokeFunction':

@@ -9,26 +9,34 @@ const POLL_MS = 5;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/**
- * Starts one bundled invocation per event, each in a Node process of its own, as Lambda runs
- * concurrent invocations in separate sandboxes. Every process loads its bundle and waits at a
- * gate; the gate opens once all are waiting, so that the handlers are called at one moment and
- * race each other against the emulator for real, not by the luck of process start-up. Resolves,
- * in the order of `events`, when all have ended.
- */
-export const invokeTogether = async (opts: {
+/** One function's invocations, one per event, started together (see `invokeEachTogether`). */
+export const invokeTogether = (opts: {
   endpoint: string;
   region: string;
   fn: InvokableFunction;
   events: readonly unknown[];
+}): Promise<InvokeResult[]> =>
+  invokeEachTogether({ ...opts, calls: opts.events.map((event) => ({ fn: opts.fn, event })) });
+
+/**
+ * Starts one bundled invocation per call (a function and its event), each in a Node process of
+ * its own, as Lambda runs concurrent invocations in separate sandboxes. Every process loads its
+ * bundle and waits at a gate; the gate opens once all are waiting, so that the handlers are
+ * called at one moment and race each other against the emulator for real, not by the luck of
+ * process start-up. Resolves, in the order of `calls`, when all have ended.
+ */
+export const invokeEachTogether = async (opts: {
+  endpoint: string;
+  region: string;
+  calls: readonly { fn: InvokableFunction; event: unknown }[];
 }): Promise<InvokeResult[]> => {
   const dir = await mkdtemp(join(tmpdir(), 'kms-rotation-together-'));
   const startGate = join(dir, 'go');
   let ended = 0;
   try {
     const runs = Promise.all(
-      opts.events.map((event) =>
-        invokeBundled({ endpoint: opts.endpoint, region: opts.region, fn: opts.fn, event, startGate }).finally(() => {
+      opts.calls.map(({ fn, event }) =>
+        invokeBundled({ endpoint: opts.endpoint, region: opts.region, fn, event, startGate }).finally(() => {
           ended += 1;
         }),
       ),
@@ -38,7 +46,7 @@ export const invokeTogether = async (opts: {
     // An invocation that ends before it is ready (it could not load) opens the gate for the rest.
     const giveUpAt = Date.now() + READY_WAIT_MS;
     const ready = async () => (await readdir(dir)).filter((name) => name.endsWith('.ready')).length;
-    while (ended === 0 && Date.now() < giveUpAt && (await ready()) < opts.events.length) await sleep(POLL_MS);
+    while (ended === 0 && Date.now() < giveUpAt && (await ready()) < opts.calls.length) await sleep(POLL_MS);
     await writeFile(startGate, '');
     return await runs;
   } finally {
