@@ -52,7 +52,12 @@ const RESULTS = resolve(PROJECT_ROOT, process.env.BENCH_RESULTS ?? join('bench',
 
 /** What each function's module scope constructs: the baseline is a bundle that does only that. */
 const BASELINE_IMPORTS: Record<string, string[]> = {
-  onRotation: ['client-kms:KMSClient', 'client-sns:SNSClient', 'client-ssm:SSMClient'],
+  onRotation: [
+    'client-kms:KMSClient',
+    'client-sns:SNSClient',
+    'client-ssm:SSMClient',
+    'client-dynamodb:DynamoDBClient',
+  ],
   rotate: [
     'client-kms:KMSClient',
     'client-kms:KMSClient',
@@ -68,7 +73,13 @@ const BASELINE_IMPORTS: Record<string, string[]> = {
     'client-ssm:SSMClient',
     'client-dynamodb:DynamoDBClient',
   ],
-  audit: ['client-kms:KMSClient', 'client-lambda:LambdaClient', 'client-sns:SNSClient', 'client-ssm:SSMClient'],
+  audit: [
+    'client-kms:KMSClient',
+    'client-lambda:LambdaClient',
+    'client-sns:SNSClient',
+    'client-ssm:SSMClient',
+    'client-dynamodb:DynamoDBClient',
+  ],
   selfTest: [
     'client-kms:KMSClient',
     'client-kms:KMSClient',

@@ -1,4 +1,5 @@
 import {
+  CreateKeyCommand,
   DescribeKeyCommand,
   DisableKeyCommand,
   DisableKeyRotationCommand,
@@ -8,6 +9,7 @@ import {
   ListKeyRotationsCommand,
   ListKeysCommand,
   RotateKeyOnDemandCommand,
+  UpdateAliasCommand,
 } from '@aws-sdk/client-kms';
 import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -330,9 +332,10 @@ describe('Functions invoked several times at once for one key', () => {
     return run.error.message.includes(LEASE_HELD) ? 'refused: key held' : run.error.name;
   };
 
-  /** A CloudTrail record of DisableKeyRotation on `keyId` by a person, as EventBridge delivers it. */
-  const rotationDisabledBy = (keyId: string, eventId: string) => {
+  /** A CloudTrail record of a successful KMS call by a person, as EventBridge delivers it. */
+  const callBy = (eventName: string, requestParameters: Record<string, string>, resourceArns: string[]) => {
     const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const eventId = crypto.randomUUID();
     return {
       version: '0',
       id: eventId,
@@ -347,27 +350,31 @@ describe('Functions invoked several times at once for one key', () => {
         userIdentity: { type: 'IAMUser', arn: `arn:aws:iam::${ACCOUNT}:user/Alice`, accountId: ACCOUNT },
         eventTime: at,
         eventSource: 'kms.amazonaws.com',
-        eventName: 'DisableKeyRotation',
+        eventName,
         awsRegion: region,
         sourceIPAddress: '198.51.100.24',
-        requestParameters: { keyId },
+        requestParameters,
         responseElements: null,
         eventID: eventId,
-        resources: [
-          { accountId: ACCOUNT, type: 'AWS::KMS::Key', ARN: `arn:aws:kms:${region}:${ACCOUNT}:key/${keyId}` },
-        ],
+        resources: resourceArns.map((ARN) => ({
+          accountId: ACCOUNT,
+          type: ARN.includes(':alias/') ? 'AWS::KMS::Alias' : 'AWS::KMS::Key',
+          ARN,
+        })),
         eventType: 'AwsApiCall',
         managementEvent: true,
         recipientAccountId: ACCOUNT,
       },
     };
   };
+  const keyArnOf = (keyId: string) => `arn:aws:kms:${region}:${ACCOUNT}:key/${keyId}`;
+  const rotationDisabledBy = (keyId: string) => callBy('DisableKeyRotation', { keyId }, [keyArnOf(keyId)]);
 
   it('onKeyActivity: one record delivered three times at once tells its drift once, and remembers it', async () => {
     const keyId = await createManagedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', 'alias/conc/watched');
     await clients.kms.send(new DisableKeyRotationCommand({ KeyId: keyId }));
     await inbox.drain();
-    const record = rotationDisabledBy(keyId, crypto.randomUUID());
+    const record = rotationDisabledBy(keyId);
 
     const runs = await invokeTogether({
       endpoint: proxy.endpoint,
@@ -387,6 +394,53 @@ describe('Functions invoked several times at once for one key', () => {
       outcomes: ['drift', 'drift', 'drift'],
       notifications: ['DriftDetected'],
       remembered: [expect.stringContaining('rotation-disabled')],
+    });
+  });
+
+  it('onKeyActivity: a burst of different records for one key tells each drift once, and remembers all of them', async () => {
+    // Prepare: someone switches rotation off and moves the declared alias to a key of their own
+    const alias = 'alias/conc/burst';
+    const keyId = await createManagedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', alias);
+    const { KeyMetadata } = await clients.kms.send(new CreateKeyCommand({ Description: 'not managed' }));
+    const elsewhere = KeyMetadata?.KeyId as string;
+    await clients.kms.send(new DisableKeyRotationCommand({ KeyId: keyId }));
+    await clients.kms.send(new UpdateAliasCommand({ AliasName: alias, TargetKeyId: elsewhere }));
+    await inbox.drain();
+    const aliasArn = `arn:aws:kms:${region}:${ACCOUNT}:${alias}`;
+    const records = [
+      rotationDisabledBy(keyId),
+      callBy('UpdateAlias', { aliasName: alias, targetKeyId: elsewhere }, [aliasArn, keyArnOf(elsewhere)]),
+      rotationDisabledBy(keyId),
+      callBy('UpdateAlias', { aliasName: alias, targetKeyId: elsewhere }, [aliasArn, keyArnOf(elsewhere)]),
+    ];
+
+    // Act
+    const runs = await invokeEachTogether({
+      endpoint: proxy.endpoint,
+      region,
+      calls: records.map((event) => ({ fn: fn('onKeyActivity'), event })),
+    });
+
+    // Assess: whichever runs first tells both drifts; the others find them on record
+    const notifications = await inbox.drain();
+    expect({
+      calledTogether: calledTogether(runs),
+      outcomes: runs.map(outcomeOf),
+      notifications: notifications.map((notification) => notification.attributes.type),
+      told: notifications
+        .flatMap((notification) =>
+          ((notification.body.details as { findings?: { rule: string }[] }).findings ?? []).map((item) => item.rule),
+        )
+        .sort(),
+      remembered: Object.keys((await recordOf(keyId)).openDrift ?? {})
+        .map((fingerprint) => fingerprint.split(':')[0])
+        .sort(),
+    }).toEqual({
+      calledTogether: true,
+      outcomes: ['drift', 'drift', 'drift', 'drift'],
+      notifications: ['DriftDetected'],
+      told: ['declared-alias-elsewhere', 'rotation-disabled'],
+      remembered: ['declared-alias-elsewhere', 'rotation-disabled'],
     });
   });
 
@@ -424,7 +478,7 @@ describe('Functions invoked several times at once for one key', () => {
     const keyId = await createManagedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', 'alias/conc/rotated-and-drifted');
     const rotation = await rotatedOnDemand(keyId);
     await clients.kms.send(new DisableKeyRotationCommand({ KeyId: keyId }));
-    const drift = rotationDisabledBy(keyId, crypto.randomUUID());
+    const drift = rotationDisabledBy(keyId);
     await inbox.drain();
 
     // Act
@@ -470,7 +524,7 @@ describe('Functions invoked several times at once for one key', () => {
       region,
       calls: [
         { fn: fn('audit'), event: { remediate: true, keyIds: [keyId] } },
-        { fn: remediatingWatch, event: rotationDisabledBy(keyId, crypto.randomUUID()) },
+        { fn: remediatingWatch, event: rotationDisabledBy(keyId) },
       ],
     });
 
