@@ -6,6 +6,7 @@ import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
+import { stsCallerIdentity } from '../src/adapters/caller-identity';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordDrift } from '../src/adapters/metrics';
@@ -25,14 +26,18 @@ import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-st
 import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
 import { loadConfig, required } from '../src/config';
 import { EVENT_LEASE_WAIT_MS } from '../src/domain/key-lease';
+import { roleArnIn } from '../src/domain/service-location';
 import { type DriftReport, watchKeyActivity } from '../src/domain/watch-key-activity';
 
 const config = loadConfig(process.env);
 const sdk = () => clientOptions(config.clientTimeoutMs);
+const whoAmI = stsCallerIdentity(sdk());
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
 const kms = new KmsKeyGateway(new KMSClient(sdk()));
+/** The stack's function roles: their calls are the service's own, never drift. */
+const serviceRoleNames = Object.values(config.roleNames).filter((name): name is string => name !== undefined);
 const deps = {
   keys: kms,
   admin: kms,
@@ -47,7 +52,6 @@ const deps = {
   log,
   mode: config.driftMode,
   remediateRules: config.driftRemediateRules,
-  serviceRoleArns: config.serviceRoleArns,
   aliasScope: config.aliasScope,
   leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
   leaseWait: { ms: EVENT_LEASE_WAIT_MS, sleeper: realSleeper },
@@ -61,9 +65,11 @@ export const handler = observedHandler(
   async (event, context): Promise<DriftReport> => {
     const activity = parseKeyActivityEvent(event);
     logger.appendKeys({ eventId: activity.eventId, call: activity.name });
+    const location = await serviceLocationOf(context, config.region, whoAmI);
     const report = await watchKeyActivity(activity, {
       ...deps,
-      location: serviceLocationOf(context, config.region),
+      location,
+      serviceRoleArns: serviceRoleNames.map((name) => roleArnIn(location, name)),
       ...leaseHolderOf(context),
     });
     recordDrift(metrics, report);

@@ -6,6 +6,7 @@ import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
+import { stsCallerIdentity } from '../src/adapters/caller-identity';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordRotation } from '../src/adapters/metrics';
@@ -27,13 +28,16 @@ import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-st
 import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
 import { loadConfig, required } from '../src/config';
 import { type RotateReport, RotationFailedError, rotateKey } from '../src/domain/rotate-key';
+import { roleArnIn } from '../src/domain/service-location';
 
 const config = loadConfig(process.env);
 const sdk = () => clientOptions(config.clientTimeoutMs);
+const whoAmI = stsCallerIdentity(sdk());
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
 const kms = new KmsKeyGateway(new KMSClient(sdk()), new KMSClient({ ...sdk(), maxAttempts: 1 }));
+const rotateRoleName = required(config.roleNames.rotate, 'ROTATE_ROLE_NAME');
 const deps = {
   keys: kms,
   crypto: kms,
@@ -53,7 +57,6 @@ const deps = {
   onDemandLimit: config.onDemandRotationLimit,
   rotationWaitMs: config.rotationWaitMs,
   recentRotationMs: config.recentRotationMs,
-  rotateRoleArn: required(config.rotateRoleArn, 'ROTATE_ROLE_ARN'),
   aliasScope: config.aliasScope,
   leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
 };
@@ -68,9 +71,11 @@ export const handler = observedHandler(
     const request = parseRotateRequest(event);
     logger.appendKeys({ key: request.key, action: request.action, dryRun: request.dryRun });
     try {
+      const location = await serviceLocationOf(context, config.region, whoAmI);
       const report = await rotateKey(request, {
         ...deps,
-        location: serviceLocationOf(context, config.region),
+        location,
+        rotateRoleArn: roleArnIn(location, rotateRoleName),
         ...leaseHolderOf(context),
       });
       recordRotation(metrics, { report, failed: false }, Date.now() - startedAt);

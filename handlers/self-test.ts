@@ -5,6 +5,7 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { clientOptions } from '../src/adapters/aws-clients';
+import { stsCallerIdentity } from '../src/adapters/caller-identity';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { KmsThrowawayKeys } from '../src/adapters/kms-throwaway-keys';
@@ -26,10 +27,12 @@ import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
 import { loadConfig, required } from '../src/config';
 import { runSelfTest, type SelfTestReport } from '../src/domain/self-test';
+import { roleArnIn } from '../src/domain/service-location';
 
 const config = loadConfig(process.env);
-const roleArn = required(config.selfTestRoleArn, 'SELF_TEST_ROLE_ARN');
+const roleName = required(config.roleNames.selfTest, 'SELF_TEST_ROLE_NAME');
 const sdk = () => clientOptions(config.clientTimeoutMs);
+const whoAmI = stsCallerIdentity(sdk());
 const logger = new Logger();
 // No metrics of its own: the self-test's rotations and drift must not count as the service's.
 const metrics = new Metrics();
@@ -55,7 +58,6 @@ const deps = {
   ids: uuidGenerator,
   sleeper: realSleeper,
   log,
-  roleArn,
   toleranceMs: config.rotationEventToleranceMs,
   onDemandLimit: config.onDemandRotationLimit,
   rotationWaitMs: config.rotationWaitMs,
@@ -70,9 +72,11 @@ export const handler = observedHandler(
   'Self-test not run',
   async (event, context): Promise<SelfTestReport> => {
     parseSelfTestRequest(event);
+    const location = await serviceLocationOf(context, config.region, whoAmI);
     return runSelfTest({
       ...deps,
-      location: serviceLocationOf(context, config.region),
+      location,
+      roleArn: roleArnIn(location, roleName),
       ...leaseHolderOf(context),
     });
   },

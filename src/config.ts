@@ -23,6 +23,12 @@ const list = (fallback: string) =>
     z.transform((value) => value.split(/[\s,]+/).filter(Boolean)),
   );
 
+/**
+ * The stack's role names (`!Ref` of each role: what `serverless invoke local` can resolve, where it
+ * cannot resolve `!GetAtt` or `!Join`). Their ARNs follow once the account and partition are known.
+ */
+const roleName = matching(/^[\w+=,.@-]{1,64}$/, 'must be an IAM role name');
+
 const Environment = z.object({
   AWS_REGION: matching(/^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/, 'must be a Region name'),
   TOPIC_ARN: matching(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$/, 'must be an SNS topic ARN'),
@@ -50,7 +56,6 @@ const Environment = z.object({
     0.9,
   ),
   AUDIT_RATE_LIMITS: z._default(z.string(), ''),
-  SERVICE_ROLE_ARNS: list(''),
   ALIAS_SCOPE: list('').check(
     z.refine(
       (patterns) =>
@@ -58,11 +63,11 @@ const Environment = z.object({
       'may only list alias names or folders like alias/app/* (never alias/aws/)',
     ),
   ),
-  ROTATE_ROLE_ARN: z.optional(matching(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]+$/, 'must be an IAM role ARN')),
+  ON_ROTATION_ROLE_NAME: z.optional(roleName),
+  ROTATE_ROLE_NAME: z.optional(roleName),
+  ON_KEY_ACTIVITY_ROLE_NAME: z.optional(roleName),
+  SELF_TEST_ROLE_NAME: z.optional(roleName),
   LEASE_TABLE: z.optional(matching(/^[\w.-]{3,255}$/, 'must be a DynamoDB table name')),
-  SELF_TEST_ROLE_ARN: z.optional(
-    matching(/^arn:aws[a-z-]*:iam::\d{12}:role\/[\w+=,.@/-]{1,512}$/, 'must be an IAM role ARN'),
-  ),
 });
 
 export interface ServiceConfig {
@@ -77,13 +82,14 @@ export interface ServiceConfig {
   clientTimeoutMs: number;
   driftMode: DriftMode;
   driftRemediateRules: ReadonlySet<DriftRuleId>;
-  serviceRoleArns: string[];
+  /**
+   * The names of the stack's function roles that are set for this function: `onKeyActivity` has
+   * all four (its own calls are not drift), `rotate` its own (named in each alias-swap successor's
+   * key policy), `selfTest` its own (named in its throwaway keys' policies).
+   */
+  roleNames: { onRotation?: string; rotate?: string; onKeyActivity?: string; selfTest?: string };
   /** The aliases the service may create and move (the stack's `aliasScope`). */
   aliasScope: string[];
-  /** The rotate function's own role: named in each alias-swap successor's key policy. */
-  rotateRoleArn?: string;
-  /** `selfTest`'s own role: named in its throwaway keys' policies (set only for that function). */
-  selfTestRoleArn?: string;
   /** The DynamoDB table of key leases: one run at a time changes a key. */
   leaseTable?: string;
   audit: {
@@ -122,10 +128,13 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
     clientTimeoutMs: parsed.data.AWS_CLIENT_TIMEOUT_MS,
     driftMode: parsed.data.DRIFT_MODE,
     driftRemediateRules: new Set(parsed.data.DRIFT_REMEDIATE_RULES as DriftRuleId[]),
-    serviceRoleArns: parsed.data.SERVICE_ROLE_ARNS,
     aliasScope: parsed.data.ALIAS_SCOPE,
-    rotateRoleArn: parsed.data.ROTATE_ROLE_ARN,
-    selfTestRoleArn: parsed.data.SELF_TEST_ROLE_ARN,
+    roleNames: {
+      onRotation: parsed.data.ON_ROTATION_ROLE_NAME,
+      rotate: parsed.data.ROTATE_ROLE_NAME,
+      onKeyActivity: parsed.data.ON_KEY_ACTIVITY_ROLE_NAME,
+      selfTest: parsed.data.SELF_TEST_ROLE_NAME,
+    },
     leaseTable: parsed.data.LEASE_TABLE,
     audit: {
       maxRotationPeriodDays: parsed.data.AUDIT_MAX_ROTATION_PERIOD_DAYS,

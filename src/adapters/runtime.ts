@@ -1,9 +1,10 @@
 import { constants, createHash, createPublicKey, publicEncrypt, randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
-import { InvalidInputError } from '../domain/errors';
+import { excerpt, InvalidInputError } from '../domain/errors';
 import type { ServiceLocation } from '../domain/model';
 import type { Clock, Digest, IdGenerator, Log, PublicKeyEncryptor, RandomSource, Sleeper } from '../domain/ports';
+import type { CallerIdentity } from './caller-identity';
 
 export const systemClock: Clock = { now: () => new Date() };
 export const secureRandom: RandomSource = { bytes: (size) => new Uint8Array(randomBytes(size)) };
@@ -16,12 +17,28 @@ export const logTo = (logger: Logger): Log => ({
   error: (message, attributes) => logger.error(message, attributes ?? {}),
 });
 
-/** Partition, account and Region the function runs in, from its own ARN (`arn:aws:lambda:<region>:<account>:function:<name>`). */
-export const serviceLocationOf = (context: Pick<Context, 'invokedFunctionArn'>, region: string): ServiceLocation => {
-  const [, partition, account] =
-    /^arn:(aws[a-z-]*):lambda:[a-z0-9-]+:(\d{12}):function:/.exec(context?.invokedFunctionArn ?? '') ?? [];
+/**
+ * Partition, account and Region the function serves. Lambda names them in the function's ARN
+ * (`arn:aws:lambda:<region>:<account>:function:<name>`), given to every invocation. A runtime
+ * that gives no ARN (`serverless invoke local`) gets them from the credentials the function's
+ * calls are signed with (`whoAmI`), and the Region from `AWS_REGION`; an ARN that is there but
+ * is not a function's is refused.
+ */
+export const serviceLocationOf = async (
+  context: { invokedFunctionArn?: string } | undefined,
+  region: string,
+  whoAmI: CallerIdentity,
+): Promise<ServiceLocation> => {
+  const arn = context?.invokedFunctionArn;
+  if (arn === undefined || arn === '') {
+    const { partition, account } = await whoAmI();
+    return { partition, account, region };
+  }
+  const [, partition, account] = /^arn:(aws[a-z-]*):lambda:[a-z0-9-]+:(\d{12}):function:/.exec(arn) ?? [];
   if (!partition || !account) {
-    throw new InvalidInputError('The Lambda context has no function ARN to tell which account this function serves');
+    throw new InvalidInputError(
+      `The Lambda context's function ARN is not a function's ARN, so it tells no account: ${excerpt(arn)}`,
+    );
   }
   return { partition, account, region };
 };

@@ -45,3 +45,10 @@ export const requireLocalKeyRef = (ref: string, location: ServiceLocation, field
   }
   if (ref.startsWith('arn:')) requireLocalArn(ref, location, field);
 };
+
+/**
+ * The ARN of one of the stack's roles, from its name, in the partition and account the function
+ * serves. The stack's roles have no path, so the ARN is `arn:<partition>:iam::<account>:role/<name>`.
+ */
+export const roleArnIn = (location: ServiceLocation, roleName: string): string =>
+  `arn:${location.partition}:iam::${location.account}:role/${roleName}`;

@@ -18,6 +18,9 @@ type Statement = {
   Condition?: Record<string, Record<string, unknown>>;
 };
 
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
 const actionsOf = (statement: Statement): string[] =>
   Array.isArray(statement.Action) ? statement.Action : [statement.Action];
 
@@ -239,8 +242,19 @@ describe('Template: serverless package output', () => {
     });
   });
 
+  it('sets every function environment variable to text or a !Ref, which serverless invoke local can resolve', () => {
+    // invoke local resolves Ref (ListStackResources) and Fn::ImportValue only: a !GetAtt or !Join
+    // in any variable fails every local invoke of that function before it starts.
+    const unresolvable = ofType('AWS::Lambda::Function').flatMap(([logicalId, fn]) =>
+      Object.entries((fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables)
+        .filter(([, value]) => typeof value !== 'string' && !(isObject(value) && Object.keys(value).join() === 'Ref'))
+        .map(([name, value]) => `${logicalId} ${name}: ${JSON.stringify(value)}`),
+    );
+    expect(unresolvable).toEqual([]);
+  });
+
   describe('Function: selfTest', () => {
-    it('is invoked by hand only, with its own role, 900 s, no retries, and its role ARN in its environment', () => {
+    it("is invoked by hand only, with its own role, 900 s, no retries, and its role's name in its environment", () => {
       const fn = resources.SelfTestLambdaFunction as Resource;
       expect(fn.Properties).toMatchObject({
         Handler: 'handlers/self-test.handler',
@@ -249,7 +263,7 @@ describe('Template: serverless package output', () => {
         Role: { 'Fn::GetAtt': ['SelfTestRole', 'Arn'] },
       });
       const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
-      expect(env.SELF_TEST_ROLE_ARN).toEqual({ 'Fn::GetAtt': ['SelfTestRole', 'Arn'] });
+      expect(env.SELF_TEST_ROLE_NAME).toEqual({ Ref: 'SelfTestRole' });
       const triggers = Object.values(resources).filter(
         (resource) =>
           (resource.Type === 'AWS::Events::Rule' &&

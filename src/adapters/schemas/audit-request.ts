@@ -2,7 +2,7 @@ import * as z from 'zod/mini';
 import type { AuditRequest } from '../../domain/audit-fleet';
 import { InvalidInputError } from '../../domain/errors';
 import { KEY_ID_PATTERN } from './rotation-event';
-import { describeIssues, matching, text } from './zod';
+import { describeIssues, matching, noOptions, text } from './zod';
 
 const Count = z.int().check(z.minimum(0));
 const Counts = z.record(text(64), Count);
@@ -39,7 +39,7 @@ const AuditPayload = z.strictObject({
 });
 
 export const parseAuditRequest = (payload: unknown, remediateOnSchedule: boolean): AuditRequest => {
-  const parsed = AuditPayload.safeParse(payload ?? {});
+  const parsed = AuditPayload.safeParse(noOptions(payload) ? {} : payload);
   if (!parsed.success) {
     throw new InvalidInputError(
       `Invalid audit request: ${describeIssues(parsed.error.issues)}. Expected {"remediate"?: true, "keyIds"?: ["<key id>", ...]}`,

@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import { InvalidInputError } from '../../domain/errors';
 import type { RotateRequest } from '../../domain/rotate-key';
-import { describeIssues, matching } from './zod';
+import { describeIssues, matching, noOptions } from './zod';
 
 const KEY_REFERENCE =
   /^(?:alias\/[a-zA-Z0-9/_-]{1,250}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key\/[a-z0-9-]{1,64}|alias\/[a-zA-Z0-9/_-]{1,250}))$/;
@@ -17,7 +17,8 @@ export const RotateRequestSchema = z.strictObject({
 });
 
 export const parseRotateRequest = (payload: unknown): RotateRequest => {
-  const parsed = RotateRequestSchema.safeParse(payload);
+  // No payload at all: say what is missing rather than "expected object, received string".
+  const parsed = RotateRequestSchema.safeParse(noOptions(payload) ? {} : payload);
   if (!parsed.success) {
     throw new InvalidInputError(
       `Invalid rotate request: ${describeIssues(parsed.error.issues)}. Expected {"key": "alias/...", "strategy"?: "auto"|"on-demand"|"alias-swap", "dryRun"?: true, "reason"?: "...", "action"?: "rotate"|"rollback", "force"?: true}`,

@@ -37,3 +37,11 @@ export const describeIssues = (issues: readonly z.core.$ZodIssue[]): string =>
     .slice(0, 5)
     .map((issue) => `${pathOf(issue)} ${messageOf(issue)}`)
     .join('; ');
+
+/**
+ * A manual invoke with no payload: Lambda's console and `aws lambda invoke` send nothing or
+ * `null`, and `serverless invoke` / `serverless invoke local` without `--data` send an empty string.
+ * Each means "no options".
+ */
+export const noOptions = (payload: unknown): payload is undefined | null | '' =>
+  payload === undefined || payload === null || payload === '';

@@ -24,6 +24,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { InternalErrorException, PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { GetParameterCommand, ParameterNotFound, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest';
@@ -73,6 +74,7 @@ const kms = mockClient(KMSClient);
 const sns = mockClient(SNSClient);
 const ssm = mockClient(SSMClient);
 const dynamodb = mockClient(DynamoDBClient);
+const sts = mockClient(STSClient);
 
 /** KMS models no throttling exception: the SDK surfaces it as the service's base exception. */
 const throttling = () =>
@@ -120,6 +122,7 @@ describe('Function: handler (onRotation)', () => {
     sns.reset();
     ssm.reset();
     dynamodb.reset();
+    sts.reset();
     dynamodb.on(PutItemCommand).resolves({});
     dynamodb.on(DeleteItemCommand).resolves({});
     sns.on(PublishCommand).resolves({ MessageId: 'message-1' });
@@ -1097,14 +1100,38 @@ describe('Function: handler (onRotation)', () => {
       expectNoAwsCall();
     });
 
-    it('throws InvalidInputError, sending no AWS command, when the context has no function ARN', async () => {
+    it("throws InvalidInputError, sending no AWS command, when the context's function ARN is not a function's", async () => {
       // Act
-      const result = handler(sampleEvent(ON_DEMAND), {} as Context);
+      const result = handler(sampleEvent(ON_DEMAND), {
+        ...CONTEXT,
+        invokedFunctionArn: `arn:aws:iam::${ACCOUNT}:role/not-a-function`,
+      });
 
       // Assess
       await expect(result).rejects.toBeInstanceOf(InvalidInputError);
-      await expect(result).rejects.toThrow('no function ARN');
+      await expect(result).rejects.toThrow("function ARN is not a function's ARN");
       expectNoAwsCall();
+      expect(sts.calls()).toEqual([]);
+    });
+  });
+
+  describe('when the context has no function ARN (serverless invoke local)', () => {
+    it('serves the account and partition of its credentials (STS GetCallerIdentity, asked once per process)', async () => {
+      // Prepare
+      mockManagedKey(kms);
+      mockCanary(ssm);
+      sts
+        .on(GetCallerIdentityCommand)
+        .resolves({ Account: ACCOUNT, Arn: `arn:aws:sts::${ACCOUNT}:assumed-role/ops/alice`, UserId: 'AROA:alice' });
+      const { invokedFunctionArn: _, ...local } = CONTEXT;
+
+      // Act
+      const first = await handler(sampleEvent(ON_DEMAND), local as Context);
+      const second = await handler(sampleEvent(ON_DEMAND), local as Context);
+
+      // Assess
+      expect([first.outcome, second.outcome]).toEqual(['validated', 'validated']);
+      expect(sts.commandCalls(GetCallerIdentityCommand)).toHaveLength(1);
     });
   });
 });

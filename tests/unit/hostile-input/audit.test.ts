@@ -108,7 +108,8 @@ describe('audit: generated hostile input', () => {
           fc.oneof(
             fieldMutations(FIELDS),
             OUT_OF_BOUNDS,
-            wrongPayloads((value) => value === null),
+            // No payload at all (null, "") is no options: a report.
+            wrongPayloads((value) => value === null || value === ''),
           ),
         ),
       );

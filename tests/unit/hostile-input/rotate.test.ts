@@ -76,7 +76,15 @@ describe('rotate: generated hostile input', () => {
     'refuses every structurally invalid request with a bounded InvalidInputError naming the field, asking AWS nothing',
     async () => {
       target.aws.answers = 'fail';
-      await assertProperty(refused(fc.oneof(fieldMutations(FIELDS), wrongPayloads())));
+      // No payload at all (null, "") is refused naming the missing key: tests/unit/rotate/rotate-request.test.ts.
+      await assertProperty(
+        refused(
+          fc.oneof(
+            fieldMutations(FIELDS),
+            wrongPayloads((value) => value === null || value === ''),
+          ),
+        ),
+      );
     },
     TIMEOUT_MS,
   );

@@ -14,6 +14,14 @@ const refusal = (payload: unknown): InvalidInputError => {
 };
 
 describe('Function: parseRotateRequest', () => {
+  it.each([undefined, null, ''])('names the missing key when there is no payload at all (%s)', (payload) => {
+    const error = refusal(payload);
+
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect(error.message).toMatch(/^Invalid rotate request: key Invalid input: expected string, received undefined/);
+    expect(error.message).not.toContain('received string');
+  });
+
   it('applies the defaults when only the key is given', () => {
     // Prepare
     const payload = { key: 'alias/app/secure-key' };
@@ -123,7 +131,6 @@ describe('Function: parseRotateRequest', () => {
   });
 
   it.each([
-    ['null', null],
     ['a string', 'alias/app/x'],
     ['an array', [{ key: 'alias/app/x' }]],
   ])('refuses %s as the payload', (_, payload) => {

@@ -12,7 +12,7 @@ export const SERVICE_ROLES = {
   onRotation: roleArn(`${PREFIX}-onRotation`),
   rotate: roleArn(`${PREFIX}-rotate`),
   onKeyActivity: roleArn(`${PREFIX}-onKeyActivity`),
-  selfTest: roleArn(`service-role/${PREFIX}-selfTest`),
+  selfTest: roleArn(`${PREFIX}-selfTest`),
 } as const;
 export const ALIAS_SCOPE = 'alias/app/*';
 
@@ -55,10 +55,11 @@ export const loadHandler = async (fn: FunctionName, aws: RecordingAws): Promise<
     AWS_LAMBDA_FUNCTION_NAME: `${PREFIX}-${fn}`,
     TOPIC_ARN: `arn:aws:sns:${REGION}:${ACCOUNT}:${PREFIX}-notifications`,
     STATE_PARAMETER_PREFIX: `/kms-rotation/test/keys`,
-    ROTATE_ROLE_ARN: SERVICE_ROLES.rotate,
-    SELF_TEST_ROLE_ARN: SERVICE_ROLES.selfTest,
+    ON_ROTATION_ROLE_NAME: `${PREFIX}-onRotation`,
+    ROTATE_ROLE_NAME: `${PREFIX}-rotate`,
+    ON_KEY_ACTIVITY_ROLE_NAME: `${PREFIX}-onKeyActivity`,
+    SELF_TEST_ROLE_NAME: `${PREFIX}-selfTest`,
     LEASE_TABLE: 'kms-rotation-test-key-leases',
-    SERVICE_ROLE_ARNS: Object.values(SERVICE_ROLES).join(','),
     ALIAS_SCOPE,
     ROTATION_WAIT_SECONDS: '0',
     POWERTOOLS_SERVICE_NAME: 'kms-rotation',
