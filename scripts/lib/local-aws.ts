@@ -95,3 +95,57 @@ export const rotationEvent = (opts: {
     ? { 'key-id': opts.keyId, 'key-origin': 'AWS_KMS', 'rotation-type': opts.rotationType }
     : { 'key-id': opts.keyId },
 });
+
+/**
+ * A CloudTrail record of a successful KMS management call by a person (an IAM user), as
+ * EventBridge delivers it (`AWS API Call via CloudTrail`). `resourceArns` are the key and alias
+ * ARNs CloudTrail lists for the call.
+ */
+export const kmsCallRecord = (opts: {
+  eventName: string;
+  requestParameters: Record<string, string>;
+  resourceArns: readonly string[];
+  account?: string;
+  region?: string;
+  user?: string;
+  id?: string;
+}) => {
+  const account = opts.account ?? '123456789012';
+  const region = opts.region ?? 'us-east-1';
+  const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const id = opts.id ?? crypto.randomUUID();
+  return {
+    version: '0',
+    id,
+    'detail-type': 'AWS API Call via CloudTrail',
+    source: 'aws.kms',
+    account,
+    time: at,
+    region,
+    resources: [],
+    detail: {
+      eventVersion: '1.11',
+      userIdentity: {
+        type: 'IAMUser',
+        arn: `arn:aws:iam::${account}:user/${opts.user ?? 'Alice'}`,
+        accountId: account,
+      },
+      eventTime: at,
+      eventSource: 'kms.amazonaws.com',
+      eventName: opts.eventName,
+      awsRegion: region,
+      sourceIPAddress: '198.51.100.24',
+      requestParameters: opts.requestParameters,
+      responseElements: null,
+      eventID: id,
+      resources: opts.resourceArns.map((ARN) => ({
+        accountId: account,
+        type: ARN.includes(':alias/') ? 'AWS::KMS::Alias' : 'AWS::KMS::Key',
+        ARN,
+      })),
+      eventType: 'AwsApiCall',
+      managementEvent: true,
+      recipientAccountId: account,
+    },
+  };
+};

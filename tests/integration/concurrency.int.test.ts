@@ -16,7 +16,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AwsProxy, startAwsProxy } from '../../scripts/lib/aws-proxy';
 import type { Emulator } from '../../scripts/lib/emulator';
 import { type InvokeResult, invokeBundled } from '../../scripts/lib/invoke';
-import { type EmulatorClients, rotationEvent, type subscribeQueueToTopic } from '../../scripts/lib/local-aws';
+import {
+  type EmulatorClients,
+  kmsCallRecord,
+  rotationEvent,
+  type subscribeQueueToTopic,
+} from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { deployTestStack } from './support/deployed-stack';
 import { emulatorKeys } from './support/emulator-keys';
@@ -333,40 +338,8 @@ describe('Functions invoked several times at once for one key', () => {
   };
 
   /** A CloudTrail record of a successful KMS call by a person, as EventBridge delivers it. */
-  const callBy = (eventName: string, requestParameters: Record<string, string>, resourceArns: string[]) => {
-    const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const eventId = crypto.randomUUID();
-    return {
-      version: '0',
-      id: eventId,
-      'detail-type': 'AWS API Call via CloudTrail',
-      source: 'aws.kms',
-      account: ACCOUNT,
-      time: at,
-      region,
-      resources: [],
-      detail: {
-        eventVersion: '1.11',
-        userIdentity: { type: 'IAMUser', arn: `arn:aws:iam::${ACCOUNT}:user/Alice`, accountId: ACCOUNT },
-        eventTime: at,
-        eventSource: 'kms.amazonaws.com',
-        eventName,
-        awsRegion: region,
-        sourceIPAddress: '198.51.100.24',
-        requestParameters,
-        responseElements: null,
-        eventID: eventId,
-        resources: resourceArns.map((ARN) => ({
-          accountId: ACCOUNT,
-          type: ARN.includes(':alias/') ? 'AWS::KMS::Alias' : 'AWS::KMS::Key',
-          ARN,
-        })),
-        eventType: 'AwsApiCall',
-        managementEvent: true,
-        recipientAccountId: ACCOUNT,
-      },
-    };
-  };
+  const callBy = (eventName: string, requestParameters: Record<string, string>, resourceArns: string[]) =>
+    kmsCallRecord({ eventName, requestParameters, resourceArns, account: ACCOUNT, region });
   const keyArnOf = (keyId: string) => `arn:aws:kms:${region}:${ACCOUNT}:key/${keyId}`;
   const rotationDisabledBy = (keyId: string) => callBy('DisableKeyRotation', { keyId }, [keyArnOf(keyId)]);
 

@@ -1,0 +1,166 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const run = promisify(execFile);
+const STAGE = 'itinvoke';
+const READY = 'Press Ctrl-C to stop moto.';
+const DEPLOY_TIMEOUT_MS = 240_000;
+
+/** What one printed command did: its exit status, and the JSON it printed last (a report, or an error). */
+interface CommandOutcome {
+  command: string;
+  exitCode: number;
+  result?: Record<string, unknown>;
+  output: string;
+}
+
+/** The pretty-printed JSON `serverless invoke local` ends with, after the function's own log lines. */
+const lastJsonBlock = (stdout: string): Record<string, unknown> | undefined => {
+  const lines = stdout.split('\n');
+  const start = lines.lastIndexOf('{');
+  if (start < 0) return undefined;
+  try {
+    return JSON.parse(lines.slice(start).join('\n'));
+  } catch {
+    return undefined;
+  }
+};
+
+/** Runs one printed line in bash, in a shell that ran the printed `export` line first, as ops would. */
+const runPrinted = async (exportLine: string, command: string): Promise<CommandOutcome> => {
+  try {
+    const { stdout, stderr } = await run('bash', ['-c', `${exportLine}\n${command}`], {
+      cwd: process.cwd(),
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 600_000,
+    });
+    return { command, exitCode: 0, result: lastJsonBlock(stdout), output: `${stdout}\n${stderr}` };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return {
+      command,
+      exitCode: failed.code ?? -1,
+      result: lastJsonBlock(failed.stdout ?? ''),
+      output: `${failed.stdout ?? ''}\n${failed.stderr ?? ''}`,
+    };
+  }
+};
+
+/**
+ * Issue 13, "Manual invoke, wherever ops try it": `npm run emulator` deploys the stack into moto
+ * and prints the commands that invoke each function against it with `serverless invoke local`.
+ * This test starts the emulator script itself, reads what it prints, and runs every printed
+ * command in bash, as printed, in the printed order: each must end as its step says.
+ */
+describe('Manual invoke: the commands the emulator prints, run as printed', () => {
+  let emulator: ChildProcess;
+  let printed = '';
+  let exportLine: string;
+  let commands: string[];
+  const outcomes: CommandOutcome[] = [];
+
+  beforeAll(async () => {
+    emulator = spawn('npx', ['tsx', 'scripts/emulator.ts', 'deploy', '--stage', STAGE], {
+      cwd: process.cwd(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    emulator.stdout?.on('data', (chunk: Buffer) => {
+      printed += chunk.toString();
+    });
+    emulator.stderr?.on('data', (chunk: Buffer) => {
+      printed += chunk.toString();
+    });
+    const deadline = Date.now() + DEPLOY_TIMEOUT_MS;
+    while (!printed.includes(READY)) {
+      if (emulator.exitCode !== null || Date.now() > deadline) {
+        throw new Error(`the emulator did not get ready:\n${printed.slice(-4000)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const lines = printed.split('\n').map((line) => line.trim());
+    exportLine = lines.find((line) => line.startsWith('export AWS_ENDPOINT_URL=')) as string;
+    const tryIt = lines.findIndex((line) => line.startsWith('Try each function'));
+    commands = lines.slice(tryIt + 1, lines.indexOf(READY)).filter(Boolean);
+    for (const command of commands) outcomes.push(await runPrinted(exportLine, command));
+  }, 900_000);
+
+  afterAll(async () => {
+    if (emulator && emulator.exitCode === null) {
+      const exited = new Promise((resolve) => emulator.once('exit', resolve));
+      emulator.kill('SIGINT');
+      await exited;
+    }
+  });
+
+  const outcomeOf = (start: string): CommandOutcome => {
+    const found = outcomes.find((outcome) => outcome.command.includes(start));
+    if (!found) throw new Error(`the emulator printed no command with "${start}":\n${commands.join('\n')}`);
+    return found;
+  };
+  const shown = (outcome: CommandOutcome) =>
+    `${outcome.command}\nexit ${outcome.exitCode}\n${outcome.output.slice(-3000)}`;
+
+  it('prints the environment and one command per function, each against this stack', () => {
+    expect(exportLine).toMatch(/^export AWS_ENDPOINT_URL=http:\/\/127\.0\.0\.1:\d+ AWS_REGION=us-east-1 /);
+    expect(commands.map((command) => command.replace(/ --(data|path) .*$/, ''))).toEqual([
+      `npx serverless invoke local --stage ${STAGE} --region us-east-1 -f rotate`,
+      `npx serverless invoke local --stage ${STAGE} --region us-east-1 -f onRotation`,
+      expect.stringMatching(/^aws kms disable-key-rotation --key-id [0-9a-f-]{36}$/),
+      `npx serverless invoke local --stage ${STAGE} --region us-east-1 -f onKeyActivity`,
+      `npx serverless invoke local --stage ${STAGE} --region us-east-1 -f audit`,
+      `npx serverless invoke local --stage ${STAGE} --region us-east-1 -f audit`,
+      `npx serverless invoke local --stage ${STAGE} --region us-east-1 -f selfTest`,
+    ]);
+  });
+
+  it('rotate: a dry run plans the rotation of the stack key, changing nothing', () => {
+    const outcome = outcomeOf('-f rotate');
+    expect(outcome.exitCode, shown(outcome)).toBe(0);
+    expect(outcome.result).toMatchObject({ dryRun: true, requestedKey: 'alias/app/secure-key' });
+    expect(['planned', 'nothing-to-do']).toContain(outcome.result?.outcome);
+  });
+
+  it("onRotation: validates the stack key's rotation", () => {
+    const outcome = outcomeOf('-f onRotation');
+    expect(outcome.exitCode, shown(outcome)).toBe(0);
+    expect(outcome.result).toMatchObject({ outcome: 'validated', rotationType: 'ON_DEMAND' });
+  });
+
+  it('onKeyActivity: tells the drift someone made, naming them', () => {
+    expect(outcomeOf('aws kms disable-key-rotation').exitCode, shown(outcomeOf('aws kms'))).toBe(0);
+    const outcome = outcomeOf('-f onKeyActivity');
+    expect(outcome.exitCode, shown(outcome)).toBe(0);
+    expect(outcome.result).toMatchObject({
+      outcome: 'drift',
+      findings: [expect.objectContaining({ rule: 'rotation-disabled' })],
+    });
+    expect(JSON.stringify(outcome.result)).toContain('user/Alice');
+  });
+
+  it('audit: remediates the drift, then finds the fleet compliant, with no payload meaning no options', () => {
+    const [remediating, plain] = outcomes.filter((outcome) => outcome.command.includes('-f audit'));
+    expect(remediating?.exitCode, remediating && shown(remediating)).toBe(0);
+    expect(remediating?.result).toMatchObject({ remediate: true, totals: { remediated: 1 } });
+    expect(plain?.exitCode, plain && shown(plain)).toBe(0);
+    expect(plain?.result).toMatchObject({ remediate: false, complete: true, totals: { nonCompliantKeys: 0 } });
+  });
+
+  it('selfTest: passes', () => {
+    const outcome = outcomeOf('-f selfTest');
+    expect(outcome.exitCode, shown(outcome)).toBe(0);
+    expect(outcome.result).toMatchObject({ passed: true });
+  });
+
+  it('an error keeps its class name in the bundle: a rotate without a payload is an InvalidInputError naming key', async () => {
+    const outcome = await runPrinted(
+      exportLine,
+      `npx serverless invoke local --stage ${STAGE} --region us-east-1 -f rotate`,
+    );
+    expect(outcome.exitCode).toBe(1);
+    expect(outcome.result).toMatchObject({
+      errorType: 'InvalidInputError',
+      errorMessage: expect.stringMatching(/^Invalid rotate request: key /),
+    });
+  });
+});
