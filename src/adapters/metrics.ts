@@ -73,7 +73,8 @@ export const recordDrift = (metrics: Metrics, report: DriftReport): void => {
 
 /**
  * Metrics of one audit slice: `KeysAudited` for this slice's keys (slices add up), and on the
- * completing slice `NonCompliantKeys` in total (for the alarm) and per `rule`.
+ * completing slice `NonCompliantKeys` in total (for the alarm) and per `rule`, and
+ * `SuppressedFindings` (findings an exception in force suppressed) in total and per `rule`.
  */
 export const recordAudit = (metrics: Metrics, report: AuditReport, keysThisSlice: number): void => {
   metrics.addMetadata('auditId', report.auditId);
@@ -84,5 +85,11 @@ export const recordAudit = (metrics: Metrics, report: AuditReport, keysThisSlice
     const single = metrics.singleMetric();
     single.addDimension('rule', rule);
     single.addMetric('NonCompliantKeys', MetricUnit.Count, count ?? 0);
+  }
+  metrics.addMetric('SuppressedFindings', MetricUnit.Count, report.totals.suppressed);
+  for (const [rule, count] of Object.entries(report.totals.suppressedByRule)) {
+    const single = metrics.singleMetric();
+    single.addDimension('rule', rule);
+    single.addMetric('SuppressedFindings', MetricUnit.Count, count ?? 0);
   }
 };

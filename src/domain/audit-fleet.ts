@@ -1,4 +1,11 @@
 import {
+  type AuditException,
+  applyExceptions,
+  EXCEPTABLE_RULES,
+  readExceptions,
+  type SuppressedFinding,
+} from './audit-exceptions';
+import {
   type AuditedKey,
   type AuditFinding,
   type AuditLimits,
@@ -43,6 +50,11 @@ export interface AuditTotals {
   nonCompliantKeys: number;
   nonCompliantByRule: Partial<Record<AuditRuleId, number>>;
   remediated: number;
+  /** Findings an exception in force suppressed: counted here only, never in the counts above. */
+  suppressed: number;
+  suppressedByRule: Partial<Record<AuditRuleId, number>>;
+  /** Exceptions past their end date: their findings are open again. */
+  expiredExceptions: number;
   /** Declared keys seen managed and usable so far (small: the service's own keys). */
   declaredSeen: string[];
 }
@@ -75,12 +87,18 @@ export interface AuditReport {
   totals: AuditTotals;
   /** This slice's findings, each with the controls it maps to (capped; see `findingsOmitted`). */
   findings: (AuditFinding & { controls: string[]; remediated?: boolean })[];
+  /** This slice's findings suppressed by an exception in force, each with it (capped with `findings`). */
+  suppressed: (SuppressedFinding & { controls: string[] })[];
   findingsOmitted: number;
+  /** This slice's exceptions past their end date, and whether a finding of their rule is open again. */
+  expiredExceptions: ExpiredException[];
   remediations: { keyId: string; detail: string }[];
   /** Keys asked for by id (`keyIds`) that do not exist in this account and Region: never audited, never dropped silently. */
   keysNotFound: string[];
   summary: string;
 }
+
+export type ExpiredException = AuditException & { keyId: string; reopened: boolean };
 
 export interface AuditDeps extends LeaseDeps {
   fleet: FleetReader;
@@ -110,6 +128,9 @@ const emptyTotals = (): AuditTotals => ({
   nonCompliantKeys: 0,
   nonCompliantByRule: {},
   remediated: 0,
+  suppressed: 0,
+  suppressedByRule: {},
+  expiredExceptions: 0,
   declaredSeen: [],
 });
 
@@ -139,8 +160,11 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
   const auditId = checkpoint?.auditId ?? deps.ids.newId();
   const startedAt = checkpoint?.startedAt ?? deps.clock.now().toISOString();
   const slice = (checkpoint?.slice ?? 0) + 1;
-  const totals = checkpoint ? structuredClone(checkpoint.totals) : emptyTotals();
+  // A checkpoint written before exceptions existed lacks their counts: they start at zero.
+  const totals = checkpoint ? { ...emptyTotals(), ...structuredClone(checkpoint.totals) } : emptyTotals();
   const findings: AuditReport['findings'] = [];
+  const suppressed: AuditReport['suppressed'] = [];
+  const expiredExceptions: ExpiredException[] = [];
   let findingsOmitted = 0;
   const remediations: AuditReport['remediations'] = [];
   const keysNotFound: string[] = [];
@@ -160,7 +184,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     for (const item of found) {
       increment(totals.findingsByRule, item.rule);
       increment(totals.bySeverity, item.severity);
-      if (findings.length < deps.maxFindingsListed) {
+      if (findings.length + suppressed.length < deps.maxFindingsListed) {
         findings.push({
           ...item,
           controls: CONTROLS[item.rule],
@@ -174,6 +198,19 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     if (open.length > 0) {
       totals.nonCompliantKeys += 1;
       for (const rule of new Set(open.map((item) => item.rule))) increment(totals.nonCompliantByRule, rule);
+    }
+  };
+
+  /** Suppressed findings are counted apart and listed with their exception, never dropped. */
+  const recordSuppressed = (found: SuppressedFinding[]): void => {
+    for (const item of found) {
+      totals.suppressed += 1;
+      increment(totals.suppressedByRule, item.rule);
+      if (findings.length + suppressed.length < deps.maxFindingsListed) {
+        suppressed.push({ ...item, controls: CONTROLS[item.rule] });
+      } else {
+        findingsOmitted += 1;
+      }
     }
   };
 
@@ -255,7 +292,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
         ? Object.fromEntries(declaredState.aliases.map((alias) => [alias, targetByAlias.get(alias) ?? 'missing']))
         : undefined,
     };
-    const found = auditKey(audited, deps.limits, deps.clock.now());
+    const judged = auditKey(audited, deps.limits, deps.clock.now());
 
     if (declared.has(key.keyId)) {
       seen.add(key.keyId);
@@ -263,9 +300,23 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
       const retired = ['retired', 'rolled-back'].includes(lineageStateOf(tags) ?? '');
       if (!retired && !(declaredState.managed && key.keyState === 'Enabled')) {
         const why = declaredState.managed ? `is ${key.keyState}` : 'is no longer tagged kms-rotation:managed=true';
-        found.push(declaredKeyMissing(key.keyId, why));
+        judged.push(declaredKeyMissing(key.keyId, why));
       }
     }
+
+    // Exceptions before remediation: an excepted rule is never remediated, an expired one is as usual.
+    const exceptions = readExceptions(
+      { keyId: key.keyId, aliases: audited.aliases, tags },
+      { exceptableRules: EXCEPTABLE_RULES, now: deps.clock.now() },
+    );
+    const { open: found, suppressed: excepted } = applyExceptions(judged, exceptions);
+    for (const exception of exceptions.expired) {
+      totals.expiredExceptions += 1;
+      const reopened = found.some((item) => item.rule === exception.rule);
+      expiredExceptions.push({ ...exception, keyId: key.keyId, reopened });
+      deps.log.warn('exception expired', { auditId, keyId: key.keyId, rule: exception.rule, until: exception.until });
+    }
+    recordSuppressed(excepted);
 
     const remediated = new Set<AuditRuleId>();
     const rotationOff = found.find((item) => item.rule === 'rotation-enabled');
@@ -330,7 +381,9 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     limits: deps.limits,
     totals,
     findings,
+    suppressed,
     findingsOmitted,
+    expiredExceptions,
     remediations,
     keysNotFound: keysNotFound.sort(),
     summary: summaryOf(totals, handedOver, keysNotFound),
@@ -385,6 +438,14 @@ const summaryOf = (totals: AuditTotals, handedOver: boolean, keysNotFound: reado
     `${totals.keysAudited - totals.nonCompliantKeys} compliant, ${totals.nonCompliantKeys} non-compliant${rules ? ` (${rules})` : ''}`,
   ];
   if (totals.remediated > 0) parts.push(`${totals.remediated} remediated`);
+  if (totals.suppressed > 0) {
+    parts.push(
+      `${totals.suppressed} finding${totals.suppressed === 1 ? '' : 's'} suppressed by exception (${list(totals.suppressedByRule)})`,
+    );
+  }
+  if (totals.expiredExceptions > 0) {
+    parts.push(`${totals.expiredExceptions} exception${totals.expiredExceptions === 1 ? '' : 's'} expired`);
+  }
   if (keysNotFound.length > 0)
     parts.push(`${keysNotFound.length} asked for but not found (${keysNotFound.join(', ')})`);
   return parts.join('; ');
@@ -395,7 +456,7 @@ const notificationOf = (report: AuditReport, deps: AuditDeps): Notification => (
   severity:
     (report.totals.bySeverity.CRITICAL ?? 0) > 0
       ? 'CRITICAL'
-      : report.totals.nonCompliantKeys > 0 || report.keysNotFound.length > 0
+      : report.totals.nonCompliantKeys > 0 || report.keysNotFound.length > 0 || report.totals.expiredExceptions > 0
         ? 'WARNING'
         : 'INFO',
   keyId: '*',
@@ -415,5 +476,7 @@ const notificationOf = (report: AuditReport, deps: AuditDeps): Notification => (
       .map(({ rule, severity, keyId, aliases, summary }) => ({ rule, severity, keyId, aliases, summary })),
     remediations: report.remediations,
     ...(report.keysNotFound.length > 0 ? { keysNotFound: report.keysNotFound } : {}),
+    // Named, so that the owner of each lapsed exception can be chased: at most 20, as topFindings.
+    ...(report.expiredExceptions.length > 0 ? { expiredExceptions: report.expiredExceptions.slice(0, 20) } : {}),
   },
 });

@@ -11,7 +11,8 @@ export type AuditRuleId =
   | 'alias-to-unusable-key'
   | 'policy-wildcard-principal'
   | 'declared-key-missing'
-  | 'key-unreadable';
+  | 'key-unreadable'
+  | 'exception-malformed';
 
 /** The controls auditors cite, per rule: the report maps every finding to them. */
 export const CONTROLS: Record<AuditRuleId, string[]> = {
@@ -34,6 +35,10 @@ export const CONTROLS: Record<AuditRuleId, string[]> = {
   'key-unreadable': [
     'NIST SP 800-53 CA-7 continuous monitoring: every key in scope can be assessed',
     'kms-rotation audit coverage: the audit role may read every key of the account',
+  ],
+  'exception-malformed': [
+    'NIST SP 800-53 CA-5 plan of action and milestones: every accepted deviation has an owner and an end date',
+    'kms-rotation audit exceptions: a tag kms-rotation:exception:<rule> names a known rule, an owner and an end date within a year',
   ],
 };
 

@@ -251,7 +251,15 @@ describe('Function: audit against the local AWS emulator', () => {
   interface AuditReport {
     complete: boolean;
     totals: { keysAudited: number; byClass: Record<string, number>; nonCompliantKeys: number; remediated: number };
-    findings: { keyId: string; rule: string; controls: string[]; remediated?: boolean }[];
+    findings: {
+      keyId: string;
+      rule: string;
+      controls: string[];
+      remediated?: boolean;
+      evidence: Record<string, unknown>;
+    }[];
+    suppressed: { keyId: string; rule: string; exception: Record<string, string> }[];
+    expiredExceptions: Record<string, unknown>[];
     findingsOmitted: number;
     remediations: { keyId: string }[];
     keysNotFound: string[];
@@ -340,6 +348,88 @@ describe('Function: audit against the local AWS emulator', () => {
     expect(report.summary).toContain(`asked for but not found (${missingKeyId})`);
     const [notification] = await inbox.drain();
     expect(notification?.attributes).toEqual({ type: 'AuditCompleted', severity: 'WARNING' });
+  });
+
+  it('suppresses an excepted finding without remediating it, reopens and remediates an expired one, and reports a malformed exception', async () => {
+    // Prepare: dates relative to today (moto keeps real time), tags as ops would write them
+    const day = (offset: number) => new Date(Date.now() + offset * 86_400_000).toISOString().slice(0, 10);
+    const seed = async (tags: Record<string, string>) => {
+      const { KeyMetadata } = await clients.kms.send(
+        new CreateKeyCommand({ Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })) }),
+      );
+      return KeyMetadata?.KeyId as string;
+    };
+    const rotationOf = async (KeyId: string) =>
+      (await clients.kms.send(new GetKeyRotationStatusCommand({ KeyId }))).KeyRotationEnabled;
+    const valid = `until=${day(30)} owner=team-x ticket=SEC-123 reason=legacy-client`;
+    const lapsed = `until=${day(-10)} owner=team-y ticket=SEC-9`;
+    const excepted = await seed({ 'kms-rotation:managed': 'true', 'kms-rotation:exception:rotation-enabled': valid });
+    const expired = await seed({ 'kms-rotation:managed': 'true', 'kms-rotation:exception:rotation-enabled': lapsed });
+    const malformed = await seed({ 'kms-rotation:exception:rotation-enabled': 'until=2099-01-01 owner=team-z' });
+
+    // Act
+    const { report, emf } = await runAudit({ remediate: true, keyIds: [excepted, expired, malformed] });
+
+    // Assess: the report
+    expect(report.totals).toMatchObject({
+      keysAudited: 3,
+      nonCompliantKeys: 1,
+      nonCompliantByRule: { 'rotation-enabled': 1, 'exception-malformed': 1 },
+      suppressed: 1,
+      suppressedByRule: { 'rotation-enabled': 1 },
+      expiredExceptions: 1,
+      remediated: 1,
+    });
+    expect(report.suppressed).toEqual([
+      expect.objectContaining({
+        keyId: excepted,
+        rule: 'rotation-enabled',
+        exception: {
+          rule: 'rotation-enabled',
+          until: day(30),
+          owner: 'team-x',
+          ticket: 'SEC-123',
+          reason: 'legacy-client',
+        },
+      }),
+    ]);
+    const expiredException = { rule: 'rotation-enabled', until: day(-10), owner: 'team-y', ticket: 'SEC-9' };
+    expect(
+      report.findings.map(({ keyId, rule, remediated }) => `${keyId}:${rule}:${remediated ?? false}`).sort(),
+    ).toEqual(
+      [
+        `${expired}:rotation-enabled:true`,
+        `${malformed}:exception-malformed:false`,
+        `${malformed}:rotation-enabled:false`,
+      ].sort(),
+    );
+    expect(report.findings.find((finding) => finding.keyId === expired)?.evidence).toEqual({
+      rotationEnabled: false,
+      expiredException,
+    });
+    expect(report.findings.find((finding) => finding.rule === 'exception-malformed')?.evidence).toMatchObject({
+      problem: expect.stringContaining('until=2099-01-01 is more than 366 days after the audit'),
+    });
+    expect(report.expiredExceptions).toEqual([{ ...expiredException, keyId: expired, reopened: true }]);
+    expect(report.summary).toContain('1 finding suppressed by exception (rotation-enabled 1); 1 exception expired');
+    // Remediation left the excepted key alone and put rotation back on the one whose exception lapsed.
+    expect(await rotationOf(excepted)).toBe(false);
+    expect(await rotationOf(expired)).toBe(true);
+    expect(await rotationOf(malformed)).toBe(false);
+
+    // Assess: the notification and the metrics
+    const [notification] = await inbox.drain();
+    expect(notification?.attributes).toEqual({ type: 'AuditCompleted', severity: 'WARNING' });
+    expect(notification?.body.details).toMatchObject({
+      totals: { suppressed: 1, suppressedByRule: { 'rotation-enabled': 1 }, expiredExceptions: 1 },
+      expiredExceptions: [{ ...expiredException, keyId: expired, reopened: true }],
+    });
+    expect(emf).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ SuppressedFindings: 1 }),
+        expect.objectContaining({ rule: 'rotation-enabled', SuppressedFindings: 1 }),
+      ]),
+    );
   });
 
   // Last: moto then answers the test's own DescribeKey of that key with AccessDenied too.

@@ -21,6 +21,10 @@ const Checkpoint = z.strictObject({
     nonCompliantKeys: Count,
     nonCompliantByRule: Counts,
     remediated: Count,
+    // Optional: a checkpoint written before exceptions existed has none of these.
+    suppressed: z.optional(Count),
+    suppressedByRule: z.optional(Counts),
+    expiredExceptions: z.optional(Count),
     declaredSeen: z.array(z.string().check(z.regex(KEY_ID_PATTERN))).check(z.maxLength(1000)),
   }),
 });

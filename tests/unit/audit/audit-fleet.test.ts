@@ -482,6 +482,240 @@ describe('Function: auditFleet', () => {
     });
   });
 
+  describe('with exceptions that expire (kms-rotation:exception:<rule>)', () => {
+    const EXCEPTED: Tags = {
+      ...MANAGED,
+      'kms-rotation:exception:rotation-enabled': 'until=2026-12-31 owner=team-x ticket=SEC-123',
+    };
+    const LAPSED: Tags = {
+      ...MANAGED,
+      'kms-rotation:exception:rotation-enabled': 'until=2026-11-21 owner=team-y ticket=SEC-9',
+    };
+
+    it('reports an excepted finding as suppressed, with its exception, counted apart and not as non-compliance', async () => {
+      // Prepare
+      fleet.add('excepted', {}, EXCEPTED, false);
+      fleet.add('open', {}, {}, false);
+
+      // Act
+      const report = await auditFleet({ remediate: false }, deps());
+
+      // Assess
+      expect(report.findings.map(({ keyId, rule }) => `${keyId}:${rule}`)).toEqual(['open:rotation-enabled']);
+      expect(report.suppressed).toEqual([
+        expect.objectContaining({
+          keyId: 'excepted',
+          rule: 'rotation-enabled',
+          severity: 'WARNING',
+          exception: { rule: 'rotation-enabled', until: '2026-12-31', owner: 'team-x', ticket: 'SEC-123' },
+          controls: [expect.stringContaining('CIS'), expect.stringContaining('Security Hub KMS.4')],
+        }),
+      ]);
+      expect(report.totals).toMatchObject({
+        keysAudited: 2,
+        findingsByRule: { 'rotation-enabled': 1 },
+        bySeverity: { WARNING: 1 },
+        nonCompliantKeys: 1,
+        nonCompliantByRule: { 'rotation-enabled': 1 },
+        suppressed: 1,
+        suppressedByRule: { 'rotation-enabled': 1 },
+        expiredExceptions: 0,
+      });
+      expect(report.expiredExceptions).toEqual([]);
+      expect(report.summary).toContain('1 finding suppressed by exception (rotation-enabled 1)');
+    });
+
+    it('sends an INFO notification when the only finding is suppressed', async () => {
+      // Prepare
+      fleet.add('excepted', {}, EXCEPTED, false);
+
+      // Act
+      const report = await auditFleet({ remediate: false }, deps());
+
+      // Assess
+      expect(report.totals).toMatchObject({ nonCompliantKeys: 0, suppressed: 1 });
+      expect(published).toEqual([
+        expect.objectContaining({
+          severity: 'INFO',
+          details: expect.objectContaining({
+            totals: expect.objectContaining({ suppressed: 1, suppressedByRule: { 'rotation-enabled': 1 } }),
+          }),
+        }),
+      ]);
+      expect(published[0]?.details).not.toHaveProperty('expiredExceptions');
+    });
+
+    it('does not remediate a rule the key is excepted from', async () => {
+      // Prepare
+      fleet.add('excepted', {}, EXCEPTED, false);
+
+      // Act
+      const report = await auditFleet({ remediate: true }, deps());
+
+      // Assess
+      expect(fleet.enabled).toEqual([]);
+      expect(leases.calls).toEqual([]);
+      expect(report.remediations).toEqual([]);
+      expect(report.totals).toMatchObject({ remediated: 0, suppressed: 1 });
+    });
+
+    it('reopens the finding of an expired exception, naming it, and lists it in a WARNING notification', async () => {
+      // Prepare
+      fleet.add('lapsed', {}, LAPSED, false);
+
+      // Act
+      const report = await auditFleet({ remediate: false }, deps());
+
+      // Assess
+      const lapsed = { rule: 'rotation-enabled', until: '2026-11-21', owner: 'team-y', ticket: 'SEC-9' };
+      expect(report.findings).toEqual([
+        expect.objectContaining({
+          keyId: 'lapsed',
+          rule: 'rotation-enabled',
+          evidence: { rotationEnabled: false, expiredException: lapsed },
+        }),
+      ]);
+      expect(report.suppressed).toEqual([]);
+      expect(report.expiredExceptions).toEqual([{ ...lapsed, keyId: 'lapsed', reopened: true }]);
+      expect(report.totals).toMatchObject({ nonCompliantKeys: 1, suppressed: 0, expiredExceptions: 1 });
+      expect(report.summary).toContain('1 exception expired');
+      expect(published).toEqual([
+        expect.objectContaining({
+          severity: 'WARNING',
+          details: expect.objectContaining({ expiredExceptions: [{ ...lapsed, keyId: 'lapsed', reopened: true }] }),
+        }),
+      ]);
+    });
+
+    it('remediates the finding of an expired exception as usual', async () => {
+      // Prepare
+      fleet.add('lapsed', {}, LAPSED, false);
+
+      // Act
+      const report = await auditFleet({ remediate: true }, deps());
+
+      // Assess
+      expect(fleet.enabled).toEqual(['lapsed']);
+      expect(report.findings).toEqual([expect.objectContaining({ keyId: 'lapsed', remediated: true })]);
+      expect(report.totals).toMatchObject({ remediated: 1, nonCompliantKeys: 0, expiredExceptions: 1 });
+    });
+
+    it('makes the notification a WARNING for an expired exception even when its key is compliant now', async () => {
+      // Prepare: rotation back on, the lapsed exception tag still there
+      fleet.add('lapsed', {}, LAPSED, true);
+
+      // Act
+      const report = await auditFleet({ remediate: false }, deps());
+
+      // Assess
+      expect(report.findings).toEqual([]);
+      expect(report.totals.nonCompliantKeys).toBe(0);
+      expect(report.expiredExceptions).toEqual([expect.objectContaining({ keyId: 'lapsed', reopened: false })]);
+      expect(published[0]?.severity).toBe('WARNING');
+    });
+
+    it('reports a malformed exception tag as a finding of its own, which suppresses nothing', async () => {
+      // Prepare: `;` is not a character AWS allows in a tag value, and not the grammar's separator
+      fleet.add(
+        'malformed',
+        {},
+        { ...MANAGED, 'kms-rotation:exception:rotation-enabled': 'until=2026-12-31;owner=team-x' },
+        false,
+      );
+
+      // Act
+      const report = await auditFleet({ remediate: true }, deps());
+
+      // Assess
+      expect(report.findings.map(({ rule, severity, remediated }) => [rule, severity, remediated ?? false])).toEqual([
+        ['rotation-enabled', 'WARNING', true],
+        ['exception-malformed', 'WARNING', false],
+      ]);
+      expect(report.findings[1]).toMatchObject({
+        keyId: 'malformed',
+        evidence: { tagKey: 'kms-rotation:exception:rotation-enabled', tagValue: 'until=2026-12-31;owner=team-x' },
+        controls: [expect.stringContaining('CA-5'), expect.stringContaining('kms-rotation:exception')],
+      });
+      expect(fleet.enabled).toEqual(['malformed']);
+      expect(report.suppressed).toEqual([]);
+      expect(report.totals).toMatchObject({
+        findingsByRule: { 'rotation-enabled': 1, 'exception-malformed': 1 },
+        nonCompliantKeys: 1,
+        nonCompliantByRule: { 'exception-malformed': 1 },
+        suppressed: 0,
+      });
+      expect(published[0]?.severity).toBe('WARNING');
+    });
+
+    it('adds up suppressed findings and expired exceptions over the slices of one audit', async () => {
+      // Prepare
+      for (let index = 0; index < 15; index += 1) fleet.add(`excepted-${index}`, {}, EXCEPTED, false);
+      fleet.add('lapsed', {}, LAPSED, false);
+      remaining = [60_000];
+
+      // Act
+      const first = await auditFleet({ remediate: false }, deps());
+      const second = await auditFleet(continuations[0] as AuditRequest, deps());
+
+      // Assess
+      expect(first.totals).toMatchObject({ suppressed: 10, expiredExceptions: 0 });
+      expect(second.totals).toMatchObject({
+        keysAudited: 16,
+        suppressed: 15,
+        suppressedByRule: { 'rotation-enabled': 15 },
+        expiredExceptions: 1,
+        nonCompliantKeys: 1,
+      });
+      expect(published).toEqual([expect.objectContaining({ severity: 'WARNING' })]);
+    });
+
+    it('resumes a checkpoint written before exceptions existed, counting them from zero', async () => {
+      // Prepare
+      fleet.add('excepted', {}, EXCEPTED, false);
+      const checkpoint = {
+        auditId: 'audit-0',
+        startedAt: NOW.toISOString(),
+        marker: '0',
+        slice: 1,
+        totals: {
+          keysAudited: 3,
+          byClass: { 'auto-rotatable': 3 },
+          findingsByRule: {},
+          bySeverity: {},
+          nonCompliantKeys: 0,
+          nonCompliantByRule: {},
+          remediated: 0,
+          declaredSeen: [],
+        },
+      } as unknown as AuditRequest['checkpoint'];
+
+      // Act
+      const report = await auditFleet({ remediate: false, checkpoint }, deps());
+
+      // Assess
+      expect(report.totals).toMatchObject({
+        keysAudited: 4,
+        suppressed: 1,
+        suppressedByRule: { 'rotation-enabled': 1 },
+        expiredExceptions: 0,
+      });
+    });
+
+    it('lists suppressed findings within maxFindingsListed, and counts the rest as omitted', async () => {
+      // Prepare
+      for (let index = 0; index < 4; index += 1) fleet.add(`excepted-${index}`, {}, EXCEPTED, false);
+      for (let index = 0; index < 3; index += 1) fleet.add(`off-${index}`, {}, {}, false);
+
+      // Act
+      const report = await auditFleet({ remediate: false }, { ...deps(), maxFindingsListed: 5 });
+
+      // Assess
+      expect(report.suppressed.length + report.findings.length).toBe(5);
+      expect(report.findingsOmitted).toBe(2);
+      expect(report.totals).toMatchObject({ suppressed: 4, findingsByRule: { 'rotation-enabled': 3 } });
+    });
+  });
+
   it('lists at most maxFindingsListed findings and counts the rest', async () => {
     for (let index = 0; index < 7; index += 1) fleet.add(`off-${index}`, {}, {}, false);
 

@@ -205,6 +205,21 @@ describe('Function: auditKey', () => {
     expect(CONTROLS['rotation-enabled'].join(' ')).toMatch(/CIS.*Security Hub KMS\.4/s);
   });
 
+  it('has controls for every rule id, the malformed exception tag included', () => {
+    expect(Object.keys(CONTROLS)).toEqual([
+      'rotation-enabled',
+      'rotation-period',
+      'material-age',
+      'declared-alias',
+      'alias-to-unusable-key',
+      'policy-wildcard-principal',
+      'declared-key-missing',
+      'key-unreadable',
+      'exception-malformed',
+    ]);
+    expect(CONTROLS['exception-malformed'].join(' ')).toMatch(/CA-5.*owner and an end date/s);
+  });
+
   it('finds nothing on a compliant key', () => {
     expect(auditKey(audited(), LIMITS, NOW)).toEqual([]);
   });

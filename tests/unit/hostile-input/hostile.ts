@@ -237,7 +237,7 @@ export const hostileVariants = (valid: string): fc.Arbitrary<Labelled> =>
 
 /** Every field name the strict payloads declare: a generated name must not be one of them. */
 const DECLARED = new Set(
-  'key strategy dryRun reason action force remediate keyIds scheduled checkpoint auditId startedAt marker slice totals keysAudited byClass findingsByRule bySeverity nonCompliantKeys nonCompliantByRule remediated declaredSeen'.split(
+  'key strategy dryRun reason action force remediate keyIds scheduled checkpoint auditId startedAt marker slice totals keysAudited byClass findingsByRule bySeverity nonCompliantKeys nonCompliantByRule remediated suppressed suppressedByRule expiredExceptions declaredSeen'.split(
     ' ',
   ),
 );
