@@ -97,9 +97,10 @@ const printStack = (emulator: Emulator, stack: DeployedStack, region: string, tr
   console.log(
     `\nNot created by moto (unsupported types, or a false Condition): ${stack.notCreated.join(', ') || 'none'}`,
   );
+  // The SDKs read AWS_REGION, the AWS CLI AWS_DEFAULT_REGION.
   console.log('\nTo use it from another shell:');
   console.log(
-    `  export AWS_ENDPOINT_URL=${emulator.endpoint} AWS_REGION=${region} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test`,
+    `  export AWS_ENDPOINT_URL=${emulator.endpoint} AWS_REGION=${region} AWS_DEFAULT_REGION=${region} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test`,
   );
   console.log(`  aws kms describe-key --key-id ${stack.outputs.AliasName ?? '<alias>'}`);
   console.log(

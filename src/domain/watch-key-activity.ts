@@ -74,6 +74,7 @@ export interface DriftReport {
   summary: string;
   eventId: string;
   activity: string;
+  actor?: Actor;
   keys: string[];
   findings: Finding[];
   /** Findings not notified before (the rest are still open from an earlier event). */
@@ -102,9 +103,18 @@ export interface DriftWatchDeps extends KeyVerificationDeps, LeaseDeps {
 const ALIAS_EVENTS = new Set(['CreateAlias', 'UpdateAlias', 'DeleteAlias']);
 
 /** What every report of an event starts from: which event, and nothing found yet. */
+/** The actor as logs and notifications show it: every value from the record bounded. */
+const shownActor = (actor: Actor | undefined): Actor | undefined =>
+  actor &&
+  (Object.fromEntries(
+    Object.entries(actor).map(([name, value]) => [name, typeof value === 'string' ? excerpt(value, 256) : value]),
+  ) as Actor);
+
 const reportBaseOf = (activity: KeyActivity) => ({
   eventId: activity.eventId,
   activity: activity.name,
+  /** Who made the call, as CloudTrail recorded it: what ops invoking the watch by hand want to see first. */
+  actor: shownActor(activity.actor),
   findings: [],
   newFindings: [],
   remediations: [],
@@ -140,13 +150,6 @@ export const isOwnCall = (
     rest.length === 0
   );
 };
-
-/** The actor as logs and notifications show it: every value from the record bounded. */
-const shownActor = (actor: Actor | undefined): Actor | undefined =>
-  actor &&
-  (Object.fromEntries(
-    Object.entries(actor).map(([name, value]) => [name, typeof value === 'string' ? excerpt(value, 256) : value]),
-  ) as Actor);
 
 /**
  * `onKeyActivity`: the event says which key or alias to look at; the key's real state is

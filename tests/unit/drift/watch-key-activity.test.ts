@@ -258,6 +258,14 @@ describe('Function: watchKeyActivity', () => {
     expect(states.size).toBe(0);
   });
 
+  it('names who made the call in its report, as CloudTrail recorded it', async () => {
+    kms.rotation.set(KEY, { enabled: false });
+
+    const report = await watchKeyActivity(activity('DisableKeyRotation'), deps);
+
+    expect(report.actor).toEqual({ type: 'IAMUser', arn: ALICE, sourceIp: '198.51.100.24' });
+  });
+
   it('notifies again when a drift that was put right comes back', async () => {
     kms.rotation.set(KEY, { enabled: false });
     await watchKeyActivity(activity('DisableKeyRotation'), deps);
