@@ -32,7 +32,13 @@ import { type AwsProxy, kmsQuotaLimits, startAwsProxy } from '../scripts/lib/aws
 import { startMoto } from '../scripts/lib/emulator';
 import { invokeBundled } from '../scripts/lib/invoke';
 import { emulatorClients, rotationEvent } from '../scripts/lib/local-aws';
-import { type DeployedStack, deployToMoto, PROJECT_ROOT, packageService } from '../scripts/lib/stack';
+import {
+  type DeployedStack,
+  deployToMoto,
+  type PackagedService,
+  PROJECT_ROOT,
+  packageService,
+} from '../scripts/lib/stack';
 
 const INIT_RUNS = Number(process.env.BENCH_INIT_RUNS ?? 15);
 const LATENCY_MS = Number(process.env.BENCH_LATENCY_MS ?? 50);
@@ -117,7 +123,7 @@ const node22 = join(PROJECT_ROOT, 'node_modules', '.bin', 'node');
  * samples taken in turns after one discarded warm-up each, so that a machine growing busier or
  * quieter during the measurement weighs on both alike.
  */
-const initMsPair = (bundle: string, baseline: string): [number, number] => {
+const initMsPair = (bundle: string, baseline: string, deployedEnv: Record<string, string>): [number, number] => {
   const probe = (file: string) =>
     Number(
       execFileSync(
@@ -126,7 +132,7 @@ const initMsPair = (bundle: string, baseline: string): [number, number] => {
           '-e',
           `const t=process.hrtime.bigint();require(${JSON.stringify(file)});process.stdout.write(String(Number(process.hrtime.bigint()-t)/1e6))`,
         ],
-        { env: { ...process.env, ...ENV }, encoding: 'utf8' },
+        { env: { ...process.env, ...ENV, ...deployedEnv }, encoding: 'utf8' },
       ),
     );
   probe(bundle);
@@ -138,6 +144,23 @@ const initMsPair = (bundle: string, baseline: string): [number, number] => {
     base.push(probe(baseline));
   }
   return [median(own), median(base)];
+};
+
+/**
+ * The function's environment as deployed, where it changes how Node loads the bundle: the
+ * template's literal variables that Node reads (`NODE_OPTIONS`). The bundle and its baseline
+ * are both loaded with them, as Lambda would load each.
+ */
+const nodeEnvironmentOf = (pkg: PackagedService, fn: string): Record<string, string> => {
+  const logicalId = pkg.functions[fn]?.logicalId as string;
+  const resource = (pkg.template.Resources as Record<string, { Properties?: Record<string, unknown> }>)[logicalId];
+  const variables = (resource?.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
+    ?.Variables;
+  return Object.fromEntries(
+    Object.entries(variables ?? {}).filter(
+      (entry): entry is [string, string] => entry[0].startsWith('NODE_') && typeof entry[1] === 'string',
+    ),
+  );
 };
 
 const baselineBundle = async (fn: string): Promise<string> => {
@@ -249,19 +272,27 @@ const main = async (): Promise<void> => {
     );
     const code = readFileSync(handlerFile);
     const baseline = await baselineBundle(fn);
-    const [own, base] = initMsPair(handlerFile, baseline);
+    const deployedEnv = nodeEnvironmentOf(pkg, fn);
+    const [own, base] = initMsPair(handlerFile, baseline, deployedEnv);
+    const [bareOwn, bareBase] = initMsPair(handlerFile, baseline, {});
     bundles.push({
       function: fn,
       rawKiB: Math.round(code.length / 1024),
       gzipKiB: Math.round(gzipSync(code).length / 1024),
       baselineRawKiB: Math.round(readFileSync(baseline).length / 1024),
+      deployedNodeEnv: Object.entries(deployedEnv)
+        .map(([name, value]) => `${name}=${value}`)
+        .join(' '),
       initMs: Math.round(own * 10) / 10,
       baselineInitMs: Math.round(base * 10) / 10,
       ratio: Math.round((own / base) * 100) / 100,
+      ratioWithoutNodeEnv: Math.round((bareOwn / bareBase) * 100) / 100,
     });
   }
   results.bundles = bundles;
-  console.log('\nBundles (module initialisation: median of fresh Node processes)');
+  console.log(
+    "\nBundles (module initialisation: median of fresh Node processes, with each function's deployed NODE_ environment; then without it)",
+  );
   console.table(bundles);
 
   // 2. Flows: calls and sequential round trips at the injected latency.

@@ -6,7 +6,6 @@ import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
-import { stsCallerIdentity } from '../src/adapters/caller-identity';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { LambdaContinuation } from '../src/adapters/lambda-continuation';
@@ -30,7 +29,6 @@ import { EVENT_LEASE_WAIT_MS } from '../src/domain/key-lease';
 
 const config = loadConfig(process.env);
 const sdk = () => clientOptions(config.clientTimeoutMs);
-const whoAmI = stsCallerIdentity(sdk());
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
@@ -70,7 +68,7 @@ export const handler = observedHandler(
     const before = request.checkpoint?.totals.keysAudited ?? 0;
     const report = await auditFleet(request, {
       ...deps,
-      location: await serviceLocationOf(context, config.region, whoAmI),
+      location: serviceLocationOf(context, config),
       ...leaseHolderOf(context),
     });
     recordAudit(metrics, report, report.totals.keysAudited - before);

@@ -6,7 +6,6 @@ import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
-import { stsCallerIdentity } from '../src/adapters/caller-identity';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordDrift } from '../src/adapters/metrics';
@@ -31,7 +30,6 @@ import { type DriftReport, watchKeyActivity } from '../src/domain/watch-key-acti
 
 const config = loadConfig(process.env);
 const sdk = () => clientOptions(config.clientTimeoutMs);
-const whoAmI = stsCallerIdentity(sdk());
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
@@ -65,7 +63,7 @@ export const handler = observedHandler(
   async (event, context): Promise<DriftReport> => {
     const activity = parseKeyActivityEvent(event);
     logger.appendKeys({ eventId: activity.eventId, call: activity.name });
-    const location = await serviceLocationOf(context, config.region, whoAmI);
+    const location = serviceLocationOf(context, config);
     const report = await watchKeyActivity(activity, {
       ...deps,
       location,

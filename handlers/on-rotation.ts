@@ -5,7 +5,6 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
-import { stsCallerIdentity } from '../src/adapters/caller-identity';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordRotationValidation } from '../src/adapters/metrics';
@@ -28,7 +27,6 @@ import { failureOf, type RotationValidationReport, validateRotation } from '../s
 
 const config = loadConfig(process.env);
 const sdk = () => clientOptions(config.clientTimeoutMs);
-const whoAmI = stsCallerIdentity(sdk());
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
@@ -57,7 +55,7 @@ export const handler = observedHandler(
     logger.appendKeys({ keyId: rotation.keyId, eventId: rotation.eventId });
     const report = await validateRotation(rotation, {
       ...deps,
-      location: await serviceLocationOf(context, config.region, whoAmI),
+      location: serviceLocationOf(context, config),
       ...leaseHolderOf(context),
       leaseWait: { ms: rotationEventLeaseWaitMs(context.getRemainingTimeInMillis()), sleeper: realSleeper },
     });

@@ -6,7 +6,6 @@ import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
-import { stsCallerIdentity } from '../src/adapters/caller-identity';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordRotation } from '../src/adapters/metrics';
@@ -32,7 +31,6 @@ import { roleArnIn } from '../src/domain/service-location';
 
 const config = loadConfig(process.env);
 const sdk = () => clientOptions(config.clientTimeoutMs);
-const whoAmI = stsCallerIdentity(sdk());
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
@@ -71,7 +69,7 @@ export const handler = observedHandler(
     const request = parseRotateRequest(event);
     logger.appendKeys({ key: request.key, action: request.action, dryRun: request.dryRun });
     try {
-      const location = await serviceLocationOf(context, config.region, whoAmI);
+      const location = serviceLocationOf(context, config);
       const report = await rotateKey(request, {
         ...deps,
         location,

@@ -5,7 +5,6 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { clientOptions } from '../src/adapters/aws-clients';
-import { stsCallerIdentity } from '../src/adapters/caller-identity';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { KmsThrowawayKeys } from '../src/adapters/kms-throwaway-keys';
@@ -32,7 +31,6 @@ import { roleArnIn } from '../src/domain/service-location';
 const config = loadConfig(process.env);
 const roleName = required(config.roleNames.selfTest, 'SELF_TEST_ROLE_NAME');
 const sdk = () => clientOptions(config.clientTimeoutMs);
-const whoAmI = stsCallerIdentity(sdk());
 const logger = new Logger();
 // No metrics of its own: the self-test's rotations and drift must not count as the service's.
 const metrics = new Metrics();
@@ -72,7 +70,7 @@ export const handler = observedHandler(
   'Self-test not run',
   async (event, context): Promise<SelfTestReport> => {
     parseSelfTestRequest(event);
-    const location = await serviceLocationOf(context, config.region, whoAmI);
+    const location = serviceLocationOf(context, config);
     return runSelfTest({
       ...deps,
       location,

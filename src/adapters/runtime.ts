@@ -1,10 +1,10 @@
 import { constants, createHash, createPublicKey, publicEncrypt, randomBytes, randomUUID } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context } from 'aws-lambda';
+import { ConfigurationError } from '../config';
 import { excerpt, InvalidInputError } from '../domain/errors';
 import type { ServiceLocation } from '../domain/model';
 import type { Clock, Digest, IdGenerator, Log, PublicKeyEncryptor, RandomSource, Sleeper } from '../domain/ports';
-import type { CallerIdentity } from './caller-identity';
 
 export const systemClock: Clock = { now: () => new Date() };
 export const secureRandom: RandomSource = { bytes: (size) => new Uint8Array(randomBytes(size)) };
@@ -20,24 +20,30 @@ export const logTo = (logger: Logger): Log => ({
 /**
  * Partition, account and Region the function serves. Lambda names them in the function's ARN
  * (`arn:aws:lambda:<region>:<account>:function:<name>`), given to every invocation. A runtime
- * that gives no ARN (`serverless invoke local`) gets them from the credentials the function's
- * calls are signed with (`whoAmI`), and the Region from `AWS_REGION`; an ARN that is there but
- * is not a function's is refused.
+ * that gives no ARN (`serverless invoke local`) gets the partition and account from the ARN of
+ * the stack's own topic (`TOPIC_ARN`, set by the deployment, never by an event) and the Region from
+ * `AWS_REGION`, which must be the topic's. An ARN that is there but is not a function's is refused.
  */
-export const serviceLocationOf = async (
+export const serviceLocationOf = (
   context: { invokedFunctionArn?: string } | undefined,
-  region: string,
-  whoAmI: CallerIdentity,
-): Promise<ServiceLocation> => {
+  config: { region: string; topicArn: string },
+): ServiceLocation => {
   const arn = context?.invokedFunctionArn;
-  if (arn === undefined || arn === '') {
-    const { partition, account } = await whoAmI();
-    return { partition, account, region };
-  }
+  if (arn === undefined || arn === '') return locationOfStack(config);
   const [, partition, account] = /^arn:(aws[a-z-]*):lambda:[a-z0-9-]+:(\d{12}):function:/.exec(arn) ?? [];
   if (!partition || !account) {
     throw new InvalidInputError(
       `The Lambda context's function ARN is not a function's ARN, so it tells no account: ${excerpt(arn)}`,
+    );
+  }
+  return { partition, account, region: config.region };
+};
+
+const locationOfStack = (config: { region: string; topicArn: string }): ServiceLocation => {
+  const [, partition, region, account] = /^arn:(aws[a-z-]*):sns:([a-z0-9-]+):(\d{12}):/.exec(config.topicArn) ?? [];
+  if (!partition || !account || region !== config.region) {
+    throw new ConfigurationError(
+      `Invalid environment: the Lambda context has no function ARN, and TOPIC_ARN (${excerpt(config.topicArn)}) is not a topic in AWS_REGION ${config.region} to tell which account this function serves`,
     );
   }
   return { partition, account, region };
