@@ -1,7 +1,6 @@
 import * as z from 'zod/mini';
 import { matching } from './adapters/schemas/zod';
 import { type DriftMode, type DriftRuleId, REMEDIABLE_RULES } from './domain/drift-rules';
-import { keepClassName } from './domain/errors';
 
 /** A whole number from an environment variable, within bounds, defaulted when unset. */
 const wholeNumber = (min: number, max: number, fallback: number) =>
@@ -110,7 +109,6 @@ export class ConfigurationError extends Error {
     this.name = 'ConfigurationError';
   }
 }
-keepClassName(ConfigurationError, 'ConfigurationError');
 
 /** Reads and validates the environment once, at cold start. */
 export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {

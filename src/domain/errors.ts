@@ -100,18 +100,3 @@ export class AwsServiceError extends KmsRotationError {
 /** Short text of any thrown value, for reports and logs. */
 export const describeError = (error: unknown): string =>
   excerpt(error instanceof Error ? `${error.name}: ${error.message}` : String(error), 1_000);
-
-/**
- * Gives an error class its own name for good, whatever a minifier does to identifiers: runtimes
- * that report an error by its constructor's name (`serverless invoke local` prints
- * `errorType: err.constructor.name`) then say `InvalidInputError`, not a two-letter name. Cheaper
- * at cold start than esbuild's `keepNames`, which wraps every function of every bundled library.
- */
-export const keepClassName = (errorClass: abstract new (...args: never[]) => Error, name: string): void => {
-  Object.defineProperty(errorClass, 'name', { value: name });
-};
-
-keepClassName(InvalidInputError, 'InvalidInputError');
-keepClassName(PreconditionFailedError, 'PreconditionFailedError');
-keepClassName(VerificationFailedError, 'VerificationFailedError');
-keepClassName(AwsServiceError, 'AwsServiceError');

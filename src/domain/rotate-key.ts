@@ -9,7 +9,7 @@ import {
   type SwapState,
 } from './alias-swap';
 import type { DeclaredState } from './declared-state';
-import { describeError, excerpt, keepClassName, PreconditionFailedError, VerificationFailedError } from './errors';
+import { describeError, excerpt, PreconditionFailedError, VerificationFailedError } from './errors';
 import { classifyKey } from './key-classification';
 import { holdingKeys, type LeaseDeps } from './key-lease';
 import { LINEAGE, lineageStateOf } from './lineage';
@@ -77,7 +77,6 @@ export class RotationFailedError extends VerificationFailedError {
     this.name = 'RotationFailedError';
   }
 }
-keepClassName(RotationFailedError, 'RotationFailedError');
 
 /**
  * `rotate`: on-demand rotation for keys KMS can rotate, alias-swap for keys it cannot,

@@ -250,6 +250,20 @@ describe('Function: rotate against the local AWS emulator', () => {
     expect(await inbox.drain()).toEqual([]);
   });
 
+  it('logs a refusal with a stack trace that names the functions it passed through, as deployed', async () => {
+    // Act: the bundle runs with the environment the template gives it (no source maps at run time)
+    const outcome = await runRotate({ key: 'not a key' });
+
+    // Assess: the error log line, as Powertools writes it, with a readable stack
+    const logged = outcome.logs
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { level?: string; error?: { name: string; stack: string } })
+      .find((line) => line.level === 'ERROR');
+    expect(outcome.ok).toBe(false);
+    expect(logged?.error?.name).toBe('InvalidInputError');
+    expect(logged?.error?.stack).toMatch(/at parseRotateRequest \(.*handlers\/rotate\.js:\d+:\d+\)/);
+  });
+
   it('refuses, with a clear error and no change, what it must not rotate', async () => {
     const disabledAlias = 'alias/it/disabled';
     const disabled = await createManagedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', disabledAlias);
