@@ -15,6 +15,7 @@ import { GetParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AwsProxy, startAwsProxy } from '../../scripts/lib/aws-proxy';
 import type { Emulator } from '../../scripts/lib/emulator';
+import { emulatorKeys } from '../../scripts/lib/emulator-keys';
 import { type InvokeResult, invokeBundled } from '../../scripts/lib/invoke';
 import {
   type EmulatorClients,
@@ -24,7 +25,6 @@ import {
 } from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { deployTestStack } from './support/deployed-stack';
-import { emulatorKeys } from './support/emulator-keys';
 import { calledTogether, invokeEachTogether, invokeTogether } from './support/together';
 
 interface Report {

@@ -17,11 +17,11 @@ import {
 } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../../scripts/lib/emulator';
+import { emulatorKeys } from '../../scripts/lib/emulator-keys';
 import { invokeBundled } from '../../scripts/lib/invoke';
 import type { EmulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { deployTestStack } from './support/deployed-stack';
-import { emulatorKeys } from './support/emulator-keys';
 
 interface Report {
   outcome: string;
