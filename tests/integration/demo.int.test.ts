@@ -1,20 +1,11 @@
-import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { runCommand } from './support/run-command';
 
 /** What `npm run demo` printed, and how it ended. */
-const runDemo = (): Promise<{ exitCode: number; output: string }> =>
-  new Promise((resolve, reject) => {
-    const child = spawn('npx', ['tsx', 'scripts/demo.ts'], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ exitCode: code ?? -1, output }));
-  });
+const runDemo = async (): Promise<{ exitCode: number; output: string }> => {
+  const { exitCode, stdout, stderr } = await runCommand('npx', ['tsx', 'scripts/demo.ts']);
+  return { exitCode, output: `${stdout}${stderr}` };
+};
 
 /**
  * Issue 13, "A demo of every function": `npm run demo` (the README's first command, after

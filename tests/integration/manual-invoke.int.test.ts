@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCommand } from './support/run-command';
 
 const STAGE = 'itinvoke';
 const READY = 'Press Ctrl-C to stop moto.';
@@ -25,30 +26,11 @@ const lastJsonBlock = (stdout: string): Record<string, unknown> | undefined => {
   }
 };
 
-/**
- * Runs one printed line in bash, in a shell that ran the printed `export` line first, as ops
- * would at a terminal: with nothing piped in (serverless reads a payload from stdin when it is not
- * a terminal and no --data or --path is given).
- */
-const runPrinted = (exportLine: string, command: string): Promise<CommandOutcome> =>
-  new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', `${exportLine}\n${command}`], {
-      cwd: process.cwd(),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) =>
-      resolve({ command, exitCode: code ?? -1, result: lastJsonBlock(stdout), output: `${stdout}\n${stderr}` }),
-    );
-  });
+/** Runs one printed line in bash, in a shell that ran the printed `export` line first, as ops would. */
+const runPrinted = async (exportLine: string, command: string): Promise<CommandOutcome> => {
+  const { exitCode, stdout, stderr } = await runCommand('bash', ['-c', `${exportLine}\n${command}`]);
+  return { command, exitCode, result: lastJsonBlock(stdout), output: `${stdout}\n${stderr}` };
+};
 
 /**
  * Issue 13, "Manual invoke, wherever ops try it": `npm run emulator` deploys the stack into moto
