@@ -1,3 +1,4 @@
+import { type SecurityFindings, securityHubBatch } from './asff';
 import {
   type AuditException,
   applyExceptions,
@@ -118,6 +119,8 @@ export interface AuditDeps extends LeaseDeps {
   handOverBelowMs: number;
   /** Most findings listed in one report; the rest are counted. */
   maxFindingsListed: number;
+  /** Security Hub, when the stack's `securityHubFindings` is on: every finding of every slice, uncapped. */
+  securityHub?: SecurityFindings;
 }
 
 const emptyTotals = (): AuditTotals => ({
@@ -168,6 +171,8 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
   let findingsOmitted = 0;
   const remediations: AuditReport['remediations'] = [];
   const keysNotFound: string[] = [];
+  /** Every open or suppressed finding of this slice, for Security Hub (the report's list is capped). */
+  const toSecurityHub: (AuditFinding & { exception?: AuditException })[] = [];
 
   const [aliases, declaredIds] = await Promise.all([deps.fleet.listAllAliases(), deps.registry.declaredKeyIds()]);
   const aliasesByKey = new Map<string, string[]>();
@@ -195,6 +200,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
       }
     }
     const open = found.filter((item) => !remediatedRules.has(item.rule));
+    if (deps.securityHub) toSecurityHub.push(...open);
     if (open.length > 0) {
       totals.nonCompliantKeys += 1;
       for (const rule of new Set(open.map((item) => item.rule))) increment(totals.nonCompliantByRule, rule);
@@ -203,6 +209,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
 
   /** Suppressed findings are counted apart and listed with their exception, never dropped. */
   const recordSuppressed = (found: SuppressedFinding[]): void => {
+    if (deps.securityHub) toSecurityHub.push(...found);
     for (const item of found) {
       totals.suppressed += 1;
       increment(totals.suppressedByRule, item.rule);
@@ -343,6 +350,28 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     record(found, remediated);
   };
 
+  /**
+   * This slice's findings to Security Hub, each updating the finding of its key and rule; at the
+   * end of a complete audit of the whole fleet, the open findings no slice found again, resolved.
+   */
+  const toSecurityHubSlice = async (resolveUnseen: boolean): Promise<void> => {
+    if (!deps.securityHub) return;
+    const active = await deps.securityHub.activeFindings();
+    const { imports, resolved } = securityHubBatch(toSecurityHub, active, {
+      location: deps.location,
+      auditId,
+      now: deps.clock.now(),
+      resolveUnseen,
+    });
+    await deps.securityHub.importFindings([...imports, ...resolved]);
+    deps.log.info('findings sent to Security Hub', {
+      auditId,
+      slice,
+      imported: imports.length,
+      resolved: resolved.length,
+    });
+  };
+
   let marker = checkpoint?.marker;
   let handedOver = false;
   for (;;) {
@@ -355,6 +384,8 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     if (!marker) break;
     if (deps.remainingMs() < deps.handOverBelowMs) {
       totals.declaredSeen = [...seen];
+      // Imported before the next slice starts: its end resolves what no slice of this audit found.
+      await toSecurityHubSlice(false);
       await deps.continuation.continueLater({
         remediate: request.remediate,
         checkpoint: { auditId, startedAt, marker, slice, totals },
@@ -370,6 +401,8 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     }
   }
   totals.declaredSeen = [...seen];
+  // Resolving what this audit did not find again needs the whole fleet: not for keys asked by id.
+  if (!handedOver) await toSecurityHubSlice(!request.keyIds);
 
   const report: AuditReport = {
     auditId,
