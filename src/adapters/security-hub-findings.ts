@@ -30,18 +30,20 @@ export class SecurityHubFindings implements SecurityFindings {
    */
   async importFindings(findings: AsffFinding[]): Promise<void> {
     const failed: { Id?: string; ErrorCode?: string; ErrorMessage?: string }[] = [];
+    let refusedCount = 0;
     for (let start = 0; start < findings.length; start += IMPORT_BATCH_SIZE) {
       const batch = findings.slice(start, start + IMPORT_BATCH_SIZE);
       const output = await callAws('BatchImportFindings', productArnOf(this.location), () =>
         this.client.send(new BatchImportFindingsCommand({ Findings: batch as AwsSecurityFinding[] })),
       );
       const refused = output.FailedFindings ?? [];
+      refusedCount += Math.max(output.FailedCount ?? 0, refused.length);
       if ((output.FailedCount ?? 0) > 0 && refused.length === 0) {
         failed.push({ ErrorCode: 'Unknown', ErrorMessage: `${output.FailedCount} findings refused, none named` });
       }
       failed.push(...refused);
     }
-    if (failed.length > 0) {
+    if (refusedCount > 0) {
       for (const finding of failed) {
         this.log.error('Security Hub refused a finding', {
           findingId: finding.Id,
@@ -52,7 +54,7 @@ export class SecurityHubFindings implements SecurityFindings {
       throw new AwsServiceError(
         'BatchImportFindings',
         false,
-        `BatchImportFindings on ${productArnOf(this.location)} refused ${failed.length} of ${findings.length} findings: ${failed
+        `BatchImportFindings on ${productArnOf(this.location)} refused ${refusedCount} of ${findings.length} findings: ${failed
           .slice(0, 5)
           .map((finding) => `${finding.Id ?? '?'} (${finding.ErrorCode ?? '?'}: ${finding.ErrorMessage ?? ''})`)
           .join('; ')}`,
