@@ -10,7 +10,7 @@ import type { ServiceLocation } from '../domain/model';
 import type { Log } from '../domain/ports';
 import { callAws } from './aws-errors';
 
-/** BatchImportFindings takes at most 100 findings a request (Security Hub API Reference). */
+/** BatchImportFindings takes at most 100 findings a request (docs/security-hub.md). */
 export const IMPORT_BATCH_SIZE = 100;
 /** GetFindings returns at most 100 findings a page. */
 const PAGE_SIZE = 100;

@@ -41,7 +41,7 @@ export interface SecurityFindings {
   activeFindings(): Promise<AsffFinding[]>;
 }
 
-/** ASFF limits (AwsSecurityFinding in the Security Hub API Reference). */
+/** ASFF limits of the fields this service bounds (docs/security-hub.md, AWS references). */
 export const ASFF_LIMITS = {
   title: 256,
   description: 1024,
