@@ -142,11 +142,44 @@ export const toAsff = (item: AuditFinding & { exception?: AuditException }, cont
   };
 };
 
-/** A finding the latest complete audit no longer found: compliant again, so resolved and archived. */
+/** The fields this service writes, as `toAsff` makes them: what it sends again of a finding read back. */
+const OWN_FIELDS = [
+  'SchemaVersion',
+  'Id',
+  'ProductArn',
+  'GeneratorId',
+  'AwsAccountId',
+  'Region',
+  'Types',
+  'CreatedAt',
+  'UpdatedAt',
+  'Severity',
+  'FindingProviderFields',
+  'Title',
+  'Description',
+  'ProductFields',
+  'Resources',
+  'Compliance',
+  'Workflow',
+  'RecordState',
+] as const satisfies readonly (keyof AsffFinding)[];
+
+/**
+ * A finding the latest complete audit no longer found: compliant again, so resolved and archived.
+ * Only this service's own fields are sent again: not those Security Hub adds to what it returns
+ * (ProcessedAt, ProductName, `aws/securityhub/` product fields, ...), nor anything its users set.
+ */
 export const resolvedOf = (finding: AsffFinding, context: { auditId: string; now: Date }): AsffFinding => ({
-  ...finding,
+  ...(Object.fromEntries(
+    OWN_FIELDS.filter((field) => finding[field] !== undefined).map((field) => [field, finding[field]]),
+  ) as unknown as AsffFinding),
   UpdatedAt: context.now.toISOString(),
-  ProductFields: { ...finding.ProductFields, [PRODUCT_FIELD.auditId]: context.auditId },
+  ProductFields: {
+    ...Object.fromEntries(
+      Object.entries(finding.ProductFields ?? {}).filter(([key]) => key.startsWith(GENERATOR_PREFIX)),
+    ),
+    [PRODUCT_FIELD.auditId]: context.auditId,
+  },
   Compliance: { ...finding.Compliance, Status: 'PASSED' },
   Workflow: { Status: 'RESOLVED' },
   RecordState: 'ARCHIVED',
@@ -154,7 +187,7 @@ export const resolvedOf = (finding: AsffFinding, context: { auditId: string; now
 
 /** Whether a finding read back from Security Hub is one of this service's, in this account and Region. */
 export const isOwnFinding = (finding: Pick<AsffFinding, 'ProductArn' | 'GeneratorId'>, location: ServiceLocation) =>
-  finding.ProductArn === productArnOf(location) && finding.GeneratorId.startsWith(GENERATOR_PREFIX);
+  finding.ProductArn === productArnOf(location) && (finding.GeneratorId ?? '').startsWith(GENERATOR_PREFIX);
 
 /**
  * What one audit slice sends: its findings (open ones and suppressed ones), each keeping the

@@ -130,6 +130,21 @@ describe('Function: resolvedOf', () => {
       RecordState: 'ARCHIVED',
     });
   });
+  it('sends again only its own fields, not those Security Hub added to the finding it returned', () => {
+    const open = toAsff(finding(), { location: LOCATION, auditId: 'audit-0', now: new Date('2026-11-30T03:00:00Z') });
+    const returned = {
+      ...open,
+      ProcessedAt: '2026-11-30T03:00:01.000Z',
+      ProductName: 'Default',
+      Note: { Text: 'looking into it', UpdatedBy: 'someone', UpdatedAt: '2026-11-30T04:00:00.000Z' },
+      ProductFields: { ...open.ProductFields, 'aws/securityhub/FindingId': 'arn:aws:securityhub:...' },
+    } as AsffFinding;
+
+    const resolved = resolvedOf(returned, { auditId: 'audit-1', now: NOW });
+
+    expect(resolved).toEqual(resolvedOf(open, { auditId: 'audit-1', now: NOW }));
+    expect(Object.keys(resolved.ProductFields)).not.toContain('aws/securityhub/FindingId');
+  });
 });
 
 describe('Function: securityHubBatch', () => {
