@@ -96,6 +96,8 @@ export interface AuditReport {
   remediations: { keyId: string; detail: string }[];
   /** Keys asked for by id (`keyIds`) that do not exist in this account and Region: never audited, never dropped silently. */
   keysNotFound: string[];
+  /** With Security Hub on: this slice's findings imported (open and suppressed), and those resolved. */
+  securityHub?: { imported: number; resolved: number };
   summary: string;
 }
 
@@ -354,8 +356,8 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
    * This slice's findings to Security Hub, each updating the finding of its key and rule; at the
    * end of a complete audit of the whole fleet, the open findings no slice found again, resolved.
    */
-  const toSecurityHubSlice = async (resolveUnseen: boolean): Promise<void> => {
-    if (!deps.securityHub) return;
+  const toSecurityHubSlice = async (resolveUnseen: boolean): Promise<AuditReport['securityHub']> => {
+    if (!deps.securityHub) return undefined;
     const active = await deps.securityHub.activeFindings();
     const { imports, resolved } = securityHubBatch(toSecurityHub, active, {
       location: deps.location,
@@ -370,10 +372,12 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
       imported: imports.length,
       resolved: resolved.length,
     });
+    return { imported: imports.length, resolved: resolved.length };
   };
 
   let marker = checkpoint?.marker;
   let handedOver = false;
+  let sentBeforeHandOver: AuditReport['securityHub'];
   for (;;) {
     // A key asked for twice is still audited, and counted, once.
     const page = request.keyIds
@@ -385,7 +389,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     if (deps.remainingMs() < deps.handOverBelowMs) {
       totals.declaredSeen = [...seen];
       // Imported before the next slice starts: its end resolves what no slice of this audit found.
-      await toSecurityHubSlice(false);
+      sentBeforeHandOver = await toSecurityHubSlice(false);
       await deps.continuation.continueLater({
         remediate: request.remediate,
         checkpoint: { auditId, startedAt, marker, slice, totals },
@@ -402,7 +406,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
   }
   totals.declaredSeen = [...seen];
   // Resolving what this audit did not find again needs the whole fleet: not for keys asked by id.
-  if (!handedOver) await toSecurityHubSlice(!request.keyIds);
+  const securityHub = handedOver ? sentBeforeHandOver : await toSecurityHubSlice(!request.keyIds);
 
   const report: AuditReport = {
     auditId,
@@ -419,6 +423,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     expiredExceptions,
     remediations,
     keysNotFound: keysNotFound.sort(),
+    ...(securityHub ? { securityHub } : {}),
     summary: summaryOf(totals, handedOver, keysNotFound),
   };
   deps.log.info(report.summary, { auditId, slice, complete: report.complete, totals });

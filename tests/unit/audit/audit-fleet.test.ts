@@ -788,6 +788,20 @@ describe('Function: auditFleet', () => {
       expect(hub.state()).toEqual({ 'off/rotation-enabled': 'ARCHIVED RESOLVED PASSED' });
     });
 
+    it('says in the report what it sent, and nothing of Security Hub when it is off', async () => {
+      fleet.add('off', {}, {}, false);
+      fleet.add('excepted', {}, { 'kms-rotation:exception:rotation-enabled': 'until=2026-12-31 owner=team-x' }, false);
+      const first = await auditFleet({ remediate: false }, withHub());
+      fleet.get('off').rotation = true;
+
+      const second = await auditFleet({ remediate: false }, withHub());
+      const off = await auditFleet({ remediate: false }, deps());
+
+      expect(first.securityHub).toEqual({ imported: 2, resolved: 0 });
+      expect(second.securityHub).toEqual({ imported: 1, resolved: 1 });
+      expect(off).not.toHaveProperty('securityHub');
+    });
+
     it('resolves the finding of a key the audit remediated', async () => {
       fleet.add('managed-off', {}, MANAGED, false);
       await auditFleet({ remediate: false }, withHub());
@@ -825,13 +839,15 @@ describe('Function: auditFleet', () => {
       const first = await auditFleet({ remediate: false }, withHub());
 
       expect(first.complete).toBe(false);
+      expect(first.securityHub).toEqual({ imported: 1, resolved: 0 });
       expect(Object.values(hub.state()).filter((state) => state.startsWith('ARCHIVED'))).toEqual([]);
       expect(hub.stored.get(`kms-rotation/${ACCOUNT}/us-east-1/k-0/rotation-enabled`)?.ProductFields).toMatchObject({
         'kms-rotation/auditId': 'audit-2',
       });
 
-      await auditFleet(continuations[0] as AuditRequest, withHub());
+      const last = await auditFleet(continuations[0] as AuditRequest, withHub());
 
+      expect(last.securityHub).toEqual({ imported: 1, resolved: 13 });
       const state = hub.state();
       expect(state['k-0/rotation-enabled']).toBe('ACTIVE NEW FAILED');
       expect(state['k-14/rotation-enabled']).toBe('ACTIVE NEW FAILED');
