@@ -3,7 +3,6 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { LambdaClient } from '@aws-sdk/client-lambda';
-import { SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
@@ -22,7 +21,6 @@ import {
   uuidGenerator,
 } from '../src/adapters/runtime';
 import { parseAuditRequest } from '../src/adapters/schemas/audit-request';
-import { SecurityHubFindings } from '../src/adapters/security-hub-findings';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
 import { loadConfig, required } from '../src/config';
@@ -60,8 +58,16 @@ const deps = {
   leaseWait: { ms: EVENT_LEASE_WAIT_MS, sleeper: realSleeper },
 };
 
-// Opt-in (securityHubFindings): when off, nothing of Security Hub is constructed or called.
-const securityHubClient = config.audit.securityHubFindings ? new SecurityHubClient(sdk()) : undefined;
+// Opt-in (securityHubFindings): when off, nothing of Security Hub is loaded, constructed or called
+// (imported only when on, so that its client costs no cold start otherwise).
+const securityHub = config.audit.securityHubFindings
+  ? Promise.all([import('@aws-sdk/client-securityhub'), import('../src/adapters/security-hub-findings')]).then(
+      ([{ SecurityHubClient }, { SecurityHubFindings }]) => ({
+        client: new SecurityHubClient(sdk()),
+        SecurityHubFindings,
+      }),
+    )
+  : undefined;
 
 /** Daily schedule or manual invoke: every key of the account and Region, judged by the rules of its class. */
 export const handler = observedHandler(
@@ -72,10 +78,11 @@ export const handler = observedHandler(
     const request = parseAuditRequest(event, config.audit.remediateOnSchedule);
     const before = request.checkpoint?.totals.keysAudited ?? 0;
     const location = serviceLocationOf(context, config);
+    const hub = await securityHub;
     const report = await auditFleet(request, {
       ...deps,
       location,
-      ...(securityHubClient ? { securityHub: new SecurityHubFindings(securityHubClient, location, log) } : {}),
+      ...(hub ? { securityHub: new hub.SecurityHubFindings(hub.client, location, log) } : {}),
       ...leaseHolderOf(context),
     });
     recordAudit(metrics, report, report.totals.keysAudited - before);
