@@ -58,6 +58,17 @@ const deps = {
   leaseWait: { ms: EVENT_LEASE_WAIT_MS, sleeper: realSleeper },
 };
 
+// Opt-in (securityHubFindings): when off, nothing of Security Hub is loaded, constructed or called
+// (imported only when on, so that its client costs no cold start otherwise).
+const securityHub = config.audit.securityHubFindings
+  ? Promise.all([import('@aws-sdk/client-securityhub'), import('../src/adapters/security-hub-findings')]).then(
+      ([{ SecurityHubClient }, { SecurityHubFindings }]) => ({
+        client: new SecurityHubClient(sdk()),
+        SecurityHubFindings,
+      }),
+    )
+  : undefined;
+
 /** Daily schedule or manual invoke: every key of the account and Region, judged by the rules of its class. */
 export const handler = observedHandler(
   logger,
@@ -66,9 +77,12 @@ export const handler = observedHandler(
   async (event, context): Promise<AuditReport> => {
     const request = parseAuditRequest(event, config.audit.remediateOnSchedule);
     const before = request.checkpoint?.totals.keysAudited ?? 0;
+    const location = serviceLocationOf(context, config);
+    const hub = await securityHub;
     const report = await auditFleet(request, {
       ...deps,
-      location: serviceLocationOf(context, config),
+      location,
+      ...(hub ? { securityHub: new hub.SecurityHubFindings(hub.client, location, log) } : {}),
       ...leaseHolderOf(context),
     });
     recordAudit(metrics, report, report.totals.keysAudited - before);

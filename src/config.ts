@@ -56,6 +56,7 @@ const Environment = z.object({
     0.9,
   ),
   AUDIT_RATE_LIMITS: z._default(z.string(), ''),
+  SECURITY_HUB_FINDINGS: z._default(z.enum(['true', 'false']), 'false'),
   ALIAS_SCOPE: list('').check(
     z.refine(
       (patterns) =>
@@ -99,6 +100,8 @@ export interface ServiceConfig {
     concurrency: number;
     quotaShare: number;
     rateLimits: string;
+    /** Audit findings also go to Security Hub (the stack's `securityHubFindings`; docs/security-hub.md). */
+    securityHubFindings: boolean;
   };
 }
 
@@ -143,6 +146,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
       concurrency: parsed.data.AUDIT_CONCURRENCY,
       quotaShare: parsed.data.AUDIT_QUOTA_SHARE,
       rateLimits: parsed.data.AUDIT_RATE_LIMITS,
+      securityHubFindings: parsed.data.SECURITY_HUB_FINDINGS === 'true',
     },
   };
 };

@@ -1,3 +1,4 @@
+import { type SecurityFindings, securityHubBatch } from './asff';
 import {
   type AuditException,
   applyExceptions,
@@ -95,6 +96,8 @@ export interface AuditReport {
   remediations: { keyId: string; detail: string }[];
   /** Keys asked for by id (`keyIds`) that do not exist in this account and Region: never audited, never dropped silently. */
   keysNotFound: string[];
+  /** With Security Hub on: this slice's findings imported (open and suppressed), and those resolved. */
+  securityHub?: { imported: number; resolved: number };
   summary: string;
 }
 
@@ -118,6 +121,8 @@ export interface AuditDeps extends LeaseDeps {
   handOverBelowMs: number;
   /** Most findings listed in one report; the rest are counted. */
   maxFindingsListed: number;
+  /** Security Hub, when the stack's `securityHubFindings` is on: every finding of every slice, uncapped. */
+  securityHub?: SecurityFindings;
 }
 
 const emptyTotals = (): AuditTotals => ({
@@ -168,6 +173,8 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
   let findingsOmitted = 0;
   const remediations: AuditReport['remediations'] = [];
   const keysNotFound: string[] = [];
+  /** Every open or suppressed finding of this slice, for Security Hub (the report's list is capped). */
+  const toSecurityHub: (AuditFinding & { exception?: AuditException })[] = [];
 
   const [aliases, declaredIds] = await Promise.all([deps.fleet.listAllAliases(), deps.registry.declaredKeyIds()]);
   const aliasesByKey = new Map<string, string[]>();
@@ -195,6 +202,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
       }
     }
     const open = found.filter((item) => !remediatedRules.has(item.rule));
+    if (deps.securityHub) toSecurityHub.push(...open);
     if (open.length > 0) {
       totals.nonCompliantKeys += 1;
       for (const rule of new Set(open.map((item) => item.rule))) increment(totals.nonCompliantByRule, rule);
@@ -203,6 +211,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
 
   /** Suppressed findings are counted apart and listed with their exception, never dropped. */
   const recordSuppressed = (found: SuppressedFinding[]): void => {
+    if (deps.securityHub) toSecurityHub.push(...found);
     for (const item of found) {
       totals.suppressed += 1;
       increment(totals.suppressedByRule, item.rule);
@@ -343,8 +352,32 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     record(found, remediated);
   };
 
+  /**
+   * This slice's findings to Security Hub, each updating the finding of its key and rule; at the
+   * end of a complete audit of the whole fleet, the open findings no slice found again, resolved.
+   */
+  const toSecurityHubSlice = async (resolveUnseen: boolean): Promise<AuditReport['securityHub']> => {
+    if (!deps.securityHub) return undefined;
+    const active = await deps.securityHub.activeFindings();
+    const { imports, resolved } = securityHubBatch(toSecurityHub, active, {
+      location: deps.location,
+      auditId,
+      now: deps.clock.now(),
+      resolveUnseen,
+    });
+    await deps.securityHub.importFindings([...imports, ...resolved]);
+    deps.log.info('findings sent to Security Hub', {
+      auditId,
+      slice,
+      imported: imports.length,
+      resolved: resolved.length,
+    });
+    return { imported: imports.length, resolved: resolved.length };
+  };
+
   let marker = checkpoint?.marker;
   let handedOver = false;
+  let sentBeforeHandOver: AuditReport['securityHub'];
   for (;;) {
     // A key asked for twice is still audited, and counted, once.
     const page = request.keyIds
@@ -355,6 +388,8 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     if (!marker) break;
     if (deps.remainingMs() < deps.handOverBelowMs) {
       totals.declaredSeen = [...seen];
+      // Imported before the next slice starts: its end resolves what no slice of this audit found.
+      sentBeforeHandOver = await toSecurityHubSlice(false);
       await deps.continuation.continueLater({
         remediate: request.remediate,
         checkpoint: { auditId, startedAt, marker, slice, totals },
@@ -370,6 +405,8 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     }
   }
   totals.declaredSeen = [...seen];
+  // Resolving what this audit did not find again needs the whole fleet: not for keys asked by id.
+  const securityHub = handedOver ? sentBeforeHandOver : await toSecurityHubSlice(!request.keyIds);
 
   const report: AuditReport = {
     auditId,
@@ -386,6 +423,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     expiredExceptions,
     remediations,
     keysNotFound: keysNotFound.sort(),
+    ...(securityHub ? { securityHub } : {}),
     summary: summaryOf(totals, handedOver, keysNotFound),
   };
   deps.log.info(report.summary, { auditId, slice, complete: report.complete, totals });

@@ -14,6 +14,7 @@ import {
   PutKeyPolicyCommand,
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
+import { type AwsSecurityFinding, GetFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../../scripts/lib/emulator';
@@ -21,7 +22,7 @@ import { invokeBundled } from '../../scripts/lib/invoke';
 import type { EmulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { keyIdOf } from '../../src/domain/key-ref';
-import { deployTestStack } from './support/deployed-stack';
+import { deployTestStack, type TestStack } from './support/deployed-stack';
 
 /** One kind of seeded key, and the findings an auditor would expect of it, written down here, not computed by the audit. */
 interface Seed {
@@ -472,5 +473,110 @@ describe('Function: audit against the local AWS emulator', () => {
 
     expect(outcome).toMatchObject({ ok: false, error: { name: 'InvalidInputError' } });
     expect(await inbox.drain()).toEqual([]);
+  });
+});
+
+/**
+ * With securityHubFindings on, the audit's findings in the emulator's Security Hub: one per key
+ * and rule, updated by each audit, resolved and archived once the key is compliant again.
+ * moto's GetFindings ignores its filters (docs/security-hub.md): the findings are read whole and
+ * picked here by the key's ARN.
+ */
+describe("Function: audit with securityHubFindings on, against the emulator's Security Hub", () => {
+  const region = 'us-east-1';
+  let deployed: TestStack;
+  let securityHub: SecurityHubClient;
+
+  beforeAll(async () => {
+    deployed = await deployTestStack('itaudsh', { region, params: { securityHubFindings: 'true' } });
+    securityHub = new SecurityHubClient({
+      endpoint: deployed.emulator.endpoint,
+      region,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+  });
+
+  afterAll(async () => {
+    await deployed?.stop();
+  });
+
+  const runAudit = async () => {
+    const outcome = await invokeBundled({
+      endpoint: deployed.emulator.endpoint,
+      region,
+      fn: deployed.stack.functions.audit as DeployedStack['functions'][string],
+      event: {},
+    });
+    expect(outcome.ok, JSON.stringify(outcome.ok ? '' : outcome.error)).toBe(true);
+  };
+
+  const findingsOf = async (keyArn: string): Promise<AwsSecurityFinding[]> => {
+    const found: AwsSecurityFinding[] = [];
+    let NextToken: string | undefined;
+    do {
+      const page = await securityHub.send(new GetFindingsCommand({ MaxResults: 100, NextToken }));
+      found.push(...(page.Findings ?? []));
+      NextToken = page.NextToken || undefined;
+    } while (NextToken);
+    return found.filter((finding) => finding.Resources?.some((resource) => resource.Id === keyArn));
+  };
+
+  const stateOf = (finding: AwsSecurityFinding | undefined) => [
+    finding?.GeneratorId,
+    finding?.RecordState,
+    finding?.Workflow?.Status,
+    finding?.Compliance?.Status,
+  ];
+
+  it('keeps one finding for a managed key with rotation off, updates it on the next audit, and resolves it once rotation is on', async () => {
+    // Prepare: a managed key, its declared alias in place, automatic rotation off.
+    const alias = 'alias/audit/security-hub/0';
+    const created = await deployed.clients.kms.send(
+      new CreateKeyCommand({
+        Tags: [
+          { TagKey: 'kms-rotation:managed', TagValue: 'true' },
+          { TagKey: 'kms-rotation:aliases', TagValue: alias },
+        ],
+      }),
+    );
+    const keyId = created.KeyMetadata?.KeyId as string;
+    const keyArn = created.KeyMetadata?.Arn as string;
+    await deployed.clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: keyId }));
+
+    // Act 1
+    await runAudit();
+
+    // Assess 1: one ACTIVE finding of its key and rule, with the rule's controls.
+    const [first, ...moreFirst] = await findingsOf(keyArn);
+    expect(moreFirst).toEqual([]);
+    expect(stateOf(first)).toEqual(['kms-rotation/rotation-enabled', 'ACTIVE', 'NEW', 'FAILED']);
+    expect(first).toMatchObject({
+      Id: `kms-rotation/${deployed.stack.outputs.KeyArn?.split(':')[4]}/${region}/${keyId}/rotation-enabled`,
+      Severity: { Label: 'MEDIUM' },
+      Compliance: { RelatedRequirements: expect.arrayContaining([expect.stringContaining('Security Hub KMS.4')]) },
+      Resources: [{ Type: 'AwsKmsKey', Id: keyArn, Partition: 'aws', Region: region }],
+    });
+
+    // Act 2
+    await runAudit();
+
+    // Assess 2: still one, updated in place: same Id and CreatedAt, a later audit's id.
+    const [second, ...moreSecond] = await findingsOf(keyArn);
+    expect(moreSecond).toEqual([]);
+    expect(stateOf(second)).toEqual(['kms-rotation/rotation-enabled', 'ACTIVE', 'NEW', 'FAILED']);
+    expect(second?.Id).toBe(first?.Id);
+    expect(second?.CreatedAt).toBe(first?.CreatedAt);
+    expect(second?.ProductFields?.['kms-rotation/auditId']).not.toBe(first?.ProductFields?.['kms-rotation/auditId']);
+    expect(Date.parse(second?.UpdatedAt as string)).toBeGreaterThanOrEqual(Date.parse(first?.UpdatedAt as string));
+
+    // Act 3: the key is fixed.
+    await deployed.clients.kms.send(new EnableKeyRotationCommand({ KeyId: keyId }));
+    await runAudit();
+
+    // Assess 3: the same finding, resolved and archived.
+    const [third, ...moreThird] = await findingsOf(keyArn);
+    expect(moreThird).toEqual([]);
+    expect(third?.Id).toBe(first?.Id);
+    expect(stateOf(third)).toEqual(['kms-rotation/rotation-enabled', 'ARCHIVED', 'RESOLVED', 'PASSED']);
   });
 });

@@ -135,7 +135,11 @@ describe('Authorization: every AWS call of every flow, against the policies the 
         region: REGION,
         partition: 'aws',
         physicalIds: stack.resources,
-        parameters: { DriftMode: driftMode },
+        // Resolved with securityHubFindings on, so that its conditional policy is listed and each of
+        // its grants explained (explained-grants.ts); the stack itself is deployed with it off, as
+        // the recorder does not read Security Hub's REST calls. The audit's calls to Security Hub
+        // are tested against the emulator in audit.int.test.ts instead.
+        parameters: { DriftMode: driftMode, SecurityHubFindings: 'true' },
       });
     remediate = resolve('remediate');
     detect = resolve('detect');

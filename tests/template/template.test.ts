@@ -503,7 +503,8 @@ describe('Template: serverless package output', () => {
     });
 
     it('lets the drift watch change keys only in remediate mode, through a separate conditional policy, and move only aliases in scope', () => {
-      const policy = only('AWS::IAM::Policy') as Resource & { Condition?: string };
+      const policy = resources.OnKeyActivityRemediationPolicy as Resource & { Condition?: string };
+      expect(policy.Type).toBe('AWS::IAM::Policy');
       expect(policy.Condition).toBe('DriftRemediates');
       expect(policy.Properties.Roles).toEqual([{ Ref: 'OnKeyActivityRole' }]);
       const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
@@ -514,6 +515,45 @@ describe('Template: serverless package output', () => {
       expect(onAliases.map((statement) => statement.Resource)).toEqual([
         [{ 'Fn::Sub': 'arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:alias/app/*' }],
       ]);
+    });
+
+    it('lets the audit import and read back Security Hub findings only with securityHubFindings on, on its own product and hub only', () => {
+      expect(
+        ofType('AWS::IAM::Policy')
+          .map(([logicalId]) => logicalId)
+          .sort(),
+      ).toEqual(['AuditSecurityHubPolicy', 'OnKeyActivityRemediationPolicy']);
+      const policy = resources.AuditSecurityHubPolicy as Resource & { Condition?: string };
+      expect(policy.Condition).toBe('SendsSecurityHubFindings');
+      expect((pkg.template.Conditions as Record<string, unknown>).SendsSecurityHubFindings).toEqual({
+        'Fn::Equals': [{ Ref: 'SecurityHubFindings' }, 'true'],
+      });
+      expect((pkg.template.Parameters as Record<string, { Default?: string }>).SecurityHubFindings?.Default).toBe(
+        'false',
+      );
+      expect(policy.Properties.Roles).toEqual([{ Ref: 'AuditRole' }]);
+      const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+      expect(statements.map((statement) => [actionsOf(statement), statement.Resource])).toEqual([
+        [
+          ['securityhub:BatchImportFindings'],
+          {
+            'Fn::Sub':
+              'arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:product/${AWS::AccountId}/default',
+          },
+        ],
+        [
+          ['securityhub:GetFindings'],
+          { 'Fn::Sub': 'arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:hub/default' },
+        ],
+      ]);
+      const audit = Object.values(resources).find(
+        (resource) =>
+          resource.Type === 'AWS::Lambda::Function' && resource.Properties.Handler === 'handlers/audit.handler',
+      );
+      expect(
+        (audit?.Properties.Environment as { Variables: Record<string, unknown> } | undefined)?.Variables
+          .SECURITY_HUB_FINDINGS,
+      ).toBe('false');
     });
 
     it('matches the validation-failure metric on the service dimension the functions emit', () => {

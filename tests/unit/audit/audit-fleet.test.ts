@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import type { AsffFinding, SecurityFindings } from '../../../src/domain/asff';
 import { type AuditDeps, type AuditRequest, auditFleet } from '../../../src/domain/audit-fleet';
 import { AwsServiceError, PreconditionFailedError } from '../../../src/domain/errors';
 import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
@@ -724,5 +725,157 @@ describe('Function: auditFleet', () => {
     expect(report.findings).toHaveLength(5);
     expect(report.findingsOmitted).toBe(2);
     expect(report.totals.findingsByRule).toEqual({ 'rotation-enabled': 7 });
+  });
+
+  describe('with Security Hub findings (securityHubFindings on)', () => {
+    /** Security Hub as BatchImportFindings and GetFindings behave: upsert by Id, read back what is ACTIVE. */
+    class MemorySecurityHub implements SecurityFindings {
+      readonly stored = new Map<string, AsffFinding>();
+      readonly imports: AsffFinding[][] = [];
+      async importFindings(findings: AsffFinding[]): Promise<void> {
+        this.imports.push(findings);
+        for (const finding of findings) this.stored.set(finding.Id, finding);
+      }
+      async activeFindings(): Promise<AsffFinding[]> {
+        return [...this.stored.values()].filter((finding) => finding.RecordState === 'ACTIVE');
+      }
+      state(): Record<string, string> {
+        return Object.fromEntries(
+          [...this.stored.values()].map((finding) => [
+            finding.Id.split('/').slice(3).join('/'),
+            `${finding.RecordState} ${finding.Workflow.Status} ${finding.Compliance.Status}`,
+          ]),
+        );
+      }
+    }
+    let hub: MemorySecurityHub;
+    let auditIds: string[];
+    const withHub = (): AuditDeps => ({
+      ...deps(),
+      securityHub: hub,
+      ids: { newId: () => auditIds.shift() ?? 'audit-x' },
+    });
+
+    beforeEach(() => {
+      hub = new MemorySecurityHub();
+      auditIds = ['audit-1', 'audit-2', 'audit-3'];
+    });
+
+    it('imports one finding per key and rule, and updates it on the next audit rather than adding one', async () => {
+      fleet.add('off', {}, {}, false);
+      fleet.add('on', {}, {}, true);
+
+      await auditFleet({ remediate: false }, withHub());
+      clock.advance(86_400_000);
+      await auditFleet({ remediate: false }, withHub());
+
+      expect(hub.state()).toEqual({ 'off/rotation-enabled': 'ACTIVE NEW FAILED' });
+      const finding = hub.stored.get(`kms-rotation/${ACCOUNT}/us-east-1/off/rotation-enabled`);
+      expect(finding).toMatchObject({
+        CreatedAt: NOW.toISOString(),
+        UpdatedAt: new Date(NOW.getTime() + 86_400_000).toISOString(),
+        ProductFields: expect.objectContaining({ 'kms-rotation/auditId': 'audit-2' }),
+      });
+    });
+
+    it('resolves and archives the finding of a key compliant again, at the end of the next complete audit', async () => {
+      fleet.add('off', {}, {}, false);
+      await auditFleet({ remediate: false }, withHub());
+      fleet.get('off').rotation = true;
+
+      await auditFleet({ remediate: false }, withHub());
+
+      expect(hub.state()).toEqual({ 'off/rotation-enabled': 'ARCHIVED RESOLVED PASSED' });
+    });
+
+    it('says in the report what it sent, and nothing of Security Hub when it is off', async () => {
+      fleet.add('off', {}, {}, false);
+      fleet.add('excepted', {}, { 'kms-rotation:exception:rotation-enabled': 'until=2026-12-31 owner=team-x' }, false);
+      const first = await auditFleet({ remediate: false }, withHub());
+      fleet.get('off').rotation = true;
+
+      const second = await auditFleet({ remediate: false }, withHub());
+      const off = await auditFleet({ remediate: false }, deps());
+
+      expect(first.securityHub).toEqual({ imported: 2, resolved: 0 });
+      expect(second.securityHub).toEqual({ imported: 1, resolved: 1 });
+      expect(off).not.toHaveProperty('securityHub');
+    });
+
+    it('resolves the finding of a key the audit remediated', async () => {
+      fleet.add('managed-off', {}, MANAGED, false);
+      await auditFleet({ remediate: false }, withHub());
+
+      await auditFleet({ remediate: true }, withHub());
+
+      expect(fleet.enabled).toEqual(['managed-off']);
+      expect(hub.state()).toEqual({ 'managed-off/rotation-enabled': 'ARCHIVED RESOLVED PASSED' });
+    });
+
+    it('sends every finding, not only those the report lists', async () => {
+      for (let index = 0; index < 7; index += 1) fleet.add(`off-${index}`, {}, {}, false);
+
+      const report = await auditFleet({ remediate: false }, { ...withHub(), maxFindingsListed: 5 });
+
+      expect(report.findings).toHaveLength(5);
+      expect(hub.stored.size).toBe(7);
+    });
+
+    it('imports a suppressed finding as SUPPRESSED, and keeps it open while the exception holds', async () => {
+      fleet.add('excepted', {}, { 'kms-rotation:exception:rotation-enabled': 'until=2026-12-31 owner=team-x' }, false);
+
+      await auditFleet({ remediate: false }, withHub());
+      await auditFleet({ remediate: false }, withHub());
+
+      expect(hub.state()).toEqual({ 'excepted/rotation-enabled': 'ACTIVE SUPPRESSED FAILED' });
+    });
+
+    it('imports each slice before handing over, and resolves only at the end of the last slice', async () => {
+      for (let index = 0; index < 15; index += 1) fleet.add(`k-${index}`, {}, {}, false);
+      await auditFleet({ remediate: false }, withHub());
+      for (const key of fleet.keys) key.rotation = key.key.keyId !== 'k-0' && key.key.keyId !== 'k-14';
+      remaining = [60_000];
+
+      const first = await auditFleet({ remediate: false }, withHub());
+
+      expect(first.complete).toBe(false);
+      expect(first.securityHub).toEqual({ imported: 1, resolved: 0 });
+      expect(Object.values(hub.state()).filter((state) => state.startsWith('ARCHIVED'))).toEqual([]);
+      expect(hub.stored.get(`kms-rotation/${ACCOUNT}/us-east-1/k-0/rotation-enabled`)?.ProductFields).toMatchObject({
+        'kms-rotation/auditId': 'audit-2',
+      });
+
+      const last = await auditFleet(continuations[0] as AuditRequest, withHub());
+
+      expect(last.securityHub).toEqual({ imported: 1, resolved: 13 });
+      const state = hub.state();
+      expect(state['k-0/rotation-enabled']).toBe('ACTIVE NEW FAILED');
+      expect(state['k-14/rotation-enabled']).toBe('ACTIVE NEW FAILED');
+      expect(Object.values(state).filter((value) => value.startsWith('ARCHIVED'))).toHaveLength(13);
+    });
+
+    it('resolves nothing after an audit of keys asked for by id: the rest of the fleet was not looked at', async () => {
+      fleet.add('off', {}, {}, false);
+      fleet.add('other-off', {}, {}, false);
+      await auditFleet({ remediate: false }, withHub());
+      fleet.get('off').rotation = true;
+
+      await auditFleet({ remediate: false, keyIds: ['other-off'] }, withHub());
+
+      expect(hub.state()).toEqual({
+        'off/rotation-enabled': 'ACTIVE NEW FAILED',
+        'other-off/rotation-enabled': 'ACTIVE NEW FAILED',
+      });
+    });
+
+    it('fails the audit, and notifies nothing, when Security Hub refuses the findings', async () => {
+      fleet.add('off', {}, {}, false);
+      hub.importFindings = async () => {
+        throw new AwsServiceError('BatchImportFindings', false, 'refused 1 of 1 findings');
+      };
+
+      await expect(auditFleet({ remediate: false }, withHub())).rejects.toThrow('refused 1 of 1 findings');
+      expect(published).toEqual([]);
+    });
   });
 });

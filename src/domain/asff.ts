@@ -1,0 +1,237 @@
+import type { AuditException } from './audit-exceptions';
+import { type AuditFinding, type AuditRuleId, CONTROLS } from './audit-rules';
+import type { ServiceLocation, Severity } from './model';
+
+/**
+ * Audit findings as AWS Security Finding Format (ASFF) findings of the account's own "default"
+ * product, one per key and rule, updated by each audit and resolved when the key is compliant
+ * again. The fields, limits and AWS references are in docs/security-hub.md. No SDK here: the
+ * adapter sends these objects as they are.
+ */
+
+/** The ASFF fields this service writes: a subset of `AwsSecurityFinding`. */
+export interface AsffFinding {
+  SchemaVersion: '2018-10-08';
+  Id: string;
+  ProductArn: string;
+  GeneratorId: string;
+  AwsAccountId: string;
+  Region: string;
+  Types: string[];
+  CreatedAt: string;
+  UpdatedAt: string;
+  Severity: { Label: AsffSeverity };
+  FindingProviderFields: { Severity: { Label: AsffSeverity }; Types: string[] };
+  Title: string;
+  Description: string;
+  ProductFields: Record<string, string>;
+  Resources: { Type: 'AwsKmsKey'; Id: string; Partition: string; Region: string }[];
+  Compliance: { Status: 'FAILED' | 'PASSED'; RelatedRequirements: string[] };
+  Workflow: { Status: 'NEW' | 'SUPPRESSED' | 'RESOLVED' };
+  RecordState: 'ACTIVE' | 'ARCHIVED';
+}
+
+export type AsffSeverity = 'INFORMATIONAL' | 'LOW' | 'MEDIUM' | 'HIGH' | 'CRITICAL';
+
+/** What the audit needs of Security Hub: upsert findings, and read back this product's open ones. */
+export interface SecurityFindings {
+  /** Imports (creates or updates, by Id and ProductArn) every finding; fails if any is refused. */
+  importFindings(findings: AsffFinding[]): Promise<void>;
+  /** This service's findings in this account and Region whose record state is ACTIVE. */
+  activeFindings(): Promise<AsffFinding[]>;
+}
+
+/** ASFF limits of the fields this service bounds (docs/security-hub.md, AWS references). */
+export const ASFF_LIMITS = {
+  title: 256,
+  description: 1024,
+  relatedRequirements: 32,
+  productFieldValue: 2048,
+} as const;
+
+export const ASFF_SCHEMA_VERSION = '2018-10-08';
+export const ASFF_TYPE = 'Software and Configuration Checks/Industry and Regulatory Standards';
+/** Every GeneratorId of this service starts with this; with the ProductArn it marks our findings. */
+export const GENERATOR_PREFIX = 'kms-rotation/';
+/** ProductFields keys; the audit id tells which audit last saw a finding. */
+export const PRODUCT_FIELD = {
+  auditId: 'kms-rotation/auditId',
+  rule: 'kms-rotation/rule',
+  keyId: 'kms-rotation/keyId',
+  exception: 'kms-rotation/exception',
+} as const;
+
+/** INFO is informational, WARNING medium, CRITICAL critical (docs/security-hub.md explains why). */
+export const ASFF_SEVERITY: Record<Severity, AsffSeverity> = {
+  INFO: 'INFORMATIONAL',
+  WARNING: 'MEDIUM',
+  CRITICAL: 'CRITICAL',
+};
+
+/** The account's default product, which any account may import its own findings to. */
+export const productArnOf = (location: ServiceLocation): string =>
+  `arn:${location.partition}:securityhub:${location.region}:${location.account}:product/${location.account}/default`;
+
+/** One finding per key and rule: the same Id on every audit, so that an import updates it. */
+export const findingIdOf = (location: ServiceLocation, keyId: string, rule: AuditRuleId): string =>
+  `kms-rotation/${location.account}/${location.region}/${keyId}/${rule}`;
+
+const SEVERITY_ORDER: readonly Severity[] = ['INFO', 'WARNING', 'CRITICAL'];
+
+const bounded = (text: string, max: number): string => (text.length <= max ? text : `${text.slice(0, max - 1)}…`);
+
+export interface AsffContext {
+  location: ServiceLocation;
+  auditId: string;
+  /** When this audit judged the key: the finding's UpdatedAt. */
+  now: Date;
+  /** CreatedAt of the finding already open in Security Hub under the same Id, kept as it was. */
+  createdAt?: string;
+}
+
+/** An audit finding (suppressed if it carries the exception in force) as an ASFF finding. */
+export const toAsff = (item: AuditFinding & { exception?: AuditException }, context: AsffContext): AsffFinding => {
+  const { location } = context;
+  const now = context.now.toISOString();
+  const label = ASFF_SEVERITY[item.severity];
+  const exception = item.exception;
+  const aliases = item.aliases.length > 0 ? ` (aliases: ${item.aliases.join(', ')})` : '';
+  return {
+    SchemaVersion: ASFF_SCHEMA_VERSION,
+    Id: findingIdOf(location, item.keyId, item.rule),
+    ProductArn: productArnOf(location),
+    GeneratorId: `${GENERATOR_PREFIX}${item.rule}`,
+    AwsAccountId: location.account,
+    Region: location.region,
+    Types: [ASFF_TYPE],
+    CreatedAt: context.createdAt ?? now,
+    UpdatedAt: now,
+    Severity: { Label: label },
+    FindingProviderFields: { Severity: { Label: label }, Types: [ASFF_TYPE] },
+    Title: bounded(`KMS key ${item.keyId}: ${item.rule}`, ASFF_LIMITS.title),
+    Description: bounded(
+      `${item.summary}${aliases}${
+        exception
+          ? `. Suppressed by exception until ${exception.until}, owner ${exception.owner}${exception.ticket ? `, ticket ${exception.ticket}` : ''}`
+          : ''
+      }`,
+      ASFF_LIMITS.description,
+    ),
+    ProductFields: {
+      [PRODUCT_FIELD.auditId]: context.auditId,
+      [PRODUCT_FIELD.rule]: item.rule,
+      [PRODUCT_FIELD.keyId]: item.keyId,
+      ...(exception
+        ? { [PRODUCT_FIELD.exception]: bounded(JSON.stringify(exception), ASFF_LIMITS.productFieldValue) }
+        : {}),
+    },
+    Resources: [
+      {
+        Type: 'AwsKmsKey',
+        Id: `arn:${location.partition}:kms:${location.region}:${location.account}:key/${item.keyId}`,
+        Partition: location.partition,
+        Region: location.region,
+      },
+    ],
+    Compliance: {
+      Status: 'FAILED',
+      RelatedRequirements: CONTROLS[item.rule].slice(0, ASFF_LIMITS.relatedRequirements),
+    },
+    Workflow: { Status: exception ? 'SUPPRESSED' : 'NEW' },
+    RecordState: 'ACTIVE',
+  };
+};
+
+/** The fields this service writes, as `toAsff` makes them: what it sends again of a finding read back. */
+const OWN_FIELDS = [
+  'SchemaVersion',
+  'Id',
+  'ProductArn',
+  'GeneratorId',
+  'AwsAccountId',
+  'Region',
+  'Types',
+  'CreatedAt',
+  'UpdatedAt',
+  'Severity',
+  'FindingProviderFields',
+  'Title',
+  'Description',
+  'ProductFields',
+  'Resources',
+  'Compliance',
+  'Workflow',
+  'RecordState',
+] as const satisfies readonly (keyof AsffFinding)[];
+
+/**
+ * A finding the latest complete audit no longer found: compliant again, so resolved and archived.
+ * Only this service's own fields are sent again: not those Security Hub adds to what it returns
+ * (ProcessedAt, ProductName, `aws/securityhub/` product fields, ...), nor anything its users set.
+ */
+export const resolvedOf = (finding: AsffFinding, context: { auditId: string; now: Date }): AsffFinding => ({
+  ...(Object.fromEntries(
+    OWN_FIELDS.filter((field) => finding[field] !== undefined).map((field) => [field, finding[field]]),
+  ) as unknown as AsffFinding),
+  UpdatedAt: context.now.toISOString(),
+  ProductFields: {
+    ...Object.fromEntries(
+      Object.entries(finding.ProductFields ?? {}).filter(([key]) => key.startsWith(GENERATOR_PREFIX)),
+    ),
+    [PRODUCT_FIELD.auditId]: context.auditId,
+  },
+  Compliance: { ...finding.Compliance, Status: 'PASSED' },
+  Workflow: { Status: 'RESOLVED' },
+  RecordState: 'ARCHIVED',
+});
+
+/** Whether a finding read back from Security Hub is one of this service's, in this account and Region. */
+export const isOwnFinding = (finding: Pick<AsffFinding, 'ProductArn' | 'GeneratorId'>, location: ServiceLocation) =>
+  finding.ProductArn === productArnOf(location) && (finding.GeneratorId ?? '').startsWith(GENERATOR_PREFIX);
+
+/**
+ * What one audit slice sends: its findings (open ones and suppressed ones), each keeping the
+ * CreatedAt of the finding already open under its Id; and, at the end of a complete audit of the
+ * whole fleet (`resolveUnseen`), every open finding of this service that no slice of this audit
+ * found again (another audit id, and not in this batch), resolved.
+ */
+export const securityHubBatch = (
+  found: readonly (AuditFinding & { exception?: AuditException })[],
+  active: readonly AsffFinding[],
+  context: { location: ServiceLocation; auditId: string; now: Date; resolveUnseen: boolean },
+): { imports: AsffFinding[]; resolved: AsffFinding[] } => {
+  const openById = new Map(
+    active.filter((finding) => isOwnFinding(finding, context.location)).map((finding) => [finding.Id, finding]),
+  );
+  // One finding per key and rule: a rule found twice on one key (two declared aliases, two
+  // malformed exception tags) is one finding, at the higher severity, saying both.
+  const byId = new Map<string, AuditFinding & { exception?: AuditException }>();
+  for (const item of found) {
+    const id = findingIdOf(context.location, item.keyId, item.rule);
+    const earlier = byId.get(id);
+    byId.set(
+      id,
+      earlier
+        ? {
+            ...earlier,
+            severity:
+              SEVERITY_ORDER.indexOf(item.severity) > SEVERITY_ORDER.indexOf(earlier.severity)
+                ? item.severity
+                : earlier.severity,
+            aliases: [...new Set([...earlier.aliases, ...item.aliases])],
+            summary: `${earlier.summary}; ${item.summary}`,
+          }
+        : item,
+    );
+  }
+  const imports = new Map<string, AsffFinding>();
+  for (const [id, item] of byId) imports.set(id, toAsff(item, { ...context, createdAt: openById.get(id)?.CreatedAt }));
+  const resolved = context.resolveUnseen
+    ? [...openById.values()]
+        .filter(
+          (finding) => !imports.has(finding.Id) && finding.ProductFields?.[PRODUCT_FIELD.auditId] !== context.auditId,
+        )
+        .map((finding) => resolvedOf(finding, context))
+    : [];
+  return { imports: [...imports.values()], resolved };
+};
