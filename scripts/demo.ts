@@ -4,7 +4,7 @@
  * bundle as Lambda would, on real keys: an on-demand rotation validated (rotate, then onRotation
  * for the event KMS sends); an alias-swap of a signing key, with a signature made before it still
  * verifying by its key id; a drift made "by someone", told with who did it, then put back in
- * remediate mode; an audit of a small mixed fleet. Prints each step, the notifications, the
+ * remediate mode; an audit of a small mixed fleet, its findings in Security Hub. Prints each step, the notifications, the
  * metrics and a timeline. Stops the emulator.
  */
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import {
   TagResourceCommand,
   VerifyCommand,
 } from '@aws-sdk/client-kms';
+import { GetFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { type Emulator, startMoto } from './lib/emulator';
 import { emulatorKeys } from './lib/emulator-keys';
 import { type InvokeResult, invokeBundled } from './lib/invoke';
@@ -56,7 +57,13 @@ const main = async (): Promise<void> => {
     const endpoint = emulator.endpoint;
     mark(`moto server listening on ${endpoint}`);
 
-    const pkg = await packageService({ stage: STAGE, region: REGION, outDir: join('.tmp', 'package-demo') });
+    // With the audit's findings sent to Security Hub (opt-in: securityHubFindings).
+    const pkg = await packageService({
+      stage: STAGE,
+      region: REGION,
+      outDir: join('.tmp', 'package-demo'),
+      params: { securityHubFindings: 'true' },
+    });
     mark(`serverless package: CloudFormation template and ${Object.keys(pkg.functionZips).length} function bundles`);
     await lintTemplate(pkg.updateTemplatePath);
     mark('cfn-lint: generated template is clean');
@@ -190,6 +197,19 @@ const main = async (): Promise<void> => {
       detail(`${finding.severity.padEnd(8)} ${finding.rule.padEnd(26)} ${finding.summary}`);
     for (const suppressed of (audit.suppressed ?? []) as { rule: string; keyId: string; exception?: unknown }[]) {
       detail(`SUPPRESSED ${suppressed.rule.padEnd(24)} ${suppressed.keyId} ${JSON.stringify(suppressed.exception)}`);
+    }
+
+    const securityHub = new SecurityHubClient({
+      endpoint,
+      region: REGION,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
+    const { Findings = [] } = await securityHub.send(new GetFindingsCommand({}));
+    mark(`Security Hub holds ${Findings.length} finding(s) of the audit, one per key and rule (ASFF)`);
+    for (const finding of Findings) {
+      detail(
+        `${String(finding.Severity?.Label).padEnd(13)} ${String(finding.Workflow?.Status).padEnd(10)} ${finding.Title} (${finding.Id})`,
+      );
     }
 
     heading('Notifications (SNS -> subscribed queue)');

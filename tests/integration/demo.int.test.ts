@@ -57,9 +57,14 @@ describe('npm run demo', () => {
     expect(demo.output).toContain('is on again: true');
   });
 
-  it("audits the fleet: the team's key is reported, the excepted key suppressed with its owner", () => {
+  it("audits the fleet: the team's key is reported, the excepted key suppressed with its owner, both in Security Hub", () => {
     expect(demo.output).toMatch(/WARNING\s+rotation-enabled\s+automatic rotation is off/);
     expect(demo.output).toMatch(/SUPPRESSED rotation-enabled .*"owner":"team-x"/);
     expect(demo.output).toMatch(/\[(INFO|WARNING|CRITICAL)\] AuditCompleted/);
+    expect(demo.output).toContain('✓ Security Hub holds 2 finding(s) of the audit, one per key and rule (ASFF)');
+    expect(demo.output).toMatch(
+      /MEDIUM\s+NEW\s+.*\(kms-rotation\/123456789012\/us-east-1\/[0-9a-f-]+\/rotation-enabled\)/,
+    );
+    expect(demo.output).toMatch(/MEDIUM\s+SUPPRESSED\s+.*\/rotation-enabled\)/);
   });
 });
