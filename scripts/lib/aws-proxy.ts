@@ -112,13 +112,34 @@ export interface AwsProxy {
 export const kmsQuotaLimits = (scale = 1): Record<string, number> =>
   Object.fromEntries(Object.entries(KMS_DEFAULT_QUOTAS).map(([api, rate]) => [api, rate * scale]));
 
-/** The API a request calls: `X-Amz-Target` for JSON protocols, `Action` for query protocols, method + path for S3. */
-export const apiOf = (headers: IncomingMessage['headers'], body: string): string => {
+/**
+ * REST APIs the functions call, by the service of the request's signature, method and path:
+ * Lambda's Invoke, Security Hub's findings, S3's PutObject (path-style, as against an emulator; a
+ * virtual-hosted request names its bucket in the host, and its path is the object key alone).
+ */
+export const REST_APIS: readonly { service: string; method: string; path: RegExp; api: string }[] = [
+  { service: 'lambda', method: 'POST', path: /^\/2015-03-31\/functions\/[^/]+\/invocations(?:[?/]|$)/, api: 'Invoke' },
+  { service: 'securityhub', method: 'POST', path: /^\/findings\/import\/?(?:\?|$)/, api: 'BatchImportFindings' },
+  { service: 'securityhub', method: 'POST', path: /^\/findings\/?(?:\?|$)/, api: 'GetFindings' },
+  { service: 's3', method: 'PUT', path: /^\/[^/?]+\/[^?]+/, api: 'PutObject' },
+];
+
+/** The API a request calls: `X-Amz-Target` for JSON protocols, `Action` for query protocols, method + path for REST (`REST_APIS`). */
+export const apiOf = (
+  headers: IncomingMessage['headers'],
+  body: string,
+  rest?: { method?: string; url?: string },
+): string => {
   const target = headers['x-amz-target'];
   if (typeof target === 'string') return target.slice(target.lastIndexOf('.') + 1);
   const action = /(?:^|&)Action=([A-Za-z]+)/.exec(body)?.[1];
   if (action) return action;
-  return 'Other';
+  const service = signerOf(headers).signingService;
+  const route = REST_APIS.find(
+    (candidate) =>
+      candidate.service === service && candidate.method === rest?.method && candidate.path.test(rest?.url ?? ''),
+  );
+  return route?.api ?? 'Other';
 };
 
 /** The key a JSON-protocol request names: `TargetKeyId` (UpdateAlias, CreateAlias), else `KeyId`. */
@@ -228,7 +249,7 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
     const startedAt = performance.now();
     const body = await readBody(req);
     const text = body.toString('utf8');
-    const api = apiOf(req.headers, text);
+    const api = apiOf(req.headers, text, { method: req.method, url: req.url });
     counts[api] = (counts[api] ?? 0) + 1;
     const fault = faults.get(api)?.get(counts[api]);
     const keyId = keyNamedIn(text);

@@ -120,7 +120,7 @@ describe('Authorization: every AWS call of every flow, against the policies the 
   beforeAll(async () => {
     deployed = await deployTestStack(STAGE, {
       region: REGION,
-      params: { driftMode: 'remediate', aliasScope: 'alias/app/*,alias/authz/*' },
+      params: { driftMode: 'remediate', aliasScope: 'alias/app/*,alias/authz/*', securityHubFindings: 'true' },
     });
     stack = deployed.stack;
     recorder = createCallRecorder({
@@ -135,10 +135,8 @@ describe('Authorization: every AWS call of every flow, against the policies the 
         region: REGION,
         partition: 'aws',
         physicalIds: stack.resources,
-        // Resolved with securityHubFindings on, so that its conditional policy is listed and each of
-        // its grants explained (explained-grants.ts); the stack itself is deployed with it off, as
-        // the recorder does not read Security Hub's REST calls. The audit's calls to Security Hub
-        // are tested against the emulator in audit.int.test.ts instead.
+        // Deployed and resolved with securityHubFindings on: the audit's Security Hub calls (REST,
+        // named by the proxy from method and path) are evaluated like every other call.
         parameters: { DriftMode: driftMode, SecurityHubFindings: 'true' },
       });
     remediate = resolve('remediate');
@@ -424,13 +422,18 @@ describe('Authorization: every AWS call of every flow, against the policies the 
 
   // --- audit --------------------------------------------------------------------------------------
   it('audit, report mode: every call is authorized', async () => {
-    await authorizeFlow('audit report', 'audit', {}, { mustCall: ['ListKeys'] });
+    await authorizeFlow('audit report', 'audit', {}, { mustCall: ['ListKeys', 'GetFindings', 'BatchImportFindings'] });
   });
 
   it('audit, remediate mode (a managed key with rotation off): every call is authorized', async () => {
     const { keyId } = await managedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', 'alias/authz/not-rotating');
     expect(keyId).toBeTruthy();
-    await authorizeFlow('audit remediate', 'audit', { remediate: true }, { mustCall: ['EnableKeyRotation'] });
+    await authorizeFlow(
+      'audit remediate',
+      'audit',
+      { remediate: true },
+      { mustCall: ['EnableKeyRotation', 'GetFindings', 'BatchImportFindings'] },
+    );
   });
 
   // --- selfTest -----------------------------------------------------------------------------------

@@ -222,6 +222,37 @@ export const requestsForCall = (
           reason: `[encrypted-topic-publish] ${unusable}`,
         });
     }
+  } else if (action === 'securityhub:BatchImportFindings') {
+    // Authorized on each finding's product (`product` resource type, `securityhub:TargetAccount` the
+    // finding's account). With the default product ARN, Security Hub also refuses a finding whose
+    // AwsAccountId is not the caller's account, whatever the policies say.
+    const findings = Array.isArray(params.Findings) ? (params.Findings as Record<string, unknown>[]) : [];
+    const pairs = new Map<string, { product: string; account: string }>();
+    for (const finding of findings) {
+      const product = String(finding.ProductArn ?? '');
+      const account = String(finding.AwsAccountId ?? '');
+      pairs.set(`${product} ${account}`, { product, account });
+      const defaultOf = /:product\/([^/]+)\/default$/.exec(product)?.[1];
+      if (defaultOf !== undefined && (defaultOf !== stack.accountId || account !== stack.accountId)) {
+        refusals.push({
+          what: 'BatchImportFindings',
+          resource: product,
+          reason: `[default-product] finding ${String(finding.Id)} of account ${account} to the default product of ${defaultOf}; only the account itself imports to its own default product`,
+        });
+      }
+    }
+    for (const { product, account } of pairs.values()) {
+      requests.push({
+        principal,
+        action,
+        resource: product,
+        context: { ...base, 'securityhub:TargetAccount': account },
+        what: 'BatchImportFindings',
+      });
+    }
+  } else if (action === 'securityhub:GetFindings') {
+    const hub = `arn:${stack.partition}:securityhub:${stack.region}:${stack.accountId}:hub/default`;
+    requests.push({ principal, action, resource: hub, context: base, what: 'GetFindings' });
   } else if (action.startsWith('dynamodb:')) {
     const resource = `arn:${stack.partition}:dynamodb:${stack.region}:${stack.accountId}:table/${String(params.TableName)}`;
     requests.push({ principal, action, resource, context: base, what: api });

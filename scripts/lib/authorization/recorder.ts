@@ -98,6 +98,22 @@ export const actionOf = (request: InspectedRequest): { action: string; params: R
       ? { action: 'lambda:InvokeFunction', params: { FunctionName: decodeURIComponent(name) } }
       : { action: `lambda:${request.method} ${request.url}`, params: {} };
   }
+  if (service === 'securityhub') {
+    // REST: the proxy named the API from the method and path (`REST_APIS`). BatchImportFindings is
+    // authorized per finding's product and account; GetFindings on the hub alone.
+    if (request.api !== 'BatchImportFindings') return { action: `securityhub:${request.api}`, params: {} };
+    const findings = parseJson(request.body).Findings;
+    return {
+      action: 'securityhub:BatchImportFindings',
+      params: {
+        Findings: (Array.isArray(findings) ? findings : []).map((finding: Record<string, unknown>) => ({
+          Id: finding?.Id,
+          ProductArn: finding?.ProductArn,
+          AwsAccountId: finding?.AwsAccountId,
+        })),
+      },
+    };
+  }
   if (request.headers['x-amz-target'] !== undefined) {
     const body = parseJson(request.body);
     const pick = (...names: string[]) =>

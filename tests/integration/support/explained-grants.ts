@@ -43,8 +43,4 @@ export const EXPLAINED_GRANTS: Record<string, string> = {
     'an alias of a managed HMAC key is re-pointed only after the key proves its MACs; the drift flows use a symmetric key',
   'OnKeyActivityRemediationPolicy/on-key-activity-remediation#PutBackRotationAndAliasesOfManagedKeys kms:GetPublicKey':
     'an alias of a managed asymmetric ENCRYPT_DECRYPT key is re-pointed only after it decrypts what its public key encrypted',
-  'AuditSecurityHubPolicy/audit-security-hub#ImportOwnFindings securityhub:BatchImportFindings':
-    'securityHubFindings on only; the recorder does not read Security Hub REST calls: tests/integration/audit.int.test.ts imports against moto, tests/unit/adapters/security-hub-findings.test.ts checks the calls',
-  'AuditSecurityHubPolicy/audit-security-hub#ReadBackOwnFindings securityhub:GetFindings':
-    'securityHubFindings on only; the recorder does not read Security Hub REST calls: tests/integration/audit.int.test.ts reads back from moto, tests/unit/adapters/security-hub-findings.test.ts checks the calls',
 };

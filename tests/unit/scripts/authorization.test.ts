@@ -87,6 +87,15 @@ const TEMPLATE: CfnTemplate = {
                 Action: 'sns:Publish',
                 Resource: { 'Fn::Join': ['', [{ Ref: 'Topic' }]] },
               },
+              {
+                Sid: 'OwnProduct',
+                Effect: 'Allow',
+                Action: 'securityhub:BatchImportFindings',
+                Resource: {
+                  'Fn::Sub':
+                    'arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:product/${AWS::AccountId}/default',
+                },
+              },
             ),
           },
         ],
@@ -549,6 +558,80 @@ describe('Function: requestsForCall and evaluateCalls', () => {
   });
 });
 
+describe('Security Hub calls', () => {
+  const resolved: ResolvedStack = resolveStack(TEMPLATE, CTX);
+  const caller: Caller = { functionName: 'app', role: resolved.roles.AppRole as Caller['role'] };
+  const ownProduct = `arn:aws:securityhub:us-east-1:${ACCOUNT}:product/${ACCOUNT}/default`;
+  const importOf = (...findings: { ProductArn: string; AwsAccountId: string }[]): CallDetail => ({
+    at: 0,
+    action: 'securityhub:BatchImportFindings',
+    params: { Findings: findings.map((finding, index) => ({ Id: `f-${index}`, ...finding })) },
+  });
+
+  it('BatchImportFindings is one request per product and account; GetFindings is on the Region hub', () => {
+    const { requests, refusals } = requestsForCall(
+      resolved,
+      caller,
+      importOf({ ProductArn: ownProduct, AwsAccountId: ACCOUNT }, { ProductArn: ownProduct, AwsAccountId: ACCOUNT }),
+      {},
+    );
+    expect(refusals).toEqual([]);
+    expect(
+      requests.map((request) => [request.action, request.resource, request.context['securityhub:TargetAccount']]),
+    ).toEqual([['securityhub:BatchImportFindings', ownProduct, ACCOUNT]]);
+    const [read] = requestsForCall(
+      resolved,
+      caller,
+      { at: 0, action: 'securityhub:GetFindings', params: {} },
+      {},
+    ).requests;
+    expect(read?.resource).toBe(`arn:aws:securityhub:us-east-1:${ACCOUNT}:hub/default`);
+  });
+
+  it('refuses a finding of another account sent to a default product, whatever the policies', () => {
+    const other = '210987654321';
+    const { refusals } = requestsForCall(
+      resolved,
+      caller,
+      importOf(
+        { ProductArn: ownProduct, AwsAccountId: other },
+        { ProductArn: `arn:aws:securityhub:us-east-1:${other}:product/${other}/default`, AwsAccountId: other },
+      ),
+      {},
+    );
+    expect(refusals.map((refusal) => refusal.reason)).toEqual([
+      expect.stringMatching(
+        /^\[default-product\] finding f-0 of account 210987654321 to the default product of 123456789012/,
+      ),
+      expect.stringMatching(
+        /^\[default-product\] finding f-1 of account 210987654321 to the default product of 210987654321/,
+      ),
+    ]);
+  });
+
+  it('evaluates imports against the role policy: its own product allowed, another product or GetFindings without a grant denied', async () => {
+    const call = (detail: CallDetail) => ({
+      flow: 'hub',
+      record: { api: 'X', startedAt: 0, endedAt: 0, outcome: 'forwarded' as const, caller: 'AKIAAPP', detail },
+    });
+    const evaluation = await evaluateCalls(
+      resolved,
+      { AKIAAPP: caller },
+      [
+        call(importOf({ ProductArn: ownProduct, AwsAccountId: ACCOUNT })),
+        call(importOf({ ProductArn: `arn:aws:securityhub:us-east-1::product/aws/guardduty`, AwsAccountId: ACCOUNT })),
+        call({ at: 0, action: 'securityhub:GetFindings', params: {} }),
+      ],
+      {},
+    );
+    expect(evaluation.evaluated).toBe(3);
+    expect(evaluation.denials.map((denial) => `${denial.action} ${denial.resource}`)).toEqual([
+      'securityhub:BatchImportFindings arn:aws:securityhub:us-east-1::product/aws/guardduty',
+      `securityhub:GetFindings arn:aws:securityhub:us-east-1:${ACCOUNT}:hub/default`,
+    ]);
+  });
+});
+
 describe('Function: actionOf', () => {
   it('reads the IAM action and the parameters that matter from JSON, query and REST requests', () => {
     const json = actionOf({
@@ -585,6 +668,30 @@ describe('Function: actionOf', () => {
       signingService: 'lambda',
     });
     expect(rest).toEqual({ action: 'lambda:InvokeFunction', params: { FunctionName: 'stack-audit' } });
+    const finding = { Id: 'kms-rotation/x', ProductArn: 'arn:p', AwsAccountId: '1', Title: 'not kept' };
+    expect(
+      actionOf({
+        method: 'POST',
+        url: '/findings/import',
+        headers: {},
+        body: JSON.stringify({ Findings: [finding] }),
+        api: 'BatchImportFindings',
+        signingService: 'securityhub',
+      }),
+    ).toEqual({
+      action: 'securityhub:BatchImportFindings',
+      params: { Findings: [{ Id: 'kms-rotation/x', ProductArn: 'arn:p', AwsAccountId: '1' }] },
+    });
+    expect(
+      actionOf({
+        method: 'POST',
+        url: '/findings',
+        headers: {},
+        body: '{"Filters":{}}',
+        api: 'GetFindings',
+        signingService: 'securityhub',
+      }),
+    ).toEqual({ action: 'securityhub:GetFindings', params: {} });
     expect(
       actionOf({
         method: 'POST',

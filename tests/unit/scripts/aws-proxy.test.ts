@@ -208,6 +208,28 @@ describe('Function: apiOf', () => {
     expect(apiOf({}, 'Action=Publish&Version=2010-03-31&TopicArn=x')).toBe('Publish');
     expect(apiOf({}, 'nothing to go by')).toBe('Other');
   });
+
+  it('reads a REST API from the service that signed the request, its method and its path', () => {
+    const signedFor = (service: string) => ({
+      authorization: `AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20261202/us-east-1/${service}/aws4_request, SignedHeaders=host, Signature=0`,
+    });
+    const securityHub = signedFor('securityhub');
+    expect(apiOf(securityHub, '{"Findings":[]}', { method: 'POST', url: '/findings/import' })).toBe(
+      'BatchImportFindings',
+    );
+    expect(apiOf(securityHub, '{"Filters":{}}', { method: 'POST', url: '/findings' })).toBe('GetFindings');
+    expect(apiOf(securityHub, '{}', { method: 'POST', url: '/findings/batchupdate' })).toBe('Other');
+    expect(apiOf(securityHub, '{}', { method: 'GET', url: '/findings' })).toBe('Other');
+    expect(
+      apiOf(signedFor('lambda'), '{}', { method: 'POST', url: '/2015-03-31/functions/audit-fn/invocations' }),
+    ).toBe('Invoke');
+    expect(
+      apiOf(signedFor('s3'), 'a,b', { method: 'PUT', url: '/reports-bucket/audit-reports/a.csv?x-id=PutObject' }),
+    ).toBe('PutObject');
+    expect(apiOf(signedFor('s3'), '', { method: 'PUT', url: '/reports-bucket' })).toBe('Other');
+    // The path alone decides nothing: a Security Hub path signed for another service is not Security Hub's.
+    expect(apiOf(signedFor('lambda'), '{}', { method: 'POST', url: '/findings/import' })).toBe('Other');
+  });
 });
 
 describe('Function: keyNamedIn', () => {
