@@ -36,12 +36,21 @@ const CLIENT_TIMEOUT_MS = 1_500;
 const SLOW_MS = 1_800;
 
 /** Every (API, n-th call) a run made, in order: the places to inject a fault at. */
+/**
+ * The calls of a clean run, each as the nth call of its API. A request the function gave up on (its
+ * client timed out: no status) is not a call of its own but the first attempt of the retry that
+ * follows it: counting it would plan a fault at a call that runs without the machine's load never
+ * make.
+ */
 const callPoints = (proxy: AwsProxy): { api: string; nth: number }[] => {
   const seen: Record<string, number> = {};
-  return proxy.calls().map(({ api }) => {
-    seen[api] = (seen[api] ?? 0) + 1;
-    return { api, nth: seen[api] as number };
-  });
+  return proxy
+    .calls()
+    .filter((call) => !(call.outcome === 'forwarded' && call.status === undefined))
+    .map(({ api }) => {
+      seen[api] = (seen[api] ?? 0) + 1;
+      return { api, nth: seen[api] as number };
+    });
 };
 
 /**
