@@ -106,7 +106,7 @@ export interface AwsProxy {
 }
 
 /**
- * KMS's request quotas per API (kms-reference.md §3.9, the table the audit paces itself by),
+ * KMS's request quotas per API (docs/kms-facts.md#request-quotas, the table the audit paces itself by),
  * times `scale`: 0.1 runs a test at a tenth of the real rates.
  */
 export const kmsQuotaLimits = (scale = 1): Record<string, number> =>

@@ -73,7 +73,7 @@ export const subscribeQueueToTopic = async (clients: EmulatorClients, topicArn: 
   };
 };
 
-/** A `KMS CMK Rotation` event as KMS sends it (kms-reference.md §1.1). */
+/** A `KMS CMK Rotation` event as KMS sends it (docs/kms-facts.md#kms-cmk-rotation). */
 export const rotationEvent = (opts: {
   keyId: string;
   keyArn: string;

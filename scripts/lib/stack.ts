@@ -353,7 +353,7 @@ const mergeAdjacentText = (pieces: unknown[]): unknown[] =>
 
 /**
  * moto stores a CloudFormation `KeyPolicy` object as a dict and then fails every DescribeKey
- * on the key (kms-reference.md §4). Real CloudFormation stores a string; so for moto the
+ * on the key (docs/kms-facts.md#moto). Real CloudFormation stores a string; so for moto the
  * policy becomes an `Fn::Join` of its JSON text, intrinsic functions kept as join elements
  * (each standing for a JSON string value; what they resolve to, ARNs and the like, needs no escaping).
  * A policy that is already a string, or is itself an intrinsic, is returned as it is.

@@ -4,7 +4,7 @@ import { invocationSignal } from './invocation';
 
 /**
  * KMS request quotas per API, requests per second per account and Region
- * (kms-reference.md §3.9, the AWS defaults). Cryptographic calls share a larger pool.
+ * (the AWS defaults: docs/kms-facts.md#request-quotas). Cryptographic calls share a larger pool.
  */
 export const KMS_DEFAULT_QUOTAS: Readonly<Record<string, number>> = {
   CancelKeyDeletion: 5,

@@ -12,7 +12,7 @@ const subjectOf = (notification: Notification): string => {
 };
 
 /**
- * Publishes the JSON notification of DESIGN.md, with `type` and `severity` as message attributes
+ * Publishes the JSON notification (docs/architecture.md#notifications), with `type` and `severity` as message attributes
  * for filtering, and `selfTest` on the notifications of a self-test run (so a subscription can
  * leave them out: `{"selfTest": [{"exists": false}]}`).
  */

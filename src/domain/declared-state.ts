@@ -1,6 +1,6 @@
 import type { Tags } from './model';
 
-/** One prefix for every tag the service reads or writes (DESIGN.md "Declared state"). */
+/** One prefix for every tag the service reads or writes (docs/architecture.md#declared-state). */
 export const TAG_PREFIX = 'kms-rotation:';
 
 export const TAGS = {

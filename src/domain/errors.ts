@@ -1,6 +1,6 @@
 /**
- * The one error taxonomy of the service (STYLE.md): invalid input, precondition failed,
- * verification failed, AWS service error. SDK exceptions are translated into these in
+ * The one error taxonomy of the service (docs/architecture.md#errors): invalid input, precondition
+ * failed, verification failed, AWS service error. SDK exceptions are translated into these in
  * `src/adapters`, where the SDK is called; nothing else inspects SDK errors.
  */
 

@@ -1,7 +1,7 @@
 import type { KeyDescription } from './model';
 
 /**
- * How a key can be rotated, from its metadata alone (kms-reference.md §3.2, §3.3, §3.5).
+ * How a key can be rotated, from its metadata alone (docs/kms-facts.md#rotation-by-key-type).
  * One table for every caller: `rotate` picks its strategy from it, `audit` picks the checks
  * that apply, so a key type is never judged by a rule it cannot satisfy.
  */

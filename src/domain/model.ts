@@ -73,7 +73,7 @@ export type NotificationType =
   | 'DriftRemediated'
   | 'AuditCompleted';
 
-/** The SNS message contract of DESIGN.md. */
+/** The SNS message contract (docs/architecture.md#notifications): the JSON body of every notification. */
 export interface Notification {
   type: NotificationType;
   severity: Severity;

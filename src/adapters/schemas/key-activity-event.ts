@@ -28,7 +28,7 @@ const optionalText = (max: number) => z.optional(text(max));
 
 const Envelope = { ...KMS_EVENT_ENVELOPE, resources: z.array(text(2048)).check(z.maxLength(20)) };
 
-/** `AWS API Call via CloudTrail` for kms.amazonaws.com (kms-reference.md §2). Unknown fields tolerated, read ones bounded. */
+/** `AWS API Call via CloudTrail` for kms.amazonaws.com (docs/kms-facts.md#cloudtrail-records). Unknown fields tolerated, read ones bounded. */
 const CloudTrailCall = z.object({
   ...Envelope,
   'detail-type': z.literal('AWS API Call via CloudTrail'),
@@ -59,7 +59,7 @@ const CloudTrailCall = z.object({
   }),
 });
 
-/** `KMS CMK Deletion` and `KMS Imported Key Material Expiration` (kms-reference.md §1.2, §1.3). */
+/** `KMS CMK Deletion` and `KMS Imported Key Material Expiration` (docs/kms-facts.md#events). */
 const ServiceEvent = z.object({
   ...Envelope,
   'detail-type': z.enum(['KMS CMK Deletion', 'KMS Imported Key Material Expiration']),

@@ -6,7 +6,7 @@ import { describeIssues, matching, noOptions } from './zod';
 const KEY_REFERENCE =
   /^(?:alias\/[a-zA-Z0-9/_-]{1,250}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}|arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(?:key\/[a-z0-9-]{1,64}|alias\/[a-zA-Z0-9/_-]{1,250}))$/;
 
-/** The `rotate` payload of DESIGN.md. Unknown fields are refused: a typo must not silently mean "not a dry run". */
+/** The `rotate` payload (docs/architecture.md#payloads). Unknown fields are refused: a typo must not silently mean "not a dry run". */
 export const RotateRequestSchema = z.strictObject({
   key: matching(KEY_REFERENCE, 'must be an alias name (alias/...), a key id or a key or alias ARN'),
   strategy: z._default(z.enum(['auto', 'on-demand', 'alias-swap']), 'auto'),

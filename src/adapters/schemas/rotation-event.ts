@@ -20,7 +20,7 @@ export const KMS_EVENT_ENVELOPE = {
 
 /**
  * `KMS CMK Rotation` as EventBridge delivers it: the minimal shape (`key-id` only) and the
- * 2025 shape (`rotation-type`, `key-origin`, material ids) (kms-reference.md §1.1).
+ * 2025 shape (`rotation-type`, `key-origin`, material ids) (docs/kms-facts.md#kms-cmk-rotation).
  * Unknown detail fields are tolerated; every field we read is bounded.
  */
 export const KmsRotationEventSchema = z

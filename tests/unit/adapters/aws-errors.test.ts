@@ -26,7 +26,7 @@ import {
 } from '../../../src/domain/errors';
 import { KEY_ID } from '../support/key-metadata';
 
-/** Status codes as KMS models them (kms-reference.md §3.8). */
+/** Status codes as KMS models them (docs/kms-facts.md#errors). */
 const status = (httpStatusCode: number) => ({ $metadata: { httpStatusCode } });
 
 /** An error KMS does not model, as the SDK surfaces it: its base exception under the wire name. */

@@ -37,7 +37,7 @@ const STATES = [
 ];
 const INACTIVE = new Set(['Disabled', 'PendingDeletion', 'PendingImport', 'PendingReplicaDeletion', 'Unavailable']);
 
-/** The expected class, written as the AWS rules read (kms-reference.md §3.2, §3.3), independently of the code. */
+/** The expected class, written as the AWS rules read (docs/kms-facts.md#rotation-by-key-type), independently of the code. */
 const expectedClass = (
   spec: string,
   usage: string,
