@@ -52,7 +52,7 @@ const STAGE = 'itauthz';
 const FLOW_SPACING_MS = 10 * 60_000;
 
 const ALICE = `arn:aws:iam::${ACCOUNT}:user/Alice`;
-/** A CloudTrail record of a KMS call, as EventBridge delivers it (kms-reference.md §2). */
+/** A CloudTrail record of a KMS call, as EventBridge delivers it (docs/kms-facts.md#cloudtrail-records). */
 const cloudTrailEvent = (eventName: string, requestParameters: Record<string, unknown>, resources: string[]) => ({
   version: '0',
   id: crypto.randomUUID(),
@@ -567,7 +567,7 @@ describe('Authorization: every AWS call of every flow, against the policies the 
         );
       }
     }
-    // The topic's key must not be a key the service watches (DESIGN.md "Notifications"): a disabled watched key is when notifications matter most.
+    // The topic's key must not be a key the service watches (docs/architecture.md#notifications): a disabled watched key is when notifications matter most.
     for (const topic of Object.values(resolved.topics)) {
       const key = Object.values(resolved.keys).find(
         (candidate) => candidate.keyId === topic.kmsMasterKeyId || candidate.arn === topic.kmsMasterKeyId,

@@ -30,8 +30,6 @@ const OUTSIDE_DOCUMENTS = /\b(?:DESIGN|STYLE)\.md\b|kms-reference/;
 const PENDING_FILES: readonly string[] = [
   // kms-reference.md §4 -> docs/kms-facts.md#moto
   'tests/integration/audit.int.test.ts',
-  // kms-reference.md §2 -> docs/kms-facts.md#cloudtrail-records; DESIGN.md "Notifications" -> docs/architecture.md#notifications
-  'tests/integration/authorization.int.test.ts',
   // kms-reference.md §2 -> docs/kms-facts.md#cloudtrail-records
   'tests/integration/on-key-activity.int.test.ts',
 ];
