@@ -85,6 +85,24 @@ describe('Rule: rotation-period', () => {
     expect(rotationPeriod(audited({}, { rotation: { enabled: false, periodDays: 900 } }), LIMITS)).toEqual([]);
     expect(rotationPeriod(audited({}, { rotation: { enabled: true } }), LIMITS)).toEqual([]);
   });
+
+  it('does not fire on a managed key that runs its declared period, nor when KMS reports no period for it', () => {
+    const declared = readDeclaredState({ 'kms-rotation:managed': 'true', 'kms-rotation:period-days': '180' });
+    expect(rotationPeriod(audited({}, { declared, rotation: { enabled: true, periodDays: 180 } }), LIMITS)).toEqual([]);
+    expect(rotationPeriod(audited({}, { declared, rotation: { enabled: true } }), LIMITS)).toEqual([]);
+  });
+
+  it('judges only keys KMS rotates by itself, and reads no rotation status or declared state it lacks', () => {
+    const declared = readDeclaredState({ 'kms-rotation:managed': 'true', 'kms-rotation:period-days': '180' });
+    const rsa = { keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY' } as const;
+    expect(rotationPeriod(audited(rsa, { declared, rotation: { enabled: true, periodDays: 730 } }), LIMITS)).toEqual(
+      [],
+    );
+    expect(rotationPeriod(audited({}, { rotation: undefined }), LIMITS)).toEqual([]);
+    expect(
+      rotationPeriod(audited({}, { declared: undefined, rotation: { enabled: true, periodDays: 200 } }), LIMITS),
+    ).toEqual([]);
+  });
 });
 
 describe('Rule: material-age', () => {
@@ -108,6 +126,34 @@ describe('Rule: material-age', () => {
     ];
     expect(currentMaterialDate(audited({ creationDate: daysAgo(900) }, { history }))).toEqual(daysAgo(20));
     expect(materialAge(audited({ creationDate: daysAgo(900) }, { history }), LIMITS, NOW)).toEqual([]);
+  });
+
+  it('takes the newest rotation whatever the order KMS lists them in, and skips records without a date', () => {
+    const history = [
+      { rotationDate: daysAgo(20), rotationType: 'ON_DEMAND' as const },
+      { rotationDate: daysAgo(700), rotationType: 'AUTOMATIC' as const },
+      { rotationType: 'AUTOMATIC' as const },
+    ];
+    expect(currentMaterialDate(audited({ creationDate: daysAgo(900) }, { history }))).toEqual(daysAgo(20));
+  });
+
+  it('fires only past the maximum age: a key exactly at it is compliant', () => {
+    expect(materialAge(audited({ creationDate: daysAgo(400) }), LIMITS, NOW)).toEqual([]);
+    expect(materialAge(audited({ creationDate: daysAgo(401) }), LIMITS, NOW)[0]?.evidence).toMatchObject({
+      ageDays: 401,
+    });
+  });
+
+  it('does not judge a key whose material cannot be dated', () => {
+    expect(materialAge(audited({ creationDate: undefined }, { history: [] }), LIMITS, NOW)).toEqual([]);
+  });
+
+  it('names the remedy of each class: on demand for KMS keys, new material for imported ones', () => {
+    const [kmsKey] = materialAge(audited({ creationDate: daysAgo(500) }), LIMITS, NOW);
+    expect(kmsKey?.summary).toMatch(/: rotate it on demand, or check why automatic rotation has not happened$/);
+    const [imported] = materialAge(audited({ origin: 'EXTERNAL', creationDate: daysAgo(500) }), LIMITS, NOW);
+    expect(audited({ origin: 'EXTERNAL' }).keyClass).toBe('on-demand-only');
+    expect(imported?.summary).toMatch(/: import new key material and rotate on demand$/);
   });
 
   it('dates a never-rotated key by its creation', () => {
@@ -152,6 +198,19 @@ describe('Rule: declared-alias', () => {
     ).toEqual([]);
     expect(declaredAliases(audited({}, { declaredAliasTargets: { 'alias/a': 'missing' } }))).toEqual([]);
   });
+
+  it('says whether a declared alias is missing or points elsewhere, and reads no declared state the key lacks', () => {
+    const findings = declaredAliases(
+      audited({}, { declared: managed, declaredAliasTargets: { 'alias/a': 'missing', 'alias/b': 'k9' } }),
+    );
+    expect(findings.map((finding) => finding.summary)).toEqual([
+      'declared alias alias/a of k1 does not exist',
+      'declared alias alias/b points at k9, not k1',
+    ]);
+    expect(
+      declaredAliases(audited({}, { declared: undefined, declaredAliasTargets: { 'alias/a': 'missing' } })),
+    ).toEqual([]);
+  });
 });
 
 describe('Rule: alias-to-unusable-key', () => {
@@ -167,6 +226,15 @@ describe('Rule: alias-to-unusable-key', () => {
   it('does not fire without an alias, or on an enabled key', () => {
     expect(aliasToUnusableKey(audited({ keyState: 'Disabled' }))).toEqual([]);
     expect(aliasToUnusableKey(audited({}, { aliases: ['alias/x'] }))).toEqual([]);
+  });
+
+  it('names every alias, in a sentence that reads right for one or several', () => {
+    expect(aliasToUnusableKey(audited({ keyState: 'Disabled' }, { aliases: ['alias/x'] }))[0]?.summary).toBe(
+      'alias/x points at k1, which is Disabled',
+    );
+    expect(
+      aliasToUnusableKey(audited({ keyState: 'PendingDeletion' }, { aliases: ['alias/x', 'alias/y'] }))[0]?.summary,
+    ).toBe('alias/x, alias/y point at k1, which is PendingDeletion');
   });
 });
 
@@ -196,6 +264,12 @@ describe('Rule: policy-wildcard-principal (Security Hub KMS.5)', () => {
     expect(
       policyWildcard(audited({}, { policy: policy({ Effect: 'Allow', Principal: '*', Action: 'kms:*' }) })),
     ).toEqual([]);
+    expect(
+      policyWildcard(
+        audited({}, { declared: undefined, policy: policy({ Effect: 'Allow', Principal: '*', Action: 'kms:*' }) }),
+      ),
+    ).toEqual([]);
+    expect(policyWildcard(audited({}, { declared: managed, policy: undefined }))).toEqual([]);
   });
 });
 
