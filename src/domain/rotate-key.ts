@@ -9,7 +9,7 @@ import {
   type SwapState,
 } from './alias-swap';
 import type { DeclaredState } from './declared-state';
-import { describeError, excerpt, PreconditionFailedError, VerificationFailedError } from './errors';
+import { describeError, excerpt, KmsRotationError, PreconditionFailedError, VerificationFailedError } from './errors';
 import { classifyKey } from './key-classification';
 import { holdingKeys, type LeaseDeps } from './key-lease';
 import { LINEAGE, lineageStateOf } from './lineage';
@@ -67,7 +67,11 @@ export interface RotateDeps extends AliasSwapDeps, RotationAssessmentDeps, Lease
 }
 
 /** The error a rotation that began and then failed ends with, after its CRITICAL notification. */
-export class RotationFailedError extends VerificationFailedError {
+export class RotationFailedError extends KmsRotationError {
+  /** The cause's kind: a throttled call is an AWS service error, a key that failed its checks a verification failure. */
+  readonly kind: KmsRotationError['kind'];
+  /** The cause's: a rotation that failed on throttling may pass when run again; one that failed verification will not. */
+  readonly retryable: boolean;
   constructor(
     message: string,
     readonly report: RotateReport,
@@ -75,6 +79,9 @@ export class RotationFailedError extends VerificationFailedError {
   ) {
     super(message, options);
     this.name = 'RotationFailedError';
+    const cause = options?.cause;
+    this.kind = cause instanceof KmsRotationError ? cause.kind : 'verification-failed';
+    this.retryable = cause instanceof KmsRotationError ? cause.retryable : false;
   }
 }
 

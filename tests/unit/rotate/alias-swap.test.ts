@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ALIAS_SWAP_STEPS, type SwapState } from '../../../src/domain/alias-swap';
 import { readDeclaredState } from '../../../src/domain/declared-state';
+import { AwsServiceError } from '../../../src/domain/errors';
 import { LINEAGE } from '../../../src/domain/lineage';
 import type { NewKeySpec } from '../../../src/domain/ports';
 import { RotationFailedError, rotateKey } from '../../../src/domain/rotate-key';
@@ -385,6 +386,41 @@ describe('Function: rotateKey', () => {
       expect(world.kms.mutatingCallsSince(from)).toEqual([]);
       expect(world.kms.snapshot()).toEqual(before);
       expect(world.notifier.published).toHaveLength(published);
+    });
+  });
+
+  describe('RotationFailedError tells whether a re-run may pass', () => {
+    it('is retryable, as an AWS service error, when the rotation failed on throttling', async () => {
+      // Prepare
+      const world = createWorld();
+      addManagedKey(world, [ALIAS], { keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY' });
+      const throttled = new AwsServiceError('UpdateAlias', true, 'Rate exceeded');
+      world.kms.failAt('updateAlias', 1, { error: throttled });
+
+      // Act
+      const failure = await rotateKey(request({ key: ALIAS }), world.deps).catch((error: unknown) => error);
+
+      // Assess
+      expect(failure).toBeInstanceOf(RotationFailedError);
+      expect(failure).toMatchObject({ kind: 'aws-service', retryable: true, cause: throttled });
+    });
+
+    it('is not retryable when the successor failed verification, nor when the cause is no error of ours', async () => {
+      // Prepare
+      const world = createWorld();
+      addManagedKey(world, [ALIAS], { keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY' });
+      world.kms.createdKeyDefect = 'accepts-tampering';
+
+      // Act
+      const failure = await rotateKey(request({ key: ALIAS }), world.deps).catch((error: unknown) => error);
+
+      // Assess
+      expect(failure).toMatchObject({ name: 'RotationFailedError', kind: 'verification-failed', retryable: false });
+      const report = (failure as RotationFailedError).report;
+      expect(new RotationFailedError('x', report, { cause: new Error('?') })).toMatchObject({
+        kind: 'verification-failed',
+        retryable: false,
+      });
     });
   });
 
