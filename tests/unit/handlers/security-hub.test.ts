@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { contextOf, invoke, loadHandler } from '../support/handler-loader';
 import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
 
 /** Security Hub's REST paths: GetFindings `POST /findings`, BatchImportFindings `POST /findings/import`. */
-const securityHubRequests = (requests: { url: string }[]) =>
+const securityHubRequests = <T extends { url: string }>(requests: T[]) =>
   requests.filter((request) => request.url.startsWith('/findings'));
 
 /**
@@ -58,6 +60,64 @@ describe('Handler: audit, SECURITY_HUB_FINDINGS', () => {
     expect(new Set(securityHubRequests(invocation.requests).map((request) => request.url))).toEqual(
       new Set(['/findings']),
     );
+    expect(invocation.failed).toBe(true);
+    expect(String((invocation.error as Error).message)).toMatch(
+      /^GetFindings on arn:aws:securityhub:us-east-1:123456789012:product\/123456789012\/default failed/,
+    );
+  });
+});
+
+/**
+ * The drift watch's handler as deployed, on KMS's deletion event of a key the service kept a record
+ * of (a CRITICAL drift): with SECURITY_HUB_FINDINGS off nothing is asked of Security Hub; on, after
+ * notifying and recording the drift, it reads back the key's findings there (which the recording
+ * endpoint refuses, failing the invocation so that Lambda retries it).
+ */
+describe('Handler: onKeyActivity, SECURITY_HUB_FINDINGS', () => {
+  const deletion = JSON.parse(readFileSync(join('events', 'kms-cmk-deletion.json'), 'utf8'));
+  let aws: RecordingAws;
+
+  beforeAll(async () => {
+    aws = await startRecordingAws();
+    aws.answers = 'deleted-managed-key';
+  });
+
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+
+  afterAll(async () => {
+    await aws.close();
+  });
+
+  it('asks nothing of Security Hub when unset', async () => {
+    const handler = await loadHandler('onKeyActivity', aws);
+
+    const invocation = await invoke(handler, deletion, contextOf('onKeyActivity'), aws);
+
+    expect(invocation.failed).toBe(false);
+    expect(invocation.requests.map((request) => request.operation)).toContain('Publish');
+    expect(securityHubRequests(invocation.requests)).toEqual([]);
+  });
+
+  it('reads back the key\'s findings in Security Hub when "true", after notifying, and fails when it cannot', async () => {
+    vi.stubEnv('SECURITY_HUB_FINDINGS', 'true');
+    const handler = await loadHandler('onKeyActivity', aws);
+
+    const invocation = await invoke(handler, deletion, contextOf('onKeyActivity'), aws);
+
+    const operations = invocation.requests.map((request) => request.operation);
+    expect(operations.indexOf('Publish')).toBeGreaterThanOrEqual(0);
+    expect(operations.indexOf('AmazonSSM.PutParameter')).toBeGreaterThan(operations.indexOf('Publish'));
+    expect(operations.indexOf('POST /findings')).toBeGreaterThan(operations.indexOf('AmazonSSM.PutParameter'));
+    const filters = JSON.parse(securityHubRequests(invocation.requests)[0]?.body ?? '{}').Filters;
+    expect(filters.ResourceId).toEqual([
+      {
+        Comparison: 'EQUALS',
+        Value: `arn:aws:kms:us-east-1:123456789012:key/${deletion.resources[0].split('/').pop()}`,
+      },
+    ]);
     expect(invocation.failed).toBe(true);
     expect(String((invocation.error as Error).message)).toMatch(
       /^GetFindings on arn:aws:securityhub:us-east-1:123456789012:product\/123456789012\/default failed/,
