@@ -47,4 +47,8 @@ export const EXPLAINED_GRANTS: Record<string, string> = {
     'securityHubFindings on only; the recorder does not read Security Hub REST calls: tests/integration/audit.int.test.ts imports against moto, tests/unit/adapters/security-hub-findings.test.ts checks the calls',
   'AuditSecurityHubPolicy/audit-security-hub#ReadBackOwnFindings securityhub:GetFindings':
     'securityHubFindings on only; the recorder does not read Security Hub REST calls: tests/integration/audit.int.test.ts reads back from moto, tests/unit/adapters/security-hub-findings.test.ts checks the calls',
+  'OnKeyActivitySecurityHubPolicy/on-key-activity-security-hub#ImportOwnFindings securityhub:BatchImportFindings':
+    'securityHubFindings on only; the recorder does not read Security Hub REST calls: tests/integration/on-key-activity.int.test.ts imports against moto, tests/unit/adapters/security-hub-findings.test.ts checks the calls',
+  'OnKeyActivitySecurityHubPolicy/on-key-activity-security-hub#ReadBackOwnFindings securityhub:GetFindings':
+    'securityHubFindings on only; the recorder does not read Security Hub REST calls: tests/integration/on-key-activity.int.test.ts reads back from moto, tests/unit/adapters/security-hub-findings.test.ts checks the calls',
 };
