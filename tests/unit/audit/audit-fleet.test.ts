@@ -1,10 +1,10 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { AsffFinding, SecurityFindings } from '../../../src/domain/asff';
 import { type AuditDeps, type AuditRequest, auditFleet } from '../../../src/domain/audit-fleet';
 import { AwsServiceError, PreconditionFailedError } from '../../../src/domain/errors';
 import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
 import { FakeClock, FakeSleeper } from '../rotate/support/world';
 import { MemoryKeyLeases } from '../support/memory-leases';
+import { MemorySecurityHub } from '../support/memory-security-hub';
 
 const ACCOUNT = '111122223333';
 const NOW = new Date('2026-11-22T00:00:00Z');
@@ -728,26 +728,6 @@ describe('Function: auditFleet', () => {
   });
 
   describe('with Security Hub findings (securityHubFindings on)', () => {
-    /** Security Hub as BatchImportFindings and GetFindings behave: upsert by Id, read back what is ACTIVE. */
-    class MemorySecurityHub implements SecurityFindings {
-      readonly stored = new Map<string, AsffFinding>();
-      readonly imports: AsffFinding[][] = [];
-      async importFindings(findings: AsffFinding[]): Promise<void> {
-        this.imports.push(findings);
-        for (const finding of findings) this.stored.set(finding.Id, finding);
-      }
-      async activeFindings(): Promise<AsffFinding[]> {
-        return [...this.stored.values()].filter((finding) => finding.RecordState === 'ACTIVE');
-      }
-      state(): Record<string, string> {
-        return Object.fromEntries(
-          [...this.stored.values()].map((finding) => [
-            finding.Id.split('/').slice(3).join('/'),
-            `${finding.RecordState} ${finding.Workflow.Status} ${finding.Compliance.Status}`,
-          ]),
-        );
-      }
-    }
     let hub: MemorySecurityHub;
     let auditIds: string[];
     const withHub = (): AuditDeps => ({
