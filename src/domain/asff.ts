@@ -4,9 +4,9 @@ import type { DriftRuleId } from './drift-rules';
 import type { ServiceLocation, Severity } from './model';
 
 /**
- * Audit findings as AWS Security Finding Format (ASFF) findings of the account's own "default"
- * product, one per key and rule, updated by each audit and resolved when the key is compliant
- * again. The fields, limits and AWS references are in docs/security-hub.md. No SDK here: the
+ * Audit findings (and, through `src/domain/drift-asff.ts`, drift findings) as AWS Security Finding
+ * Format (ASFF) findings of the account's own "default" product, one per key and rule, updated by
+ * each audit and resolved when the key is compliant again. The fields, limits and AWS references are in docs/security-hub.md. No SDK here: the
  * adapter sends these objects as they are.
  */
 
