@@ -244,9 +244,12 @@ const judgeKeys = async (
     if (remediations.length > 0)
       await deps.notifier.publish(remediationNotification(activity, remediations, examined, deps));
   }
-  // Last, once notified, recorded and put back: a refused finding fails the invocation, and the
-  // retry re-judges the keys without notifying again (the record holds what was notified) and
-  // imports what it finds then.
+  // Security Hub last, once notified, recorded and put back. A refused finding (or a failed call)
+  // fails the invocation, after all of that: Lambda retries the event, and the retry re-judges the
+  // keys without notifying again (the record holds what was notified), finds nothing left to put
+  // back, and imports what it finds then. Importing first would tell Security Hub of a remediation
+  // not yet made; what a retry cannot redo (resolving a drift the failed attempt put back) the
+  // next audit resolves.
   const securityHub = await toSecurityHub(activity, examined, remediated, deps);
 
   const summary =
