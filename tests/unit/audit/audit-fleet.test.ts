@@ -1,5 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type AuditDeps, type AuditRequest, auditFleet } from '../../../src/domain/audit-fleet';
+import { driftSecurityHubBatch } from '../../../src/domain/drift-asff';
+import type { DriftRuleId } from '../../../src/domain/drift-rules';
 import { AwsServiceError, PreconditionFailedError } from '../../../src/domain/errors';
 import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
 import { FakeClock, FakeSleeper } from '../rotate/support/world';
@@ -780,6 +782,45 @@ describe('Function: auditFleet', () => {
       expect(first.securityHub).toEqual({ imported: 2, resolved: 0 });
       expect(second.securityHub).toEqual({ imported: 1, resolved: 1 });
       expect(off).not.toHaveProperty('securityHub');
+    });
+
+    it("leaves open the drift watch's finding of a rule the audit does not judge, and one found after the audit started", async () => {
+      fleet.add('fixed', {}, MANAGED, true);
+      fleet.add('fixed-later', {}, MANAGED, true);
+      const driftFound = (keyId: string, rule: DriftRuleId, at: Date) =>
+        driftSecurityHubBatch(
+          [
+            {
+              keyId,
+              aliases: [],
+              exceptions: [],
+              findings: [{ rule, severity: 'WARNING', keyId, summary: rule, evidence: {}, fingerprint: rule }],
+            },
+          ],
+          [],
+          {
+            location: { partition: 'aws', account: ACCOUNT, region: 'us-east-1' },
+            now: at,
+            eventId: 'event-1',
+            cause: 'a call',
+            actor: 'someone',
+            remediated: new Map(),
+          },
+        ).imports;
+      const before = new Date(NOW.getTime() - 60_000);
+      await hub.importFindings([
+        ...driftFound('fixed', 'key-disabled', before),
+        ...driftFound('fixed', 'rotation-disabled', before),
+        ...driftFound('fixed-later', 'rotation-disabled', new Date(NOW.getTime() + 1_000)),
+      ]);
+
+      await auditFleet({ remediate: false }, withHub());
+
+      expect(hub.state()).toEqual({
+        'fixed/key-disabled': 'ACTIVE NEW FAILED',
+        'fixed/rotation-enabled': 'ARCHIVED RESOLVED PASSED',
+        'fixed-later/rotation-enabled': 'ACTIVE NEW FAILED',
+      });
     });
 
     it('resolves the finding of a key the audit remediated', async () => {
