@@ -60,7 +60,7 @@ const deps = {
 
 // Opt-in (securityHubFindings): when off, nothing of Security Hub is loaded, constructed or called
 // (imported only when on, so that its client costs no cold start otherwise).
-const securityHub = config.audit.securityHubFindings
+const securityHub = config.securityHubFindings
   ? Promise.all([import('@aws-sdk/client-securityhub'), import('../src/adapters/security-hub-findings')]).then(
       ([{ SecurityHubClient }, { SecurityHubFindings }]) => ({
         client: new SecurityHubClient(sdk()),

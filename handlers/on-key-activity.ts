@@ -55,6 +55,17 @@ const deps = {
   leaseWait: { ms: EVENT_LEASE_WAIT_MS, sleeper: realSleeper },
 };
 
+// Opt-in (securityHubFindings): when off, nothing of Security Hub is loaded, constructed or called
+// (imported only when on, so that its client costs no cold start otherwise).
+const securityHub = config.securityHubFindings
+  ? Promise.all([import('@aws-sdk/client-securityhub'), import('../src/adapters/security-hub-findings')]).then(
+      ([{ SecurityHubClient }, { SecurityHubFindings }]) => ({
+        client: new SecurityHubClient(sdk()),
+        SecurityHubFindings,
+      }),
+    )
+  : undefined;
+
 /** CloudTrail records of KMS management calls, and KMS deletion/expiration events -> drift, notified, optionally put back. */
 export const handler = observedHandler(
   logger,
@@ -64,9 +75,11 @@ export const handler = observedHandler(
     const activity = parseKeyActivityEvent(event);
     logger.appendKeys({ eventId: activity.eventId, call: activity.name });
     const location = serviceLocationOf(context, config);
+    const hub = await securityHub;
     const report = await watchKeyActivity(activity, {
       ...deps,
       location,
+      ...(hub ? { securityHub: new hub.SecurityHubFindings(hub.client, location, log) } : {}),
       serviceRoleArns: serviceRoleNames.map((name) => roleArnIn(location, name)),
       ...leaseHolderOf(context),
     });

@@ -57,7 +57,7 @@ const main = async (): Promise<void> => {
     const endpoint = emulator.endpoint;
     mark(`moto server listening on ${endpoint}`);
 
-    // With the audit's findings sent to Security Hub (opt-in: securityHubFindings).
+    // With the audit's and the drift watch's findings sent to Security Hub (opt-in: securityHubFindings).
     const pkg = await packageService({
       stage: STAGE,
       region: REGION,
@@ -205,7 +205,11 @@ const main = async (): Promise<void> => {
       credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     });
     const { Findings = [] } = await securityHub.send(new GetFindingsCommand({}));
-    mark(`Security Hub holds ${Findings.length} finding(s) of the audit, one per key and rule (ASFF)`);
+    const open = Findings.filter((finding) => finding.RecordState === 'ACTIVE');
+    mark(`Security Hub holds ${open.length} open finding(s) of the audit, one per key and rule (ASFF)`);
+    mark(
+      `and ${Findings.length - open.length} resolved: the drift of step 3, imported by the drift watch, resolved once it put it back`,
+    );
     for (const finding of Findings) {
       detail(
         `${String(finding.Severity?.Label).padEnd(13)} ${String(finding.Workflow?.Status).padEnd(10)} ${finding.Title} (${finding.Id})`,

@@ -100,9 +100,12 @@ export interface ServiceConfig {
     concurrency: number;
     quotaShare: number;
     rateLimits: string;
-    /** Audit findings also go to Security Hub (the stack's `securityHubFindings`; docs/security-hub.md). */
-    securityHubFindings: boolean;
   };
+  /**
+   * The audit's and the drift watch's findings also go to Security Hub (the stack's
+   * `securityHubFindings`, `SECURITY_HUB_FINDINGS`; docs/security-hub.md).
+   */
+  securityHubFindings: boolean;
 }
 
 /** Thrown at cold start when the function's environment is wrong: the message names the variable. */
@@ -146,8 +149,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
       concurrency: parsed.data.AUDIT_CONCURRENCY,
       quotaShare: parsed.data.AUDIT_QUOTA_SHARE,
       rateLimits: parsed.data.AUDIT_RATE_LIMITS,
-      securityHubFindings: parsed.data.SECURITY_HUB_FINDINGS === 'true',
     },
+    securityHubFindings: parsed.data.SECURITY_HUB_FINDINGS === 'true',
   };
 };
 

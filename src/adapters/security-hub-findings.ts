@@ -14,6 +14,8 @@ import { callAws } from './aws-errors';
 export const IMPORT_BATCH_SIZE = 100;
 /** GetFindings returns at most 100 findings a page. */
 const PAGE_SIZE = 100;
+/** GetFindings takes at most 20 values for one filter field. */
+export const FILTER_VALUES = 20;
 
 /** This service's findings in Security Hub: imported to the account's default product, read back by it. */
 export class SecurityHubFindings implements SecurityFindings {
@@ -26,7 +28,7 @@ export class SecurityHubFindings implements SecurityFindings {
   /**
    * Imports in batches of 100. A finding Security Hub refuses is logged with its error and fails
    * the call once every batch has been tried: the audit invocation fails rather than leave
-   * Security Hub silently behind the report.
+   * Security Hub silently behind the report (or the drift watch's record).
    */
   async importFindings(findings: AsffFinding[]): Promise<void> {
     const failed: { Id?: string; ErrorCode?: string; ErrorMessage?: string }[] = [];
@@ -63,10 +65,21 @@ export class SecurityHubFindings implements SecurityFindings {
   }
 
   /**
-   * Every ACTIVE finding of this service, filtered by product, generator prefix and record state;
-   * filtered again here, since an emulator may ignore the filters (moto 5 does).
+   * Every ACTIVE finding of this service, filtered by product, generator prefix and record state
+   * (and by resource, the key ARNs, when given); filtered again here, since an emulator may ignore
+   * the filters (moto 5 does). GetFindings takes at most 20 values a filter field: key ARNs are
+   * asked for 20 at a time.
    */
-  async activeFindings(): Promise<AsffFinding[]> {
+  async activeFindings(keyArns?: readonly string[]): Promise<AsffFinding[]> {
+    if (keyArns === undefined) return this.activeFindingsMatching(undefined);
+    const found: AsffFinding[] = [];
+    for (let start = 0; start < keyArns.length; start += FILTER_VALUES) {
+      found.push(...(await this.activeFindingsMatching(keyArns.slice(start, start + FILTER_VALUES))));
+    }
+    return found;
+  }
+
+  private async activeFindingsMatching(keyArns: readonly string[] | undefined): Promise<AsffFinding[]> {
     const found: AsffFinding[] = [];
     let nextToken: string | undefined;
     do {
@@ -79,6 +92,7 @@ export class SecurityHubFindings implements SecurityFindings {
               RecordState: [{ Value: 'ACTIVE', Comparison: 'EQUALS' }],
               AwsAccountId: [{ Value: this.location.account, Comparison: 'EQUALS' }],
               Region: [{ Value: this.location.region, Comparison: 'EQUALS' }],
+              ...(keyArns ? { ResourceId: keyArns.map((arn) => ({ Value: arn, Comparison: 'EQUALS' as const })) } : {}),
             },
             MaxResults: PAGE_SIZE,
             NextToken: nextToken,
@@ -90,7 +104,8 @@ export class SecurityHubFindings implements SecurityFindings {
           isOwnFinding(finding, this.location) &&
           finding.RecordState === 'ACTIVE' &&
           finding.AwsAccountId === this.location.account &&
-          finding.Region === this.location.region
+          finding.Region === this.location.region &&
+          (!keyArns || (finding.Resources ?? []).some((resource) => keyArns.includes(resource.Id)))
         ) {
           found.push(finding);
         }

@@ -1,11 +1,12 @@
 import type { AuditException } from './audit-exceptions';
 import { type AuditFinding, type AuditRuleId, CONTROLS } from './audit-rules';
+import type { DriftRuleId } from './drift-rules';
 import type { ServiceLocation, Severity } from './model';
 
 /**
- * Audit findings as AWS Security Finding Format (ASFF) findings of the account's own "default"
- * product, one per key and rule, updated by each audit and resolved when the key is compliant
- * again. The fields, limits and AWS references are in docs/security-hub.md. No SDK here: the
+ * Audit findings (and, through `src/domain/drift-asff.ts`, drift findings) as AWS Security Finding
+ * Format (ASFF) findings of the account's own "default" product, one per key and rule, updated by
+ * each audit and resolved when the key is compliant again. The fields, limits and AWS references are in docs/security-hub.md. No SDK here: the
  * adapter sends these objects as they are.
  */
 
@@ -33,12 +34,15 @@ export interface AsffFinding {
 
 export type AsffSeverity = 'INFORMATIONAL' | 'LOW' | 'MEDIUM' | 'HIGH' | 'CRITICAL';
 
-/** What the audit needs of Security Hub: upsert findings, and read back this product's open ones. */
+/** What the audit and the drift watch need of Security Hub: upsert findings, and read back this product's open ones. */
 export interface SecurityFindings {
   /** Imports (creates or updates, by Id and ProductArn) every finding; fails if any is refused. */
   importFindings(findings: AsffFinding[]): Promise<void>;
-  /** This service's findings in this account and Region whose record state is ACTIVE. */
-  activeFindings(): Promise<AsffFinding[]>;
+  /**
+   * This service's findings in this account and Region whose record state is ACTIVE: all of them
+   * (the audit), or only those of the given key ARNs (the drift watch, which judges a few keys).
+   */
+  activeFindings(keyArns?: readonly string[]): Promise<AsffFinding[]>;
 }
 
 /** ASFF limits of the fields this service bounds (docs/security-hub.md, AWS references). */
@@ -59,6 +63,14 @@ export const PRODUCT_FIELD = {
   rule: 'kms-rotation/rule',
   keyId: 'kms-rotation/keyId',
   exception: 'kms-rotation/exception',
+  /** Set only by the drift watch: the drift rule(s) it last imported the finding for. */
+  driftRule: 'kms-rotation/driftRule',
+  /** The CloudTrail record (or KMS event) the drift watch judged. */
+  eventId: 'kms-rotation/eventId',
+  /** Who made the call that caused the drift, as CloudTrail recorded it. */
+  actor: 'kms-rotation/actor',
+  /** What the drift watch did to put the drift back (remediate mode). */
+  remediation: 'kms-rotation/remediation',
 } as const;
 
 /** INFO is informational, WARNING medium, CRITICAL critical (docs/security-hub.md explains why). */
@@ -72,13 +84,24 @@ export const ASFF_SEVERITY: Record<Severity, AsffSeverity> = {
 export const productArnOf = (location: ServiceLocation): string =>
   `arn:${location.partition}:securityhub:${location.region}:${location.account}:product/${location.account}/default`;
 
-/** One finding per key and rule: the same Id on every audit, so that an import updates it. */
-export const findingIdOf = (location: ServiceLocation, keyId: string, rule: AuditRuleId): string =>
+/**
+ * One finding per key and rule: the same Id on every audit, so that an import updates it. The rule
+ * is an audit rule, or a drift rule that no audit rule judges (`src/domain/drift-asff.ts`).
+ */
+export const findingIdOf = (location: ServiceLocation, keyId: string, rule: AuditRuleId | DriftRuleId): string =>
   `kms-rotation/${location.account}/${location.region}/${keyId}/${rule}`;
+
+export const keyArnOf = (location: ServiceLocation, keyId: string): string =>
+  `arn:${location.partition}:kms:${location.region}:${location.account}:key/${keyId}`;
+
+/** Whether a rule is one the audit judges: only the audit's findings does its end-of-run resolution touch. */
+export const isAuditRule = (rule: string | undefined): rule is AuditRuleId =>
+  rule !== undefined && Object.hasOwn(CONTROLS, rule);
 
 const SEVERITY_ORDER: readonly Severity[] = ['INFO', 'WARNING', 'CRITICAL'];
 
-const bounded = (text: string, max: number): string => (text.length <= max ? text : `${text.slice(0, max - 1)}…`);
+export const bounded = (text: string, max: number): string =>
+  text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 
 export interface AsffContext {
   location: ServiceLocation;
@@ -89,8 +112,29 @@ export interface AsffContext {
   createdAt?: string;
 }
 
-/** An audit finding (suppressed if it carries the exception in force) as an ASFF finding. */
-export const toAsff = (item: AuditFinding & { exception?: AuditException }, context: AsffContext): AsffFinding => {
+/** What one ASFF finding of this service says, whoever found it (the audit or the drift watch). */
+export interface FindingContent {
+  /** The rule the finding's Id, GeneratorId and Title name. */
+  rule: AuditRuleId | DriftRuleId;
+  severity: Severity;
+  keyId: string;
+  aliases: readonly string[];
+  summary: string;
+  /** Compliance.RelatedRequirements. */
+  controls: readonly string[];
+  /** The exception in force that suppresses it. */
+  exception?: AuditException;
+}
+
+/**
+ * One finding of this service as ASFF: open (FAILED, ACTIVE), NEW or SUPPRESSED by its exception.
+ * `productFields` are the finder's own (the audit id; the drift's event, actor, rules).
+ */
+export const asffOf = (
+  item: FindingContent,
+  context: { location: ServiceLocation; now: Date; createdAt?: string },
+  productFields: Record<string, string>,
+): AsffFinding => {
   const { location } = context;
   const now = context.now.toISOString();
   const label = ASFF_SEVERITY[item.severity];
@@ -118,7 +162,9 @@ export const toAsff = (item: AuditFinding & { exception?: AuditException }, cont
       ASFF_LIMITS.description,
     ),
     ProductFields: {
-      [PRODUCT_FIELD.auditId]: context.auditId,
+      ...Object.fromEntries(
+        Object.entries(productFields).map(([key, value]) => [key, bounded(value, ASFF_LIMITS.productFieldValue)]),
+      ),
       [PRODUCT_FIELD.rule]: item.rule,
       [PRODUCT_FIELD.keyId]: item.keyId,
       ...(exception
@@ -128,19 +174,23 @@ export const toAsff = (item: AuditFinding & { exception?: AuditException }, cont
     Resources: [
       {
         Type: 'AwsKmsKey',
-        Id: `arn:${location.partition}:kms:${location.region}:${location.account}:key/${item.keyId}`,
+        Id: keyArnOf(location, item.keyId),
         Partition: location.partition,
         Region: location.region,
       },
     ],
     Compliance: {
       Status: 'FAILED',
-      RelatedRequirements: CONTROLS[item.rule].slice(0, ASFF_LIMITS.relatedRequirements),
+      RelatedRequirements: item.controls.slice(0, ASFF_LIMITS.relatedRequirements),
     },
     Workflow: { Status: exception ? 'SUPPRESSED' : 'NEW' },
     RecordState: 'ACTIVE',
   };
 };
+
+/** An audit finding (suppressed if it carries the exception in force) as an ASFF finding. */
+export const toAsff = (item: AuditFinding & { exception?: AuditException }, context: AsffContext): AsffFinding =>
+  asffOf({ ...item, controls: CONTROLS[item.rule] }, context, { [PRODUCT_FIELD.auditId]: context.auditId });
 
 /** The fields this service writes, as `toAsff` makes them: what it sends again of a finding read back. */
 const OWN_FIELDS = [
@@ -165,11 +215,13 @@ const OWN_FIELDS = [
 ] as const satisfies readonly (keyof AsffFinding)[];
 
 /**
- * A finding the latest complete audit no longer found: compliant again, so resolved and archived.
- * Only this service's own fields are sent again: not those Security Hub adds to what it returns
- * (ProcessedAt, ProductName, `aws/securityhub/` product fields, ...), nor anything its users set.
+ * A finding the latest complete audit no longer found (or the drift watch put back, or no longer
+ * finds): compliant again, so resolved and archived. Only this service's own fields are sent again:
+ * not those Security Hub adds to what it returns (ProcessedAt, ProductName, `aws/securityhub/`
+ * product fields, ...), nor anything its users set. Stamped with the audit's id when an audit
+ * resolves it; the drift watch keeps the audit id the finding has.
  */
-export const resolvedOf = (finding: AsffFinding, context: { auditId: string; now: Date }): AsffFinding => ({
+export const resolvedOf = (finding: AsffFinding, context: { auditId?: string; now: Date }): AsffFinding => ({
   ...(Object.fromEntries(
     OWN_FIELDS.filter((field) => finding[field] !== undefined).map((field) => [field, finding[field]]),
   ) as unknown as AsffFinding),
@@ -178,7 +230,7 @@ export const resolvedOf = (finding: AsffFinding, context: { auditId: string; now
     ...Object.fromEntries(
       Object.entries(finding.ProductFields ?? {}).filter(([key]) => key.startsWith(GENERATOR_PREFIX)),
     ),
-    [PRODUCT_FIELD.auditId]: context.auditId,
+    ...(context.auditId !== undefined ? { [PRODUCT_FIELD.auditId]: context.auditId } : {}),
   },
   Compliance: { ...finding.Compliance, Status: 'PASSED' },
   Workflow: { Status: 'RESOLVED' },
@@ -192,13 +244,16 @@ export const isOwnFinding = (finding: Pick<AsffFinding, 'ProductArn' | 'Generato
 /**
  * What one audit slice sends: its findings (open ones and suppressed ones), each keeping the
  * CreatedAt of the finding already open under its Id; and, at the end of a complete audit of the
- * whole fleet (`resolveUnseen`), every open finding of this service that no slice of this audit
- * found again (another audit id, and not in this batch), resolved.
+ * whole fleet (`resolveUnseen`), every open finding of an audit rule that no slice of this audit
+ * found again (another audit id, and not in this batch), resolved. Not resolved there: findings
+ * of drift rules no audit rule judges (the audit cannot tell they are gone; the drift watch
+ * resolves them), and findings updated since this audit started (the drift watch found them
+ * after the audit may have read the key).
  */
 export const securityHubBatch = (
   found: readonly (AuditFinding & { exception?: AuditException })[],
   active: readonly AsffFinding[],
-  context: { location: ServiceLocation; auditId: string; now: Date; resolveUnseen: boolean },
+  context: { location: ServiceLocation; auditId: string; startedAt: string; now: Date; resolveUnseen: boolean },
 ): { imports: AsffFinding[]; resolved: AsffFinding[] } => {
   const openById = new Map(
     active.filter((finding) => isOwnFinding(finding, context.location)).map((finding) => [finding.Id, finding]),
@@ -229,7 +284,11 @@ export const securityHubBatch = (
   const resolved = context.resolveUnseen
     ? [...openById.values()]
         .filter(
-          (finding) => !imports.has(finding.Id) && finding.ProductFields?.[PRODUCT_FIELD.auditId] !== context.auditId,
+          (finding) =>
+            !imports.has(finding.Id) &&
+            finding.ProductFields?.[PRODUCT_FIELD.auditId] !== context.auditId &&
+            isAuditRule(finding.ProductFields?.[PRODUCT_FIELD.rule]) &&
+            !(Date.parse(finding.UpdatedAt) > Date.parse(context.startedAt)),
         )
         .map((finding) => resolvedOf(finding, context))
     : [];

@@ -362,6 +362,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     const { imports, resolved } = securityHubBatch(toSecurityHub, active, {
       location: deps.location,
       auditId,
+      startedAt,
       now: deps.clock.now(),
       resolveUnseen,
     });

@@ -1,6 +1,9 @@
 import { type AliasScope, describeAliasScope, inAliasScope } from './alias-scope';
 import { aliasTargetOf } from './alias-target';
+import { keyArnOf, type SecurityFindings } from './asff';
+import { type AuditException, EXCEPTABLE_RULES, readExceptions } from './audit-exceptions';
 import { type DeclaredState, readDeclaredState } from './declared-state';
+import { driftSecurityHubBatch } from './drift-asff';
 import {
   type DriftMode,
   type DriftRuleId,
@@ -80,6 +83,8 @@ export interface DriftReport {
   /** Findings not notified before (the rest are still open from an earlier event). */
   newFindings: Finding[];
   remediations: RemediationResult[];
+  /** With Security Hub on: the findings imported open (or suppressed), and those resolved. */
+  securityHub?: { imported: number; resolved: number };
 }
 
 export interface DriftWatchDeps extends KeyVerificationDeps, LeaseDeps {
@@ -98,6 +103,8 @@ export interface DriftWatchDeps extends KeyVerificationDeps, LeaseDeps {
   serviceRoleArns: readonly string[];
   /** The aliases remediation may create and move (the stack's `aliasScope`). */
   aliasScope: AliasScope;
+  /** Security Hub, when the stack's `securityHubFindings` is on: the judged keys' findings. */
+  securityHub?: SecurityFindings;
 }
 
 const ALIAS_EVENTS = new Set(['CreateAlias', 'UpdateAlias', 'DeleteAlias']);
@@ -217,13 +224,18 @@ const judgeKeys = async (
   await Promise.all(examined.filter((result) => result.managed).map((result) => saveOpenDrift(result, deps)));
 
   const remediations: RemediationResult[] = [];
+  /** Fingerprints of the findings put back, with what was done. */
+  const remediated = new Map<string, string>();
   if (deps.mode === 'remediate') {
     for (const result of examined) {
       for (const item of result.findings) {
         if (!item.remediation || !deps.remediateRules.has(item.rule)) continue;
         const outcome = await remediate(item, item.remediation, result.key, deps);
         remediations.push(outcome);
-        if (outcome.status === 'remediated') delete result.openDrift[item.fingerprint];
+        if (outcome.status === 'remediated') {
+          delete result.openDrift[item.fingerprint];
+          remediated.set(item.fingerprint, outcome.detail);
+        }
       }
       if (remediations.some((item) => item.keyId === result.keyId && item.status === 'remediated')) {
         await saveOpenDrift(result, deps);
@@ -232,6 +244,13 @@ const judgeKeys = async (
     if (remediations.length > 0)
       await deps.notifier.publish(remediationNotification(activity, remediations, examined, deps));
   }
+  // Security Hub last, once notified, recorded and put back. A refused finding (or a failed call)
+  // fails the invocation, after all of that: Lambda retries the event, and the retry re-judges the
+  // keys without notifying again (the record holds what was notified), finds nothing left to put
+  // back, and imports what it finds then. Importing first would tell Security Hub of a remediation
+  // not yet made; what a retry cannot redo (resolving a drift the failed attempt put back) the
+  // next audit resolves.
+  const securityHub = await toSecurityHub(activity, examined, remediated, deps);
 
   const summary =
     findings.length === 0
@@ -246,7 +265,49 @@ const judgeKeys = async (
     findings,
     newFindings,
     remediations,
+    ...(securityHub ? { securityHub } : {}),
   };
+};
+
+/**
+ * With Security Hub on, the judged keys' findings, read back (only these keys' open findings) and
+ * imported: open or suppressed, resolved once put back, and resolved when the drift watch no longer
+ * finds what it last imported (docs/security-hub.md, "Drift findings").
+ */
+const toSecurityHub = async (
+  activity: KeyActivity,
+  examined: readonly Examined[],
+  remediated: ReadonlyMap<string, string>,
+  deps: DriftWatchDeps,
+): Promise<DriftReport['securityHub']> => {
+  if (!deps.securityHub) return undefined;
+  const judged = examined.filter((result) => result.managed);
+  const active = await deps.securityHub.activeFindings(judged.map((result) => keyArnOf(deps.location, result.keyId)));
+  const actor = shownActor(activity.actor);
+  const { imports, resolved } = driftSecurityHubBatch(
+    judged.map((result) => ({
+      keyId: result.keyId,
+      aliases: result.aliasesOfKey,
+      findings: result.findings,
+      exceptions: result.exceptions,
+    })),
+    active,
+    {
+      location: deps.location,
+      now: deps.clock.now(),
+      eventId: activity.eventId,
+      cause: actorLine(activity),
+      actor: actor?.arn ?? actor?.invokedBy ?? actor?.type ?? 'AWS KMS',
+      remediated,
+    },
+  );
+  if (imports.length + resolved.length > 0) await deps.securityHub.importFindings([...imports, ...resolved]);
+  deps.log.info('findings sent to Security Hub', {
+    eventId: activity.eventId,
+    imported: imports.length,
+    resolved: resolved.length,
+  });
+  return { imported: imports.length, resolved: resolved.length };
 };
 
 /** The keys an event concerns: the ones it names, an alias's target, and the keys that declare the alias. */
@@ -282,6 +343,10 @@ interface Examined {
   newFindings: Finding[];
   state: ValidationState;
   openDrift: Record<string, string>;
+  /** Aliases that point at the key now. */
+  aliasesOfKey: string[];
+  /** Audit exceptions in force on the key (read only with Security Hub on: they suppress its findings there). */
+  exceptions: AuditException[];
 }
 
 const NOT_DECLARED: DeclaredState = { managed: true, aliases: [], problems: [] };
@@ -307,9 +372,12 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
     newFindings: [],
     state,
     openDrift: {},
+    aliasesOfKey: [],
+    exceptions: [],
   });
   let snapshot: KeySnapshot;
   let declared: DeclaredState | undefined;
+  let exceptions: AuditException[] = [];
   if (!described) {
     // Deleted: ours only if we kept a record of it.
     if (!state.managed && !state.canary && !state.openDrift) {
@@ -348,6 +416,12 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
       declaredAliasTargets: Object.fromEntries(targets),
       policy,
     };
+    if (deps.securityHub) {
+      exceptions = readExceptions(
+        { keyId, aliases: snapshot.aliasesOfKey, tags },
+        { exceptableRules: EXCEPTABLE_RULES, now: deps.clock.now() },
+      ).active;
+    }
   }
   const findings = evaluateDrift(snapshot);
   const previous = state.openDrift ?? {};
@@ -362,6 +436,8 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
     newFindings: findings.filter((item) => previous[item.fingerprint] === undefined),
     state,
     openDrift,
+    aliasesOfKey: snapshot.aliasesOfKey,
+    exceptions,
   };
 };
 

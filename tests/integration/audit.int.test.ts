@@ -14,7 +14,6 @@ import {
   PutKeyPolicyCommand,
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
-import { type AwsSecurityFinding, GetFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { PutParameterCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Emulator } from '../../scripts/lib/emulator';
@@ -23,6 +22,7 @@ import type { EmulatorClients, subscribeQueueToTopic } from '../../scripts/lib/l
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { keyIdOf } from '../../src/domain/key-ref';
 import { deployTestStack, type TestStack } from './support/deployed-stack';
+import { emulatorSecurityHub, stateOf } from './support/security-hub';
 
 /** One kind of seeded key, and the findings an auditor would expect of it, written down here, not computed by the audit. */
 interface Seed {
@@ -479,21 +479,15 @@ describe('Function: audit against the local AWS emulator', () => {
 /**
  * With securityHubFindings on, the audit's findings in the emulator's Security Hub: one per key
  * and rule, updated by each audit, resolved and archived once the key is compliant again.
- * moto's GetFindings ignores its filters (docs/security-hub.md): the findings are read whole and
- * picked here by the key's ARN.
  */
 describe("Function: audit with securityHubFindings on, against the emulator's Security Hub", () => {
   const region = 'us-east-1';
   let deployed: TestStack;
-  let securityHub: SecurityHubClient;
+  let findingsOf: ReturnType<typeof emulatorSecurityHub>['findingsOf'];
 
   beforeAll(async () => {
     deployed = await deployTestStack('itaudsh', { region, params: { securityHubFindings: 'true' } });
-    securityHub = new SecurityHubClient({
-      endpoint: deployed.emulator.endpoint,
-      region,
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
+    ({ findingsOf } = emulatorSecurityHub(deployed.emulator.endpoint, region));
   });
 
   afterAll(async () => {
@@ -509,24 +503,6 @@ describe("Function: audit with securityHubFindings on, against the emulator's Se
     });
     expect(outcome.ok, JSON.stringify(outcome.ok ? '' : outcome.error)).toBe(true);
   };
-
-  const findingsOf = async (keyArn: string): Promise<AwsSecurityFinding[]> => {
-    const found: AwsSecurityFinding[] = [];
-    let NextToken: string | undefined;
-    do {
-      const page = await securityHub.send(new GetFindingsCommand({ MaxResults: 100, NextToken }));
-      found.push(...(page.Findings ?? []));
-      NextToken = page.NextToken || undefined;
-    } while (NextToken);
-    return found.filter((finding) => finding.Resources?.some((resource) => resource.Id === keyArn));
-  };
-
-  const stateOf = (finding: AwsSecurityFinding | undefined) => [
-    finding?.GeneratorId,
-    finding?.RecordState,
-    finding?.Workflow?.Status,
-    finding?.Compliance?.Status,
-  ];
 
   it('keeps one finding for a managed key with rotation off, updates it on the next audit, and resolves it once rotation is on', async () => {
     // Prepare: a managed key, its declared alias in place, automatic rotation off.

@@ -135,7 +135,7 @@ describe('Authorization: every AWS call of every flow, against the policies the 
         region: REGION,
         partition: 'aws',
         physicalIds: stack.resources,
-        // Deployed and resolved with securityHubFindings on: the audit's Security Hub calls (REST,
+        // Deployed and resolved with securityHubFindings on: the audit's and the drift watch's Security Hub calls (REST,
         // named by the proxy from method and path) are evaluated like every other call.
         parameters: { DriftMode: driftMode, SecurityHubFindings: 'true' },
       });
@@ -370,7 +370,7 @@ describe('Authorization: every AWS call of every flow, against the policies the 
       {
         mode: 'detect',
         env: { DRIFT_MODE: 'detect' },
-        mustCall: ['Publish'],
+        mustCall: ['Publish', 'GetFindings', 'BatchImportFindings'],
       },
     );
   });
@@ -382,7 +382,7 @@ describe('Authorization: every AWS call of every flow, against the policies the 
       'onKeyActivity',
       cloudTrailEvent('DisableKeyRotation', { keyId }, [arn]),
       {
-        mustCall: ['EnableKeyRotation'],
+        mustCall: ['EnableKeyRotation', 'GetFindings', 'BatchImportFindings'],
       },
     );
   });
@@ -401,7 +401,7 @@ describe('Authorization: every AWS call of every flow, against the policies the 
         `arn:aws:kms:${REGION}:${ACCOUNT}:${STACK_ALIAS}`,
         stackKey().arn,
       ]),
-      { mustCall: ['CreateAlias'] },
+      { mustCall: ['CreateAlias', 'GetFindings', 'BatchImportFindings'] },
     );
     expect(keyId).toBeTruthy();
   });
@@ -416,7 +416,7 @@ describe('Authorization: every AWS call of every flow, against the policies the 
         `arn:aws:kms:${REGION}:${ACCOUNT}:${STACK_ALIAS}`,
         intruder.arn,
       ]),
-      { mustCall: ['UpdateAlias'] },
+      { mustCall: ['UpdateAlias', 'GetFindings', 'BatchImportFindings'] },
     );
   });
 

@@ -61,7 +61,9 @@ describe('npm run demo', () => {
     expect(demo.output).toMatch(/WARNING\s+rotation-enabled\s+automatic rotation is off/);
     expect(demo.output).toMatch(/SUPPRESSED rotation-enabled .*"owner":"team-x"/);
     expect(demo.output).toMatch(/\[(INFO|WARNING|CRITICAL)\] AuditCompleted/);
-    expect(demo.output).toContain('✓ Security Hub holds 2 finding(s) of the audit, one per key and rule (ASFF)');
+    expect(demo.output).toContain('✓ Security Hub holds 2 open finding(s) of the audit, one per key and rule (ASFF)');
+    expect(demo.output).toContain('✓ and 1 resolved: the drift of step 3');
+    expect(demo.output).toMatch(/MEDIUM\s+RESOLVED\s+.*\/rotation-enabled\)/);
     expect(demo.output).toMatch(
       /MEDIUM\s+NEW\s+.*\(kms-rotation\/123456789012\/us-east-1\/[0-9a-f-]+\/rotation-enabled\)/,
     );

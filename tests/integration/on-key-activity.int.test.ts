@@ -13,6 +13,7 @@ import {
   CreateKeyCommand,
   DescribeKeyCommand,
   DisableKeyRotationCommand,
+  EnableKeyRotationCommand,
   GetKeyRotationStatusCommand,
   ScheduleKeyDeletionCommand,
   UpdateAliasCommand,
@@ -23,7 +24,8 @@ import type { Emulator } from '../../scripts/lib/emulator';
 import { invokeBundled } from '../../scripts/lib/invoke';
 import type { EmulatorClients, subscribeQueueToTopic } from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
-import { deployTestStack } from './support/deployed-stack';
+import { deployTestStack, type TestStack } from './support/deployed-stack';
+import { emulatorSecurityHub, stateOf } from './support/security-hub';
 
 interface DriftReport {
   outcome: string;
@@ -32,6 +34,7 @@ interface DriftReport {
   findings: { rule: string; severity: string; keyId: string }[];
   newFindings: { rule: string }[];
   remediations: { rule: string; status: string; detail: string }[];
+  securityHub?: { imported: number; resolved: number };
 }
 
 const ACCOUNT = '123456789012';
@@ -324,5 +327,97 @@ describe('Function: onKeyActivity against the local AWS emulator', () => {
       }
       expect(received.sort(), `rule ${name}`).toEqual((expected[name] ?? []).sort());
     }
+  });
+});
+
+/**
+ * With securityHubFindings on, the drift watch and the audit share one finding per key and rule in
+ * the emulator's Security Hub: a drift imported by the watch is updated by the next audit (same Id,
+ * same CreatedAt, no second finding) and resolved by the audit once the key is compliant again.
+ */
+describe("Function: onKeyActivity with securityHubFindings on, then audit, against the emulator's Security Hub", () => {
+  const region = 'us-east-1';
+  let deployed: TestStack;
+  let findingsOf: ReturnType<typeof emulatorSecurityHub>['findingsOf'];
+
+  beforeAll(async () => {
+    deployed = await deployTestStack('itdrftsh', { region, params: { securityHubFindings: 'true' } });
+    ({ findingsOf } = emulatorSecurityHub(deployed.emulator.endpoint, region));
+  });
+
+  afterAll(async () => {
+    await deployed?.stop();
+  });
+
+  const invoke = async (fn: 'onKeyActivity' | 'audit', event: unknown) => {
+    const outcome = await invokeBundled({
+      endpoint: deployed.emulator.endpoint,
+      region,
+      fn: deployed.stack.functions[fn] as DeployedStack['functions'][string],
+      event,
+    });
+    expect(outcome.ok, JSON.stringify(outcome.ok ? '' : outcome.error)).toBe(true);
+    return (outcome as { result: unknown }).result;
+  };
+
+  it("imports the drift under the audit rule's finding, which the next audit updates in place and resolves once the key is fixed", async () => {
+    // Prepare: a managed key with its declared alias and rotation on, then rotation turned off by Alice.
+    const alias = 'alias/drift/security-hub/0';
+    const { KeyMetadata } = await deployed.clients.kms.send(
+      new CreateKeyCommand({
+        Tags: [
+          { TagKey: 'kms-rotation:managed', TagValue: 'true' },
+          { TagKey: 'kms-rotation:aliases', TagValue: alias },
+        ],
+      }),
+    );
+    const keyId = KeyMetadata?.KeyId as string;
+    const keyArn = KeyMetadata?.Arn as string;
+    await deployed.clients.kms.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: keyId }));
+    await deployed.clients.kms.send(new EnableKeyRotationCommand({ KeyId: keyId }));
+    await deployed.clients.kms.send(new DisableKeyRotationCommand({ KeyId: keyId }));
+
+    // Act 1: the drift watch judges the CloudTrail record.
+    const report = (await invoke(
+      'onKeyActivity',
+      cloudTrailEvent('DisableKeyRotation', { keyId }, [keyArn]),
+    )) as DriftReport;
+
+    // Assess 1: one open finding, under the audit rule's Id, naming who caused it.
+    expect(report.findings.map((finding) => finding.rule)).toEqual(['rotation-disabled']);
+    expect(report.securityHub).toEqual({ imported: 1, resolved: 0 });
+    const [drift, ...moreDrift] = await findingsOf(keyArn);
+    expect(moreDrift).toEqual([]);
+    expect(stateOf(drift)).toEqual(['kms-rotation/rotation-enabled', 'ACTIVE', 'NEW', 'FAILED']);
+    expect(drift).toMatchObject({
+      Id: `kms-rotation/${ACCOUNT}/${region}/${keyId}/rotation-enabled`,
+      Severity: { Label: 'MEDIUM' },
+      Description: expect.stringContaining(`DisableKeyRotation by ${ALICE}`),
+      ProductFields: expect.objectContaining({
+        'kms-rotation/driftRule': 'rotation-disabled',
+        'kms-rotation/actor': ALICE,
+      }),
+    });
+
+    // Act 2: the daily audit, the key still drifted.
+    await invoke('audit', {});
+
+    // Assess 2: the same finding, updated by the audit rather than duplicated.
+    const [audited, ...moreAudited] = await findingsOf(keyArn);
+    expect(moreAudited).toEqual([]);
+    expect(audited?.Id).toBe(drift?.Id);
+    expect(audited?.CreatedAt).toBe(drift?.CreatedAt);
+    expect(stateOf(audited)).toEqual(['kms-rotation/rotation-enabled', 'ACTIVE', 'NEW', 'FAILED']);
+    expect(audited?.ProductFields?.['kms-rotation/auditId']).toEqual(expect.any(String));
+
+    // Act 3: the key is fixed, and audited again.
+    await deployed.clients.kms.send(new EnableKeyRotationCommand({ KeyId: keyId }));
+    await invoke('audit', {});
+
+    // Assess 3: the same finding, resolved and archived by the audit.
+    const [resolved, ...moreResolved] = await findingsOf(keyArn);
+    expect(moreResolved).toEqual([]);
+    expect(resolved?.Id).toBe(drift?.Id);
+    expect(stateOf(resolved)).toEqual(['kms-rotation/rotation-enabled', 'ARCHIVED', 'RESOLVED', 'PASSED']);
   });
 });

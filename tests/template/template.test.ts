@@ -517,44 +517,52 @@ describe('Template: serverless package output', () => {
       ]);
     });
 
-    it('lets the audit import and read back Security Hub findings only with securityHubFindings on, on its own product and hub only', () => {
+    it('has the Security Hub policies of the audit and the drift watch, and only those, conditional on securityHubFindings', () => {
       expect(
         ofType('AWS::IAM::Policy')
           .map(([logicalId]) => logicalId)
           .sort(),
-      ).toEqual(['AuditSecurityHubPolicy', 'OnKeyActivityRemediationPolicy']);
-      const policy = resources.AuditSecurityHubPolicy as Resource & { Condition?: string };
-      expect(policy.Condition).toBe('SendsSecurityHubFindings');
+      ).toEqual(['AuditSecurityHubPolicy', 'OnKeyActivityRemediationPolicy', 'OnKeyActivitySecurityHubPolicy']);
       expect((pkg.template.Conditions as Record<string, unknown>).SendsSecurityHubFindings).toEqual({
         'Fn::Equals': [{ Ref: 'SecurityHubFindings' }, 'true'],
       });
       expect((pkg.template.Parameters as Record<string, { Default?: string }>).SecurityHubFindings?.Default).toBe(
         'false',
       );
-      expect(policy.Properties.Roles).toEqual([{ Ref: 'AuditRole' }]);
-      const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
-      expect(statements.map((statement) => [actionsOf(statement), statement.Resource])).toEqual([
-        [
-          ['securityhub:BatchImportFindings'],
-          {
-            'Fn::Sub':
-              'arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:product/${AWS::AccountId}/default',
-          },
-        ],
-        [
-          ['securityhub:GetFindings'],
-          { 'Fn::Sub': 'arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:hub/default' },
-        ],
-      ]);
-      const audit = Object.values(resources).find(
-        (resource) =>
-          resource.Type === 'AWS::Lambda::Function' && resource.Properties.Handler === 'handlers/audit.handler',
-      );
-      expect(
-        (audit?.Properties.Environment as { Variables: Record<string, unknown> } | undefined)?.Variables
-          .SECURITY_HUB_FINDINGS,
-      ).toBe('false');
     });
+
+    it.each([
+      ['AuditSecurityHubPolicy', 'AuditRole', 'handlers/audit.handler'],
+      ['OnKeyActivitySecurityHubPolicy', 'OnKeyActivityRole', 'handlers/on-key-activity.handler'],
+    ])(
+      'lets %s import and read back Security Hub findings for %s only with securityHubFindings on, on its own product and hub only',
+      (logicalId, role, handler) => {
+        const policy = resources[logicalId] as Resource & { Condition?: string };
+        expect(policy.Condition).toBe('SendsSecurityHubFindings');
+        expect(policy.Properties.Roles).toEqual([{ Ref: role }]);
+        const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+        expect(statements.map((statement) => [actionsOf(statement), statement.Resource])).toEqual([
+          [
+            ['securityhub:BatchImportFindings'],
+            {
+              'Fn::Sub':
+                'arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:product/${AWS::AccountId}/default',
+            },
+          ],
+          [
+            ['securityhub:GetFindings'],
+            { 'Fn::Sub': 'arn:${AWS::Partition}:securityhub:${AWS::Region}:${AWS::AccountId}:hub/default' },
+          ],
+        ]);
+        const fn = Object.values(resources).find(
+          (resource) => resource.Type === 'AWS::Lambda::Function' && resource.Properties.Handler === handler,
+        );
+        expect(
+          (fn?.Properties.Environment as { Variables: Record<string, unknown> } | undefined)?.Variables
+            .SECURITY_HUB_FINDINGS,
+        ).toBe('false');
+      },
+    );
 
     it('matches the validation-failure metric on the service dimension the functions emit', () => {
       const validation = alarms().find((alarm) => alarm.Properties.MetricName === 'RotationValidationFailed');

@@ -144,5 +144,24 @@ describe('Class: SecurityHubFindings', () => {
 
       expect(found.map((finding) => finding.Id)).toEqual([own?.Id]);
     });
+
+    it("asks only for the given keys' findings, by resource, at most 20 key ARNs a request, and keeps only theirs", async () => {
+      const all = findings(25);
+      const arnOf = (index: number) => `arn:aws:kms:us-east-1:111122223333:key/key-${index}`;
+      const asked = Array.from({ length: 21 }, (_, index) => arnOf(index));
+      // An emulator ignoring the filters answers every finding, each time.
+      securityHub.on(GetFindingsCommand).resolves({ Findings: all as never[] });
+
+      const found = await adapter().activeFindings(asked);
+
+      const calls = securityHub.commandCalls(GetFindingsCommand).map((call) => call.args[0].input);
+      expect(calls.map((call) => call.Filters?.ResourceId?.map((filter) => filter.Value))).toEqual([
+        asked.slice(0, 20),
+        asked.slice(20),
+      ]);
+      expect(calls[0]?.Filters?.ResourceId?.[0]).toEqual({ Value: arnOf(0), Comparison: 'EQUALS' });
+      expect(calls[0]?.Filters?.RecordState).toEqual([{ Value: 'ACTIVE', Comparison: 'EQUALS' }]);
+      expect(found.map((finding) => finding.Resources[0]?.Id).sort()).toEqual([...asked].sort());
+    });
   });
 });

@@ -1,10 +1,12 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { AsffFinding, SecurityFindings } from '../../../src/domain/asff';
 import { type AuditDeps, type AuditRequest, auditFleet } from '../../../src/domain/audit-fleet';
+import { driftSecurityHubBatch } from '../../../src/domain/drift-asff';
+import type { DriftRuleId } from '../../../src/domain/drift-rules';
 import { AwsServiceError, PreconditionFailedError } from '../../../src/domain/errors';
 import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
 import { FakeClock, FakeSleeper } from '../rotate/support/world';
 import { MemoryKeyLeases } from '../support/memory-leases';
+import { MemorySecurityHub } from '../support/memory-security-hub';
 
 const ACCOUNT = '111122223333';
 const NOW = new Date('2026-11-22T00:00:00Z');
@@ -728,26 +730,6 @@ describe('Function: auditFleet', () => {
   });
 
   describe('with Security Hub findings (securityHubFindings on)', () => {
-    /** Security Hub as BatchImportFindings and GetFindings behave: upsert by Id, read back what is ACTIVE. */
-    class MemorySecurityHub implements SecurityFindings {
-      readonly stored = new Map<string, AsffFinding>();
-      readonly imports: AsffFinding[][] = [];
-      async importFindings(findings: AsffFinding[]): Promise<void> {
-        this.imports.push(findings);
-        for (const finding of findings) this.stored.set(finding.Id, finding);
-      }
-      async activeFindings(): Promise<AsffFinding[]> {
-        return [...this.stored.values()].filter((finding) => finding.RecordState === 'ACTIVE');
-      }
-      state(): Record<string, string> {
-        return Object.fromEntries(
-          [...this.stored.values()].map((finding) => [
-            finding.Id.split('/').slice(3).join('/'),
-            `${finding.RecordState} ${finding.Workflow.Status} ${finding.Compliance.Status}`,
-          ]),
-        );
-      }
-    }
     let hub: MemorySecurityHub;
     let auditIds: string[];
     const withHub = (): AuditDeps => ({
@@ -800,6 +782,45 @@ describe('Function: auditFleet', () => {
       expect(first.securityHub).toEqual({ imported: 2, resolved: 0 });
       expect(second.securityHub).toEqual({ imported: 1, resolved: 1 });
       expect(off).not.toHaveProperty('securityHub');
+    });
+
+    it("leaves open the drift watch's finding of a rule the audit does not judge, and one found after the audit started", async () => {
+      fleet.add('fixed', {}, MANAGED, true);
+      fleet.add('fixed-later', {}, MANAGED, true);
+      const driftFound = (keyId: string, rule: DriftRuleId, at: Date) =>
+        driftSecurityHubBatch(
+          [
+            {
+              keyId,
+              aliases: [],
+              exceptions: [],
+              findings: [{ rule, severity: 'WARNING', keyId, summary: rule, evidence: {}, fingerprint: rule }],
+            },
+          ],
+          [],
+          {
+            location: { partition: 'aws', account: ACCOUNT, region: 'us-east-1' },
+            now: at,
+            eventId: 'event-1',
+            cause: 'a call',
+            actor: 'someone',
+            remediated: new Map(),
+          },
+        ).imports;
+      const before = new Date(NOW.getTime() - 60_000);
+      await hub.importFindings([
+        ...driftFound('fixed', 'key-disabled', before),
+        ...driftFound('fixed', 'rotation-disabled', before),
+        ...driftFound('fixed-later', 'rotation-disabled', new Date(NOW.getTime() + 1_000)),
+      ]);
+
+      await auditFleet({ remediate: false }, withHub());
+
+      expect(hub.state()).toEqual({
+        'fixed/key-disabled': 'ACTIVE NEW FAILED',
+        'fixed/rotation-enabled': 'ARCHIVED RESOLVED PASSED',
+        'fixed-later/rotation-enabled': 'ACTIVE NEW FAILED',
+      });
     });
 
     it('resolves the finding of a key the audit remediated', async () => {

@@ -9,14 +9,14 @@ const ENV = {
 
 describe('Function: loadConfig, SECURITY_HUB_FINDINGS', () => {
   it('is off unless set', () => {
-    expect(loadConfig(ENV).audit.securityHubFindings).toBe(false);
+    expect(loadConfig(ENV).securityHubFindings).toBe(false);
   });
 
   it.each([
     ['true', true],
     ['false', false],
   ])('reads %s', (value, expected) => {
-    expect(loadConfig({ ...ENV, SECURITY_HUB_FINDINGS: value }).audit.securityHubFindings).toBe(expected);
+    expect(loadConfig({ ...ENV, SECURITY_HUB_FINDINGS: value }).securityHubFindings).toBe(expected);
   });
 
   it.each(['yes', 'TRUE', '1'])('refuses %s, naming the variable', (value) => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ASFF_LIMITS,
   type AsffFinding,
+  asffOf,
   findingIdOf,
   productArnOf,
   resolvedOf,
@@ -147,10 +148,31 @@ describe('Function: resolvedOf', () => {
   });
 });
 
+/** A finding as the drift watch imports it (no audit id), last updated at `updatedAt`. */
+const driftFinding = (rule: string, updatedAt: string): AsffFinding =>
+  asffOf(
+    {
+      rule: rule as AuditFinding['rule'],
+      severity: 'CRITICAL',
+      keyId: `key-${rule}`,
+      aliases: [],
+      summary: rule,
+      controls: [],
+    },
+    { location: LOCATION, now: new Date(updatedAt) },
+    { 'kms-rotation/driftRule': rule },
+  );
+
 describe('Function: securityHubBatch', () => {
   const earlier = (keyId: string, auditId = 'audit-0', rule: AuditFinding['rule'] = 'rotation-enabled') =>
     toAsff(finding({ keyId, rule }), { location: LOCATION, auditId, now: new Date('2026-11-01T03:00:00Z') });
-  const context = { location: LOCATION, auditId: 'audit-1', now: NOW, resolveUnseen: true };
+  const context = {
+    location: LOCATION,
+    auditId: 'audit-1',
+    startedAt: NOW.toISOString(),
+    now: NOW,
+    resolveUnseen: true,
+  };
 
   it('updates the open finding of a key and rule under the same Id, keeping its CreatedAt', () => {
     const { imports, resolved } = securityHubBatch([finding()], [earlier(KEY)], context);
@@ -199,6 +221,21 @@ describe('Function: securityHubBatch', () => {
   it('resolves nothing before the end of a complete audit of the whole fleet', () => {
     const { resolved } = securityHubBatch([], [earlier('fixed')], { ...context, resolveUnseen: false });
     expect(resolved).toEqual([]);
+  });
+
+  it("leaves the drift watch's findings of rules the audit does not judge, and findings updated since it started, open", () => {
+    // A drift rule with no audit equivalent: only the drift watch can tell it is gone.
+    const keyDisabled = driftFinding('key-disabled', '2026-11-01T03:00:00.000Z');
+    // Found by the drift watch after this audit started: the audit may have read the key before the drift.
+    const newerThanTheAudit = driftFinding('rotation-enabled', '2026-12-01T03:00:00.001Z');
+    const olderDrift = driftFinding('declared-alias', '2026-12-01T02:59:59.999Z');
+
+    const { resolved } = securityHubBatch([], [keyDisabled, newerThanTheAudit, olderDrift], {
+      ...context,
+      now: new Date('2026-12-01T03:10:00Z'),
+    });
+
+    expect(resolved.map((item) => item.Id)).toEqual([olderDrift.Id]);
   });
 
   it('leaves findings of another product, or another generator, alone', () => {

@@ -1,4 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
+import { toAsff } from '../../../src/domain/asff';
+import { type AuditRuleId, CONTROLS } from '../../../src/domain/audit-rules';
 import { REMEDIABLE_RULES } from '../../../src/domain/drift-rules';
 import { AwsServiceError, InvalidInputError, PreconditionFailedError } from '../../../src/domain/errors';
 import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
@@ -13,6 +15,7 @@ import {
 import { FakeClock, FakeSleeper } from '../rotate/support/world';
 import { keyDescription } from '../support/key-description';
 import { MemoryKeyLeases } from '../support/memory-leases';
+import { MemorySecurityHub } from '../support/memory-security-hub';
 
 const ACCOUNT = '111122223333';
 const KEY = '1234abcd-12ab-34cd-56ef-1234567890ab';
@@ -597,5 +600,178 @@ describe('Function: watchKeyActivity', () => {
 
     await expect(watchKeyActivity(activity('DisableKeyRotation'), deps)).rejects.toMatchObject({ retryable: true });
     expect(published).toEqual([]);
+  });
+
+  describe('with Security Hub findings (securityHubFindings on)', () => {
+    let hub: MemorySecurityHub;
+    const idOf = (rule: string) => `kms-rotation/${ACCOUNT}/us-east-1/${KEY}/${rule}`;
+    const KEY_ARN = `arn:aws:kms:us-east-1:${ACCOUNT}:key/${KEY}`;
+    /** The finding the audit imported for the key before, two days earlier. */
+    const auditFinding = (rule: AuditRuleId, summary: string) =>
+      toAsff(
+        { rule, severity: 'WARNING', keyId: KEY, aliases: ['alias/app/key'], summary, evidence: {} },
+        {
+          location: { partition: 'aws', account: ACCOUNT, region: 'us-east-1' },
+          auditId: 'audit-0',
+          now: new Date('2026-11-19T03:00:00Z'),
+        },
+      );
+
+    beforeEach(() => {
+      hub = new MemorySecurityHub();
+      deps = { ...deps, securityHub: hub };
+    });
+
+    it("imports a drift under the audit rule's finding, open, naming who caused it, and reads back only the key's findings", async () => {
+      kms.rotation.set(KEY, { enabled: false });
+
+      const report = await watchKeyActivity(activity('DisableKeyRotation'), deps);
+
+      expect(hub.reads).toEqual([[KEY_ARN]]);
+      expect(hub.state()).toEqual({ [`${KEY}/rotation-enabled`]: 'ACTIVE NEW FAILED' });
+      expect(hub.stored.get(idOf('rotation-enabled'))).toMatchObject({
+        GeneratorId: 'kms-rotation/rotation-enabled',
+        Severity: { Label: 'MEDIUM' },
+        FindingProviderFields: { Severity: { Label: 'MEDIUM' } },
+        CreatedAt: '2026-11-21T10:00:05.000Z',
+        Description: expect.stringContaining(`Drift after DisableKeyRotation by ${ALICE} from 198.51.100.24`),
+        Resources: [expect.objectContaining({ Id: KEY_ARN })],
+        Compliance: { Status: 'FAILED', RelatedRequirements: CONTROLS['rotation-enabled'] },
+        ProductFields: {
+          'kms-rotation/rule': 'rotation-enabled',
+          'kms-rotation/keyId': KEY,
+          'kms-rotation/driftRule': 'rotation-disabled',
+          'kms-rotation/eventId': 'event-DisableKeyRotation',
+          'kms-rotation/actor': ALICE,
+        },
+      });
+      expect(report.securityHub).toEqual({ imported: 1, resolved: 0 });
+    });
+
+    it('says nothing of Security Hub with it off', async () => {
+      kms.rotation.set(KEY, { enabled: false });
+
+      const report = await watchKeyActivity(activity('DisableKeyRotation'), { ...deps, securityHub: undefined });
+
+      expect(report).not.toHaveProperty('securityHub');
+      expect(hub.reads).toEqual([]);
+    });
+
+    it("updates the audit's open finding of the same key and rule, keeping its CreatedAt and audit id", async () => {
+      hub.stored.set(idOf('declared-alias'), auditFinding('declared-alias', 'declared alias alias/app/key missing'));
+      kms.aliases.delete('alias/app/key');
+
+      await watchKeyActivity(activity('DeleteAlias', { aliasNames: ['alias/app/key'] }), deps);
+
+      expect(hub.stored.size).toBe(1);
+      expect(hub.stored.get(idOf('declared-alias'))).toMatchObject({
+        CreatedAt: '2026-11-19T03:00:00.000Z',
+        UpdatedAt: '2026-11-21T10:00:05.000Z',
+        RecordState: 'ACTIVE',
+        ProductFields: expect.objectContaining({
+          'kms-rotation/auditId': 'audit-0',
+          'kms-rotation/driftRule': 'declared-alias-missing',
+        }),
+      });
+    });
+
+    it('maps CRITICAL drift to CRITICAL, under its own finding for a rule no audit rule judges', async () => {
+      kms.keys.set(KEY, { ...(kms.keys.get(KEY) as KeyDescription), keyState: 'Disabled' });
+
+      await watchKeyActivity(activity('DisableKey'), deps);
+
+      expect(hub.stored.get(idOf('key-disabled'))).toMatchObject({
+        GeneratorId: 'kms-rotation/key-disabled',
+        Severity: { Label: 'CRITICAL' },
+        FindingProviderFields: { Severity: { Label: 'CRITICAL' } },
+        Workflow: { Status: 'NEW' },
+      });
+    });
+
+    it('resolves its own finding of a rule no audit rule judges when a later record shows the key put back', async () => {
+      kms.keys.set(KEY, { ...(kms.keys.get(KEY) as KeyDescription), keyState: 'Disabled' });
+      await watchKeyActivity(activity('DisableKey'), deps);
+      kms.keys.set(KEY, { ...(kms.keys.get(KEY) as KeyDescription), keyState: 'Enabled' });
+
+      const report = await watchKeyActivity(activity('EnableKey'), deps);
+
+      expect(hub.state()).toEqual({ [`${KEY}/key-disabled`]: 'ARCHIVED RESOLVED PASSED' });
+      expect(hub.stored.get(idOf('key-disabled'))?.Description).toMatch(
+        /^No longer found by the kms-rotation drift watch after EnableKey by /,
+      );
+      expect(report.securityHub).toEqual({ imported: 0, resolved: 1 });
+    });
+
+    it("leaves the audit's own finding, which the drift watch did not import, for the audit to resolve", async () => {
+      hub.stored.set(idOf('rotation-period'), auditFinding('rotation-period', 'rotation period above the maximum'));
+
+      const report = await watchKeyActivity(activity('EnableKeyRotation'), deps);
+
+      expect(report.outcome).toBe('no-drift');
+      expect(hub.state()).toEqual({ [`${KEY}/rotation-period`]: 'ACTIVE NEW FAILED' });
+    });
+
+    it('in remediate mode imports the drift it put back as resolved, saying it remediated it and who caused it', async () => {
+      kms.rotation.set(KEY, { enabled: false });
+
+      const report = await watchKeyActivity(activity('DisableKeyRotation'), { ...deps, mode: 'remediate' });
+
+      expect(hub.state()).toEqual({ [`${KEY}/rotation-enabled`]: 'ARCHIVED RESOLVED PASSED' });
+      const finding = hub.stored.get(idOf('rotation-enabled'));
+      expect(finding?.Description).toMatch(
+        new RegExp(
+          `^Remediated by the kms-rotation drift watch: automatic rotation re-enabled on ${KEY} every 365 days\\. Drift after DisableKeyRotation by ${ALICE}`,
+        ),
+      );
+      expect(finding?.ProductFields).toMatchObject({
+        'kms-rotation/remediation': `automatic rotation re-enabled on ${KEY} every 365 days`,
+        'kms-rotation/actor': ALICE,
+      });
+      expect(report.securityHub).toEqual({ imported: 0, resolved: 1 });
+    });
+
+    it('keeps a finding open while any drift under it is not put back (one of two declared aliases outside aliasScope)', async () => {
+      kms.tags.set(KEY, managedTags('alias/app/key alias/other/key'));
+      kms.aliases.delete('alias/app/key');
+
+      await watchKeyActivity(activity('DeleteAlias', { aliasNames: ['alias/app/key'] }), {
+        ...deps,
+        mode: 'remediate',
+      });
+
+      expect(kms.aliases.get('alias/app/key')).toBe(KEY);
+      expect(hub.state()).toEqual({ [`${KEY}/declared-alias`]: 'ACTIVE NEW FAILED' });
+      expect(hub.stored.get(idOf('declared-alias'))?.ProductFields['kms-rotation/driftRule']).toBe(
+        'declared-alias-missing',
+      );
+    });
+
+    it("honours the key's exception in force: the finding stays SUPPRESSED, never reopened as NEW", async () => {
+      kms.tags.set(KEY, {
+        ...managedTags(),
+        'kms-rotation:exception:rotation-enabled': 'until=2026-12-31 owner=team-x',
+      });
+      kms.rotation.set(KEY, { enabled: false });
+
+      await watchKeyActivity(activity('DisableKeyRotation'), deps);
+
+      expect(hub.state()).toEqual({ [`${KEY}/rotation-enabled`]: 'ACTIVE SUPPRESSED FAILED' });
+      expect(hub.stored.get(idOf('rotation-enabled'))?.ProductFields['kms-rotation/exception']).toContain('team-x');
+    });
+
+    it('fails when Security Hub refuses, only after notifying and recording; the retry imports without notifying again', async () => {
+      kms.rotation.set(KEY, { enabled: false });
+      hub.failNext = new AwsServiceError('BatchImportFindings', false, 'refused 1 of 1 findings');
+
+      await expect(watchKeyActivity(activity('DisableKeyRotation'), deps)).rejects.toThrow(/refused/);
+      expect(published.map((notification) => notification.type)).toEqual(['DriftDetected']);
+      expect(states.get(KEY)?.openDrift).toBeDefined();
+
+      const retry = await watchKeyActivity(activity('DisableKeyRotation'), deps);
+
+      expect(published).toHaveLength(1);
+      expect(retry.securityHub).toEqual({ imported: 1, resolved: 0 });
+      expect(hub.state()).toEqual({ [`${KEY}/rotation-enabled`]: 'ACTIVE NEW FAILED' });
+    });
   });
 });

@@ -16,9 +16,11 @@ export interface RecordedRequest {
  * - `unknown-key`: like AWS for a key and a parameter that do not exist (KMS NotFoundException,
  *   SSM ParameterNotFound, no aliases, no tagged keys, no parameters under a path; SNS Publish,
  *   SSM PutParameter and the key lease's DynamoDB PutItem and DeleteItem succeed),
- *   anything else HTTP 500.
+ *   anything else HTTP 500;
+ * - `deleted-managed-key`: like `unknown-key`, except that the service has a record of every key
+ *   (SSM GetParameter answers `{"managed":true}`): a key it managed that has since been deleted.
  */
-export type AwsAnswers = 'fail' | 'unknown-key';
+export type AwsAnswers = 'fail' | 'unknown-key' | 'deleted-managed-key';
 
 export interface RecordingAws {
   /** For `AWS_ENDPOINT_URL`. */
@@ -55,6 +57,8 @@ const SNS_PUBLISHED: Answer = {
   body: '<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>m-1</MessageId></PublishResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></PublishResponse>',
 };
 
+const MANAGED_RECORD = json(200, { Parameter: { Value: JSON.stringify({ managed: true }), Version: 1 } });
+
 const answerUnknownKey = (operation: string, body: string): Answer => {
   const [service, call] = operation.split('.');
   if (service === 'TrentService') {
@@ -87,7 +91,11 @@ export const startRecordingAws = async (): Promise<RecordingAws> => {
       const operation = operationOf(request, body);
       requests.push({ method: request.method ?? '', url: request.url ?? '', operation, body });
       const answer =
-        state.answers === 'unknown-key' ? answerUnknownKey(operation, body) : INTERNAL_FAILURE('recording endpoint');
+        state.answers === 'fail'
+          ? INTERNAL_FAILURE('recording endpoint')
+          : state.answers === 'deleted-managed-key' && operation === 'AmazonSSM.GetParameter'
+            ? MANAGED_RECORD
+            : answerUnknownKey(operation, body);
       response.writeHead(answer.status, { 'content-type': answer.contentType });
       response.end(answer.body);
     });
