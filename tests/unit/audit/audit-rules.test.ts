@@ -6,6 +6,8 @@ import {
   CONTROLS,
   currentMaterialDate,
   declaredAliases,
+  declaredKeyMissing,
+  keyUnreadable,
   materialAge,
   policyWildcard,
   rotationEnabled,
@@ -270,6 +272,132 @@ describe('Rule: policy-wildcard-principal (Security Hub KMS.5)', () => {
       ),
     ).toEqual([]);
     expect(policyWildcard(audited({}, { declared: managed, policy: undefined }))).toEqual([]);
+  });
+});
+
+describe('Every finding, whole: rule, severity, summary and evidence, as an auditor reads them', () => {
+  const managed = (tags: Record<string, string> = {}) => readDeclaredState({ 'kms-rotation:managed': 'true', ...tags });
+  const wildcard = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 'kms:*', Resource: '*' }] });
+  const CASES: { name: string; found: () => unknown[]; expected: object }[] = [
+    {
+      name: 'rotation-enabled',
+      found: () => rotationEnabled(audited({}, { rotation: { enabled: false } })),
+      expected: {
+        rule: 'rotation-enabled',
+        severity: 'WARNING',
+        summary: 'automatic rotation is off on k1',
+        evidence: { rotationEnabled: false },
+      },
+    },
+    {
+      name: 'rotation-period above the maximum',
+      found: () => rotationPeriod(audited({}, { rotation: { enabled: true, periodDays: 730 } }), LIMITS),
+      expected: {
+        rule: 'rotation-period',
+        severity: 'WARNING',
+        summary: 'rotation period of k1 is 730 days, above the 365-day maximum',
+        evidence: { periodDays: 730, maxPeriodDays: 365 },
+      },
+    },
+    {
+      name: 'rotation-period other than declared',
+      found: () =>
+        rotationPeriod(
+          audited(
+            {},
+            { declared: managed({ 'kms-rotation:period-days': '180' }), rotation: { enabled: true, periodDays: 90 } },
+          ),
+          LIMITS,
+        ),
+      expected: {
+        rule: 'rotation-period',
+        severity: 'WARNING',
+        summary: 'rotation period of k1 is 90 days, declared 180',
+        evidence: { periodDays: 90, declaredPeriodDays: 180 },
+      },
+    },
+    {
+      name: 'material-age',
+      found: () => materialAge(audited({ creationDate: daysAgo(500) }), LIMITS, NOW),
+      expected: {
+        rule: 'material-age',
+        severity: 'WARNING',
+        evidence: { materialDate: daysAgo(500).toISOString(), ageDays: 500, maxAgeDays: 400 },
+      },
+    },
+    {
+      name: 'declared-alias',
+      found: () =>
+        declaredAliases(
+          audited(
+            {},
+            {
+              declared: managed({ 'kms-rotation:aliases': 'alias/a' }),
+              declaredAliasTargets: { 'alias/a': 'missing' },
+            },
+          ),
+        ),
+      expected: {
+        rule: 'declared-alias',
+        severity: 'WARNING',
+        summary: 'declared alias alias/a of k1 does not exist',
+        evidence: { aliasName: 'alias/a', pointsAt: 'missing' },
+      },
+    },
+    {
+      name: 'alias-to-unusable-key',
+      found: () => aliasToUnusableKey(audited({ keyState: 'Disabled' }, { aliases: ['alias/x'] })),
+      expected: {
+        rule: 'alias-to-unusable-key',
+        severity: 'WARNING',
+        aliases: ['alias/x'],
+        evidence: { keyState: 'Disabled', aliases: ['alias/x'] },
+      },
+    },
+    {
+      name: 'policy-wildcard-principal',
+      found: () => policyWildcard(audited({}, { declared: managed(), policy: wildcard })),
+      expected: {
+        rule: 'policy-wildcard-principal',
+        severity: 'CRITICAL',
+        summary: 'key policy of k1 grants to any principal without a condition',
+        evidence: { statements: [expect.anything()] },
+      },
+    },
+    {
+      name: 'key-unreadable (managed)',
+      found: () => [keyUnreadable('k1', ['alias/x'], 'GetKeyPolicy', true, 'AccessDeniedException')],
+      expected: {
+        rule: 'key-unreadable',
+        severity: 'CRITICAL',
+        keyId: 'k1',
+        aliases: ['alias/x'],
+        summary:
+          'the audit may not read k1 (GetKeyPolicy was denied): it could not be judged; grant the audit role read access in the key policy',
+        evidence: { operation: 'GetKeyPolicy', error: 'AccessDeniedException' },
+      },
+    },
+    {
+      name: 'key-unreadable (unmanaged)',
+      found: () => [keyUnreadable('k2', [], 'DescribeKey', false, 'denied')],
+      expected: { rule: 'key-unreadable', severity: 'WARNING', keyId: 'k2' },
+    },
+    {
+      name: 'declared-key-missing',
+      found: () => [declaredKeyMissing('k3', 'is pending deletion')],
+      expected: {
+        rule: 'declared-key-missing',
+        severity: 'CRITICAL',
+        keyId: 'k3',
+        aliases: [],
+        summary: 'managed key k3 is pending deletion',
+        evidence: { reason: 'is pending deletion' },
+      },
+    },
+  ];
+
+  it.each(CASES)('$name', ({ found, expected }) => {
+    expect(found()).toEqual([expect.objectContaining(expected)]);
   });
 });
 
