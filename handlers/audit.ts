@@ -21,6 +21,7 @@ import {
   uuidGenerator,
 } from '../src/adapters/runtime';
 import { parseAuditRequest } from '../src/adapters/schemas/audit-request';
+import { securityHubWhenOn } from '../src/adapters/security-hub-when-on';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
 import { loadConfig, required } from '../src/config';
@@ -58,16 +59,8 @@ const deps = {
   leaseWait: { ms: EVENT_LEASE_WAIT_MS, sleeper: realSleeper },
 };
 
-// Opt-in (securityHubFindings): when off, nothing of Security Hub is loaded, constructed or called
-// (imported only when on, so that its client costs no cold start otherwise).
-const securityHub = config.securityHubFindings
-  ? Promise.all([import('@aws-sdk/client-securityhub'), import('../src/adapters/security-hub-findings')]).then(
-      ([{ SecurityHubClient }, { SecurityHubFindings }]) => ({
-        client: new SecurityHubClient(sdk()),
-        SecurityHubFindings,
-      }),
-    )
-  : undefined;
+// Opt-in: loaded only when the stack's securityHubFindings is on.
+const securityHubFor = securityHubWhenOn(config.securityHubFindings, sdk());
 
 /** Daily schedule or manual invoke: every key of the account and Region, judged by the rules of its class. */
 export const handler = observedHandler(
@@ -78,11 +71,11 @@ export const handler = observedHandler(
     const request = parseAuditRequest(event, config.audit.remediateOnSchedule);
     const before = request.checkpoint?.totals.keysAudited ?? 0;
     const location = serviceLocationOf(context, config);
-    const hub = await securityHub;
+    const hubFor = await securityHubFor;
     const report = await auditFleet(request, {
       ...deps,
       location,
-      ...(hub ? { securityHub: new hub.SecurityHubFindings(hub.client, location, log) } : {}),
+      ...(hubFor ? { securityHub: hubFor(location, log) } : {}),
       ...leaseHolderOf(context),
     });
     recordAudit(metrics, report, report.totals.keysAudited - before);

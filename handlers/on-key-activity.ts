@@ -20,6 +20,7 @@ import {
   systemClock,
 } from '../src/adapters/runtime';
 import { parseKeyActivityEvent } from '../src/adapters/schemas/key-activity-event';
+import { securityHubWhenOn } from '../src/adapters/security-hub-when-on';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
 import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
@@ -55,16 +56,8 @@ const deps = {
   leaseWait: { ms: EVENT_LEASE_WAIT_MS, sleeper: realSleeper },
 };
 
-// Opt-in (securityHubFindings): when off, nothing of Security Hub is loaded, constructed or called
-// (imported only when on, so that its client costs no cold start otherwise).
-const securityHub = config.securityHubFindings
-  ? Promise.all([import('@aws-sdk/client-securityhub'), import('../src/adapters/security-hub-findings')]).then(
-      ([{ SecurityHubClient }, { SecurityHubFindings }]) => ({
-        client: new SecurityHubClient(sdk()),
-        SecurityHubFindings,
-      }),
-    )
-  : undefined;
+// Opt-in: loaded only when the stack's securityHubFindings is on.
+const securityHubFor = securityHubWhenOn(config.securityHubFindings, sdk());
 
 /** CloudTrail records of KMS management calls, and KMS deletion/expiration events -> drift, notified, optionally put back. */
 export const handler = observedHandler(
@@ -75,11 +68,11 @@ export const handler = observedHandler(
     const activity = parseKeyActivityEvent(event);
     logger.appendKeys({ eventId: activity.eventId, call: activity.name });
     const location = serviceLocationOf(context, config);
-    const hub = await securityHub;
+    const hubFor = await securityHubFor;
     const report = await watchKeyActivity(activity, {
       ...deps,
       location,
-      ...(hub ? { securityHub: new hub.SecurityHubFindings(hub.client, location, log) } : {}),
+      ...(hubFor ? { securityHub: hubFor(location, log) } : {}),
       serviceRoleArns: serviceRoleNames.map((name) => roleArnIn(location, name)),
       ...leaseHolderOf(context),
     });

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { contextOf, invoke, loadHandler } from '../support/handler-loader';
-import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
+import { useRecordingAws } from '../support/recording-aws';
 
 /** Security Hub's REST paths: GetFindings `POST /findings`, BatchImportFindings `POST /findings/import`. */
 const securityHubRequests = <T extends { url: string }>(requests: T[]) =>
@@ -14,30 +14,16 @@ const securityHubRequests = <T extends { url: string }>(requests: T[]) =>
  * findings there (which the recording endpoint refuses, failing the audit loudly).
  */
 describe('Handler: audit, SECURITY_HUB_FINDINGS', () => {
-  let aws: RecordingAws;
-
-  beforeAll(async () => {
-    aws = await startRecordingAws();
-    aws.answers = 'unknown-key';
-  });
-
-  afterEach(() => {
-    vi.unstubAllEnvs();
-    vi.resetModules();
-  });
-
-  afterAll(async () => {
-    await aws.close();
-  });
+  const recording = useRecordingAws('unknown-key');
 
   it('asks nothing of Security Hub when unset', async () => {
-    const handler = await loadHandler('audit', aws);
+    const handler = await loadHandler('audit', recording.aws);
 
     const invocation = await invoke(
       handler,
       { keyIds: ['0badc0de-0000-4000-8000-000000000000'] },
       contextOf('audit'),
-      aws,
+      recording.aws,
     );
 
     expect(invocation.failed).toBe(false);
@@ -47,13 +33,13 @@ describe('Handler: audit, SECURITY_HUB_FINDINGS', () => {
 
   it('reads back its findings in Security Hub when "true", and fails the audit when it cannot', async () => {
     vi.stubEnv('SECURITY_HUB_FINDINGS', 'true');
-    const handler = await loadHandler('audit', aws);
+    const handler = await loadHandler('audit', recording.aws);
 
     const invocation = await invoke(
       handler,
       { keyIds: ['0badc0de-0000-4000-8000-000000000000'] },
       contextOf('audit'),
-      aws,
+      recording.aws,
     );
 
     // GetFindings, retried by the SDK on the endpoint's HTTP 500; nothing imported after a failed read.
@@ -75,26 +61,12 @@ describe('Handler: audit, SECURITY_HUB_FINDINGS', () => {
  */
 describe('Handler: onKeyActivity, SECURITY_HUB_FINDINGS', () => {
   const deletion = JSON.parse(readFileSync(join('events', 'kms-cmk-deletion.json'), 'utf8'));
-  let aws: RecordingAws;
-
-  beforeAll(async () => {
-    aws = await startRecordingAws();
-    aws.answers = 'deleted-managed-key';
-  });
-
-  afterEach(() => {
-    vi.unstubAllEnvs();
-    vi.resetModules();
-  });
-
-  afterAll(async () => {
-    await aws.close();
-  });
+  const recording = useRecordingAws('deleted-managed-key');
 
   it('asks nothing of Security Hub when unset', async () => {
-    const handler = await loadHandler('onKeyActivity', aws);
+    const handler = await loadHandler('onKeyActivity', recording.aws);
 
-    const invocation = await invoke(handler, deletion, contextOf('onKeyActivity'), aws);
+    const invocation = await invoke(handler, deletion, contextOf('onKeyActivity'), recording.aws);
 
     expect(invocation.failed).toBe(false);
     expect(invocation.requests.map((request) => request.operation)).toContain('Publish');
@@ -103,9 +75,9 @@ describe('Handler: onKeyActivity, SECURITY_HUB_FINDINGS', () => {
 
   it('reads back the key\'s findings in Security Hub when "true", after notifying, and fails when it cannot', async () => {
     vi.stubEnv('SECURITY_HUB_FINDINGS', 'true');
-    const handler = await loadHandler('onKeyActivity', aws);
+    const handler = await loadHandler('onKeyActivity', recording.aws);
 
-    const invocation = await invoke(handler, deletion, contextOf('onKeyActivity'), aws);
+    const invocation = await invoke(handler, deletion, contextOf('onKeyActivity'), recording.aws);
 
     const operations = invocation.requests.map((request) => request.operation);
     expect(operations.indexOf('Publish')).toBeGreaterThanOrEqual(0);

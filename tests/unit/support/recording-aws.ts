@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, vi } from 'vitest';
 
 /** One request an SDK client sent to the local endpoint. */
 export interface RecordedRequest {
@@ -117,4 +118,24 @@ export const startRecordingAws = async (): Promise<RecordingAws> => {
         server.close((error) => (error ? reject(error) : resolve()));
       }),
   };
+};
+
+/**
+ * A recording endpoint for one `describe`, answering as `answers` says: started before its tests,
+ * closed after them; each test's stubbed environment and loaded modules undone after it.
+ */
+export const useRecordingAws = (answers: AwsAnswers): { aws: RecordingAws } => {
+  const holder = {} as { aws: RecordingAws };
+  beforeAll(async () => {
+    holder.aws = await startRecordingAws();
+    holder.aws.answers = answers;
+  });
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+  afterAll(async () => {
+    await holder.aws.close();
+  });
+  return holder;
 };
