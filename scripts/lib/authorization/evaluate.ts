@@ -253,6 +253,21 @@ export const requestsForCall = (
   } else if (action === 'securityhub:GetFindings') {
     const hub = `arn:${stack.partition}:securityhub:${stack.region}:${stack.accountId}:hub/default`;
     requests.push({ principal, action, resource: hub, context: base, what: 'GetFindings' });
+  } else if (action === 's3:PutObject') {
+    // Authorized on the object, under the bucket's own policy (a TLS-only Deny, say).
+    const bucket = String(params.Bucket);
+    const resource = `arn:${stack.partition}:s3:::${bucket}/${String(params.Key)}`;
+    const context: Record<string, string> = { ...base };
+    if (typeof params.ServerSideEncryption === 'string')
+      context['s3:x-amz-server-side-encryption'] = params.ServerSideEncryption;
+    requests.push({
+      principal,
+      action,
+      resource,
+      ...(stack.buckets[bucket]?.policy ? { resourcePolicy: stack.buckets[bucket].policy } : {}),
+      context,
+      what: 'PutObject',
+    });
   } else if (action.startsWith('dynamodb:')) {
     const resource = `arn:${stack.partition}:dynamodb:${stack.region}:${stack.accountId}:table/${String(params.TableName)}`;
     requests.push({ principal, action, resource, context: base, what: api });

@@ -114,6 +114,21 @@ export const actionOf = (request: InspectedRequest): { action: string; params: R
       },
     };
   }
+  if (service === 's3') {
+    // REST, path-style as against the emulator: PUT /<bucket>/<key>. The headers that S3's
+    // condition keys read travel with it.
+    const path = decodeURIComponent(request.url.split('?')[0] ?? '');
+    const [, bucket = '', ...key] = path.split('/');
+    const encryption = request.headers['x-amz-server-side-encryption'];
+    return {
+      action: `s3:${request.api}`,
+      params: {
+        Bucket: bucket,
+        Key: key.join('/'),
+        ...(typeof encryption === 'string' ? { ServerSideEncryption: encryption } : {}),
+      },
+    };
+  }
   if (request.headers['x-amz-target'] !== undefined) {
     const body = parseJson(request.body);
     const pick = (...names: string[]) =>

@@ -49,6 +49,8 @@ export interface ResolvedStack {
   >;
   topics: Record<string, { logicalId: string; arn: string; kmsMasterKeyId?: string; policy?: PolicyDocument }>;
   queues: Record<string, { logicalId: string; arn: string; url: string; policy?: PolicyDocument }>;
+  /** Bucket name -> its ARN and the policy its `AWS::S3::BucketPolicy` gives it. */
+  buckets: Record<string, { logicalId: string; name: string; arn: string; policy?: PolicyDocument }>;
   /** Function ARN -> the resource policy its `AWS::Lambda::Permission` resources make. */
   lambdaPolicies: Record<string, PolicyDocument>;
   /** EventBridge rules: ARN, their targets' ARNs and dead-letter queue ARNs. */
@@ -129,6 +131,11 @@ const attributeOf = (
     case 'AWS::CloudWatch::Alarm':
       if (attribute === 'Ref') return physical;
       if (attribute === 'Arn') return arn('cloudwatch', `alarm:${physical}`);
+      break;
+    case 'AWS::S3::Bucket':
+      if (attribute === 'Ref') return physical;
+      if (attribute === 'Arn') return `arn:${partition}:s3:::${physical}`;
+      if (attribute === 'DomainName') return `${physical}.s3.amazonaws.com`;
       break;
     case 'AWS::DynamoDB::Table': {
       const name = physical.startsWith('arn:') ? (physical.split('/').pop() as string) : physical;
@@ -287,6 +294,7 @@ export const resolveStack = (template: CfnTemplate, ctx: StackContext): Resolved
     keys: {},
     topics: {},
     queues: {},
+    buckets: {},
     lambdaPolicies: {},
     rules: [],
     alarms: [],
@@ -366,6 +374,16 @@ export const resolveStack = (template: CfnTemplate, ctx: StackContext): Resolved
       const entry = out.topics[String(topic)];
       if (entry) entry.policy = asPolicy(properties.PolicyDocument);
     }
+  }
+
+  for (const [logicalId] of ofType('AWS::S3::Bucket')) {
+    const name = attributeOf(ctx, template, logicalId, 'Ref');
+    out.buckets[name] = { logicalId, name, arn: attributeOf(ctx, template, logicalId, 'Arn') };
+  }
+  for (const [, resource] of ofType('AWS::S3::BucketPolicy')) {
+    const properties = props(resource);
+    const entry = out.buckets[String(properties.Bucket)];
+    if (entry) entry.policy = asPolicy(properties.PolicyDocument);
   }
 
   for (const [logicalId] of ofType('AWS::SQS::Queue')) {

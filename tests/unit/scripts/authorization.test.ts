@@ -8,6 +8,7 @@ import {
   requestsForCall,
 } from '../../../scripts/lib/authorization/evaluate';
 import {
+  type AuthzRequest,
   aliasAuthorization,
   createKeyTagging,
   encryptedTopicPublish,
@@ -632,6 +633,79 @@ describe('Security Hub calls', () => {
   });
 });
 
+describe('S3 calls', () => {
+  const BUCKET = 'stack-reports-abc';
+  const template: CfnTemplate = {
+    ...TEMPLATE,
+    Resources: {
+      ...TEMPLATE.Resources,
+      Reports: { Type: 'AWS::S3::Bucket', Properties: {} },
+      ReportsPolicy: {
+        Type: 'AWS::S3::BucketPolicy',
+        Properties: {
+          Bucket: { Ref: 'Reports' },
+          PolicyDocument: policy({
+            Sid: 'TlsOnly',
+            Effect: 'Deny',
+            Principal: '*',
+            Action: 's3:*',
+            Resource: [{ 'Fn::GetAtt': ['Reports', 'Arn'] }, { 'Fn::Sub': '${Reports.Arn}/*' }],
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        },
+      },
+      Writes: {
+        Type: 'AWS::IAM::Policy',
+        Properties: {
+          PolicyName: 'writes',
+          Roles: [{ Ref: 'AppRole' }],
+          PolicyDocument: policy({
+            Effect: 'Allow',
+            Action: 's3:PutObject',
+            Resource: { 'Fn::Sub': '${Reports.Arn}/reports/*' },
+          }),
+        },
+      },
+    },
+  };
+  const resolved = resolveStack(template, { ...CTX, physicalIds: { ...CTX.physicalIds, Reports: BUCKET } });
+  const caller: Caller = { functionName: 'app', role: resolved.roles.AppRole as Caller['role'] };
+  const put = (key: string): CallDetail => ({ at: 0, action: 's3:PutObject', params: { Bucket: BUCKET, Key: key } });
+
+  it('resolves a bucket and its policy', () => {
+    expect(resolved.buckets[BUCKET]).toMatchObject({ logicalId: 'Reports', arn: `arn:aws:s3:::${BUCKET}` });
+    expect(JSON.stringify(resolved.buckets[BUCKET]?.policy)).toContain(`arn:aws:s3:::${BUCKET}/*`);
+  });
+
+  it('PutObject is authorized on the object, under the bucket policy: its prefix allowed, another denied, and never without TLS', async () => {
+    const [request] = requestsForCall(resolved, caller, put('reports/a.csv'), {}).requests;
+    expect(request).toMatchObject({ action: 's3:PutObject', resource: `arn:aws:s3:::${BUCKET}/reports/a.csv` });
+    expect(request?.resourcePolicy).toEqual(resolved.buckets[BUCKET]?.policy);
+    const call = (detail: CallDetail) => ({
+      flow: 's3',
+      record: { api: 'PutObject', startedAt: 0, endedAt: 0, outcome: 'forwarded' as const, caller: 'AKIAAPP', detail },
+    });
+    const evaluation = await evaluateCalls(
+      resolved,
+      { AKIAAPP: caller },
+      [call(put('reports/a.csv')), call(put('elsewhere/a.csv'))],
+      {},
+    );
+    expect(evaluation.denials.map((denial) => denial.resource)).toEqual([`arn:aws:s3:::${BUCKET}/elsewhere/a.csv`]);
+    const plain = await evaluateRequest(
+      {
+        ...(request as AuthzRequest),
+        context: { ...(request as AuthzRequest).context, 'aws:SecureTransport': 'false' },
+      },
+      resolved.roles.AppRole?.policies ?? [],
+      ACCOUNT,
+      emptyEvaluation(),
+      'AppRole',
+    );
+    expect(plain).toMatch(/denied by resource|explicit/i);
+  });
+});
+
 describe('Function: actionOf', () => {
   it('reads the IAM action and the parameters that matter from JSON, query and REST requests', () => {
     const json = actionOf({
@@ -692,6 +766,23 @@ describe('Function: actionOf', () => {
         signingService: 'securityhub',
       }),
     ).toEqual({ action: 'securityhub:GetFindings', params: {} });
+    expect(
+      actionOf({
+        method: 'PUT',
+        url: '/stack-reports/audit-reports/2026/12/02/a%20b/slice-1.csv?x-id=PutObject',
+        headers: { 'x-amz-server-side-encryption': 'AES256' },
+        body: 'a,b',
+        api: 'PutObject',
+        signingService: 's3',
+      }),
+    ).toEqual({
+      action: 's3:PutObject',
+      params: {
+        Bucket: 'stack-reports',
+        Key: 'audit-reports/2026/12/02/a b/slice-1.csv',
+        ServerSideEncryption: 'AES256',
+      },
+    });
     expect(
       actionOf({
         method: 'POST',
