@@ -62,22 +62,23 @@ export interface KeySnapshot {
 
 type Rule = (snapshot: KeySnapshot) => Finding[];
 
-const finding = (
-  rule: DriftRuleId,
-  severity: Severity,
-  snapshot: KeySnapshot,
-  summary: string,
-  evidence: Record<string, unknown>,
-  detail = '',
-  remediation?: Remediation,
-): Finding => ({
+/** What a rule says of one drift, beyond its rule, severity and key. */
+interface Found {
+  summary: string;
+  evidence: Record<string, unknown>;
+  /** What tells this drift from another of the same rule on the key (an alias, a period): part of its fingerprint. */
+  detail?: string;
+  remediation?: Remediation;
+}
+
+const finding = (rule: DriftRuleId, severity: Severity, snapshot: KeySnapshot, found: Found): Finding => ({
   rule,
   severity,
   keyId: snapshot.keyId,
-  summary,
-  evidence,
-  fingerprint: `${rule}:${snapshot.keyId}${detail ? `:${detail}` : ''}`,
-  remediation,
+  summary: found.summary,
+  evidence: found.evidence,
+  fingerprint: `${rule}:${snapshot.keyId}${found.detail ? `:${found.detail}` : ''}`,
+  remediation: found.remediation,
 });
 
 /** Keys in the middle of an alias-swap rotation: their aliases move on purpose. */
@@ -90,15 +91,11 @@ const autoRotatable = (snapshot: KeySnapshot): boolean =>
 export const rotationDisabled: Rule = (snapshot) =>
   autoRotatable(snapshot) && snapshot.rotation && !snapshot.rotation.enabled
     ? [
-        finding(
-          'rotation-disabled',
-          'WARNING',
-          snapshot,
-          `automatic rotation is disabled on managed key ${snapshot.keyId}`,
-          { rotationEnabled: false, declaredPeriodDays: snapshot.declared.periodDays },
-          '',
-          { action: 'enable-rotation', keyId: snapshot.keyId, periodDays: snapshot.declared.periodDays },
-        ),
+        finding('rotation-disabled', 'WARNING', snapshot, {
+          summary: `automatic rotation is disabled on managed key ${snapshot.keyId}`,
+          evidence: { rotationEnabled: false, declaredPeriodDays: snapshot.declared.periodDays },
+          remediation: { action: 'enable-rotation', keyId: snapshot.keyId, periodDays: snapshot.declared.periodDays },
+        }),
       ]
     : [];
 
@@ -115,15 +112,12 @@ export const rotationPeriodChanged: Rule = (snapshot) => {
     return [];
   }
   return [
-    finding(
-      'rotation-period-changed',
-      'WARNING',
-      snapshot,
-      `rotation period of ${snapshot.keyId} is ${actual} days, declared ${declared}`,
-      { periodDays: actual, declaredPeriodDays: declared },
-      String(actual),
-      { action: 'enable-rotation', keyId: snapshot.keyId, periodDays: declared },
-    ),
+    finding('rotation-period-changed', 'WARNING', snapshot, {
+      summary: `rotation period of ${snapshot.keyId} is ${actual} days, declared ${declared}`,
+      evidence: { periodDays: actual, declaredPeriodDays: declared },
+      detail: String(actual),
+      remediation: { action: 'enable-rotation', keyId: snapshot.keyId, periodDays: declared },
+    }),
   ];
 };
 
@@ -133,27 +127,21 @@ export const declaredAliasDrift: Rule = (snapshot) => {
     if (target === snapshot.keyId) return [];
     if (target === 'missing') {
       return [
-        finding(
-          'declared-alias-missing',
-          'WARNING',
-          snapshot,
-          `declared alias ${aliasName} of ${snapshot.keyId} does not exist`,
-          { aliasName },
-          aliasName,
-          { action: 'point-alias', keyId: snapshot.keyId, aliasName, aliasExists: false },
-        ),
+        finding('declared-alias-missing', 'WARNING', snapshot, {
+          summary: `declared alias ${aliasName} of ${snapshot.keyId} does not exist`,
+          evidence: { aliasName },
+          detail: aliasName,
+          remediation: { action: 'point-alias', keyId: snapshot.keyId, aliasName, aliasExists: false },
+        }),
       ];
     }
     return [
-      finding(
-        'declared-alias-elsewhere',
-        'WARNING',
-        snapshot,
-        `declared alias ${aliasName} points at ${target}, not at ${snapshot.keyId}`,
-        { aliasName, pointsAt: target },
-        `${aliasName}->${target}`,
-        { action: 'point-alias', keyId: snapshot.keyId, aliasName, aliasExists: true },
-      ),
+      finding('declared-alias-elsewhere', 'WARNING', snapshot, {
+        summary: `declared alias ${aliasName} points at ${target}, not at ${snapshot.keyId}`,
+        evidence: { aliasName, pointsAt: target },
+        detail: `${aliasName}->${target}`,
+        remediation: { action: 'point-alias', keyId: snapshot.keyId, aliasName, aliasExists: true },
+      }),
     ];
   });
 };
@@ -163,14 +151,11 @@ export const undeclaredAlias: Rule = (snapshot) => {
   return snapshot.aliasesOfKey
     .filter((alias) => !snapshot.declared.aliases.includes(alias))
     .map((aliasName) =>
-      finding(
-        'undeclared-alias',
-        'WARNING',
-        snapshot,
-        `alias ${aliasName} points at managed key ${snapshot.keyId} without being declared on it`,
-        { aliasName },
-        aliasName,
-      ),
+      finding('undeclared-alias', 'WARNING', snapshot, {
+        summary: `alias ${aliasName} points at managed key ${snapshot.keyId} without being declared on it`,
+        evidence: { aliasName },
+        detail: aliasName,
+      }),
     );
 };
 
@@ -179,46 +164,31 @@ export const keyUnusable: Rule = (snapshot) => {
   if (!key) return [];
   if (key.keyState === 'Disabled') {
     return [
-      finding(
-        'key-disabled',
-        'CRITICAL',
-        snapshot,
-        `managed key ${snapshot.keyId} is disabled: nothing can encrypt or decrypt with it`,
-        {
-          keyState: key.keyState,
-          aliasesPointingAtIt: snapshot.aliasesOfKey,
-        },
-      ),
+      finding('key-disabled', 'CRITICAL', snapshot, {
+        summary: `managed key ${snapshot.keyId} is disabled: nothing can encrypt or decrypt with it`,
+        evidence: { keyState: key.keyState, aliasesPointingAtIt: snapshot.aliasesOfKey },
+      }),
     ];
   }
   if (key.keyState === 'PendingDeletion') {
     const inUse = snapshot.aliasesOfKey.length > 0;
     return [
-      finding(
-        'key-pending-deletion',
-        inUse ? 'CRITICAL' : 'WARNING',
-        snapshot,
-        `managed key ${snapshot.keyId} is scheduled for deletion${key.deletionDate ? ` on ${key.deletionDate.toISOString()}` : ''}${inUse ? ` while ${snapshot.aliasesOfKey.join(', ')} still point at it` : ''}`,
-        {
+      finding('key-pending-deletion', inUse ? 'CRITICAL' : 'WARNING', snapshot, {
+        summary: `managed key ${snapshot.keyId} is scheduled for deletion${key.deletionDate ? ` on ${key.deletionDate.toISOString()}` : ''}${inUse ? ` while ${snapshot.aliasesOfKey.join(', ')} still point at it` : ''}`,
+        evidence: {
           keyState: key.keyState,
           deletionDate: key.deletionDate?.toISOString(),
           aliasesPointingAtIt: snapshot.aliasesOfKey,
         },
-      ),
+      }),
     ];
   }
   if (key.keyState === 'PendingImport' && key.origin === 'EXTERNAL') {
     return [
-      finding(
-        'imported-material-expired',
-        'CRITICAL',
-        snapshot,
-        `imported key material of ${snapshot.keyId} is gone (expired or deleted)`,
-        {
-          keyState: key.keyState,
-          validTo: undefined,
-        },
-      ),
+      finding('imported-material-expired', 'CRITICAL', snapshot, {
+        summary: `imported key material of ${snapshot.keyId} is gone (expired or deleted)`,
+        evidence: { keyState: key.keyState, validTo: undefined },
+      }),
     ];
   }
   return [];
@@ -232,27 +202,21 @@ export const policyDrift: Rule = (snapshot) => {
   const wildcards = wildcardGrants(statements);
   if (wildcards.length > 0) {
     findings.push(
-      finding(
-        'policy-wildcard-principal',
-        'CRITICAL',
-        snapshot,
-        `key policy of ${snapshot.keyId} grants to any principal ("*") without a condition (${wildcards.join(', ')})`,
-        { statements: wildcards },
-        wildcards.join(','),
-      ),
+      finding('policy-wildcard-principal', 'CRITICAL', snapshot, {
+        summary: `key policy of ${snapshot.keyId} grants to any principal ("*") without a condition (${wildcards.join(', ')})`,
+        evidence: { statements: wildcards },
+        detail: wildcards.join(','),
+      }),
     );
   }
   const missing = actionsMissingForAccount(statements, snapshot.account, SERVICE_KEY_ACTIONS);
   if (missing.length > 0) {
     findings.push(
-      finding(
-        'policy-missing-service-access',
-        'CRITICAL',
-        snapshot,
-        `key policy of ${snapshot.keyId} no longer lets the account's IAM grant what kms-rotation needs (${missing.join(', ')})`,
-        { missingActions: missing },
-        missing.join(','),
-      ),
+      finding('policy-missing-service-access', 'CRITICAL', snapshot, {
+        summary: `key policy of ${snapshot.keyId} no longer lets the account's IAM grant what kms-rotation needs (${missing.join(', ')})`,
+        evidence: { missingActions: missing },
+        detail: missing.join(','),
+      }),
     );
   }
   return findings;
@@ -262,13 +226,10 @@ export const keyDeleted: Rule = (snapshot) =>
   snapshot.key
     ? []
     : [
-        finding(
-          'key-deleted',
-          'CRITICAL',
-          snapshot,
-          `managed key ${snapshot.keyId} has been deleted: data encrypted with it is unrecoverable`,
-          {},
-        ),
+        finding('key-deleted', 'CRITICAL', snapshot, {
+          summary: `managed key ${snapshot.keyId} has been deleted: data encrypted with it is unrecoverable`,
+          evidence: {},
+        }),
       ];
 
 export const DRIFT_RULES: readonly Rule[] = [

@@ -234,6 +234,223 @@ describe('Rule: key policy', () => {
   });
 });
 
+describe('Every drift, whole: rule, severity, summary, evidence, fingerprint and remediation', () => {
+  const OTHER = 'ffff0000-0000-4000-8000-000000000000';
+  const pendingOn = new Date('2026-12-01T00:00:00Z');
+  const wildcard = JSON.stringify({
+    Statement: [
+      ...JSON.parse(GOOD_POLICY).Statement,
+      { Sid: 'Open', Effect: 'Allow', Principal: '*', Action: 'kms:Decrypt', Resource: '*' },
+    ],
+  });
+  const CASES: { name: string; found: () => unknown[]; expected: object[] }[] = [
+    {
+      name: 'rotation-disabled',
+      found: () => rotationDisabled(snapshot({ rotation: { enabled: false } })),
+      expected: [
+        {
+          rule: 'rotation-disabled',
+          severity: 'WARNING',
+          keyId: KEY_ID,
+          summary: `automatic rotation is disabled on managed key ${KEY_ID}`,
+          evidence: { rotationEnabled: false, declaredPeriodDays: 365 },
+          fingerprint: `rotation-disabled:${KEY_ID}`,
+          remediation: { action: 'enable-rotation', keyId: KEY_ID, periodDays: 365 },
+        },
+      ],
+    },
+    {
+      name: 'rotation-period-changed',
+      found: () => rotationPeriodChanged(snapshot({ rotation: { enabled: true, periodDays: 730 } })),
+      expected: [
+        {
+          rule: 'rotation-period-changed',
+          severity: 'WARNING',
+          summary: `rotation period of ${KEY_ID} is 730 days, declared 365`,
+          evidence: { periodDays: 730, declaredPeriodDays: 365 },
+          fingerprint: `rotation-period-changed:${KEY_ID}:730`,
+          remediation: { action: 'enable-rotation', keyId: KEY_ID, periodDays: 365 },
+        },
+      ],
+    },
+    {
+      name: 'declared-alias-missing and declared-alias-elsewhere',
+      found: () =>
+        declaredAliasDrift(
+          snapshot({
+            declared: readDeclaredState({ 'kms-rotation:managed': 'true', 'kms-rotation:aliases': 'alias/a alias/b' }),
+            declaredAliasTargets: { 'alias/a': 'missing', 'alias/b': OTHER },
+          }),
+        ),
+      expected: [
+        {
+          rule: 'declared-alias-missing',
+          severity: 'WARNING',
+          summary: `declared alias alias/a of ${KEY_ID} does not exist`,
+          evidence: { aliasName: 'alias/a' },
+          fingerprint: `declared-alias-missing:${KEY_ID}:alias/a`,
+          remediation: { action: 'point-alias', keyId: KEY_ID, aliasName: 'alias/a', aliasExists: false },
+        },
+        {
+          rule: 'declared-alias-elsewhere',
+          severity: 'WARNING',
+          summary: `declared alias alias/b points at ${OTHER}, not at ${KEY_ID}`,
+          evidence: { aliasName: 'alias/b', pointsAt: OTHER },
+          fingerprint: `declared-alias-elsewhere:${KEY_ID}:alias/b->${OTHER}`,
+          remediation: { action: 'point-alias', keyId: KEY_ID, aliasName: 'alias/b', aliasExists: true },
+        },
+      ],
+    },
+    {
+      name: 'undeclared-alias',
+      found: () => undeclaredAlias(snapshot({ aliasesOfKey: ['alias/app/key', 'alias/extra'] })),
+      expected: [
+        {
+          rule: 'undeclared-alias',
+          severity: 'WARNING',
+          summary: `alias alias/extra points at managed key ${KEY_ID} without being declared on it`,
+          evidence: { aliasName: 'alias/extra' },
+          fingerprint: `undeclared-alias:${KEY_ID}:alias/extra`,
+          remediation: undefined,
+        },
+      ],
+    },
+    {
+      name: 'key-disabled',
+      found: () => keyUnusable(snapshot({ key: key({ keyState: 'Disabled' }) })),
+      expected: [
+        {
+          rule: 'key-disabled',
+          severity: 'CRITICAL',
+          summary: `managed key ${KEY_ID} is disabled: nothing can encrypt or decrypt with it`,
+          evidence: { keyState: 'Disabled', aliasesPointingAtIt: ['alias/app/key'] },
+          fingerprint: `key-disabled:${KEY_ID}`,
+        },
+      ],
+    },
+    {
+      name: 'key-pending-deletion, an alias on it',
+      found: () => keyUnusable(snapshot({ key: key({ keyState: 'PendingDeletion', deletionDate: pendingOn }) })),
+      expected: [
+        {
+          rule: 'key-pending-deletion',
+          severity: 'CRITICAL',
+          summary: `managed key ${KEY_ID} is scheduled for deletion on 2026-12-01T00:00:00.000Z while alias/app/key still point at it`,
+          evidence: {
+            keyState: 'PendingDeletion',
+            deletionDate: '2026-12-01T00:00:00.000Z',
+            aliasesPointingAtIt: ['alias/app/key'],
+          },
+          fingerprint: `key-pending-deletion:${KEY_ID}`,
+        },
+      ],
+    },
+    {
+      name: 'key-pending-deletion, no date known, no alias',
+      found: () => keyUnusable(snapshot({ key: key({ keyState: 'PendingDeletion' }), aliasesOfKey: [] })),
+      expected: [
+        {
+          rule: 'key-pending-deletion',
+          severity: 'WARNING',
+          summary: `managed key ${KEY_ID} is scheduled for deletion`,
+          evidence: { keyState: 'PendingDeletion', deletionDate: undefined, aliasesPointingAtIt: [] },
+        },
+      ],
+    },
+    {
+      name: 'imported-material-expired',
+      found: () => keyUnusable(snapshot({ key: key({ origin: 'EXTERNAL', keyState: 'PendingImport' }) })),
+      expected: [
+        {
+          rule: 'imported-material-expired',
+          severity: 'CRITICAL',
+          summary: `imported key material of ${KEY_ID} is gone (expired or deleted)`,
+          evidence: { keyState: 'PendingImport', validTo: undefined },
+          fingerprint: `imported-material-expired:${KEY_ID}`,
+        },
+      ],
+    },
+    {
+      name: 'policy-wildcard-principal',
+      found: () => policyDrift(snapshot({ policy: wildcard })),
+      expected: [
+        {
+          rule: 'policy-wildcard-principal',
+          severity: 'CRITICAL',
+          summary: `key policy of ${KEY_ID} grants to any principal ("*") without a condition (Open)`,
+          evidence: { statements: ['Open'] },
+          fingerprint: `policy-wildcard-principal:${KEY_ID}:Open`,
+        },
+      ],
+    },
+    {
+      name: 'policy-missing-service-access',
+      found: () =>
+        policyDrift(
+          snapshot({
+            policy: JSON.stringify({
+              Statement: [
+                {
+                  Effect: 'Allow',
+                  Principal: { AWS: ACCOUNT },
+                  Action: ['kms:Describe*', 'kms:List*', 'kms:Get*', 'kms:Encrypt', 'kms:Decrypt', 'kms:TagResource'],
+                  Resource: '*',
+                },
+              ],
+            }),
+          }),
+        ),
+      expected: [
+        {
+          rule: 'policy-missing-service-access',
+          severity: 'CRITICAL',
+          summary: `key policy of ${KEY_ID} no longer lets the account's IAM grant what kms-rotation needs (kms:EnableKeyRotation, kms:UpdateAlias)`,
+          evidence: { missingActions: ['kms:EnableKeyRotation', 'kms:UpdateAlias'] },
+          fingerprint: `policy-missing-service-access:${KEY_ID}:kms:EnableKeyRotation,kms:UpdateAlias`,
+        },
+      ],
+    },
+    {
+      name: 'key-deleted',
+      found: () => keyDeleted(snapshot({ key: undefined })),
+      expected: [
+        {
+          rule: 'key-deleted',
+          severity: 'CRITICAL',
+          summary: `managed key ${KEY_ID} has been deleted: data encrypted with it is unrecoverable`,
+          evidence: {},
+          fingerprint: `key-deleted:${KEY_ID}`,
+        },
+      ],
+    },
+  ];
+
+  it.each(CASES)('$name', ({ found, expected }) => {
+    expect(found()).toEqual(expected.map((one) => expect.objectContaining(one)));
+  });
+});
+
+describe('What the rules leave alone', () => {
+  it('judges the period only of keys KMS rotates by itself, with rotation on', () => {
+    const rsa = key({ keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY' });
+    expect(rotationPeriodChanged(snapshot({ key: rsa, rotation: { enabled: true, periodDays: 730 } }))).toEqual([]);
+    expect(rotationPeriodChanged(snapshot({ rotation: { enabled: false, periodDays: 730 } }))).toEqual([]);
+    expect(rotationPeriodChanged(snapshot({ rotation: undefined }))).toEqual([]);
+  });
+
+  it('reads only imported keys waiting for material as expired, never a KMS key pending import', () => {
+    expect(keyUnusable(snapshot({ key: key({ origin: 'AWS_KMS', keyState: 'PendingImport' }) }))).toEqual([]);
+    expect(keyUnusable(snapshot({ key: key({ origin: 'EXTERNAL', keyState: 'Enabled' }) }))).toEqual([]);
+  });
+
+  it('judges no policy of a deleted key, an unread policy or one that is not JSON', () => {
+    const open = JSON.stringify({ Statement: [{ Effect: 'Allow', Principal: '*', Action: 'kms:*', Resource: '*' }] });
+    expect(policyDrift(snapshot({ key: undefined, policy: open }))).toEqual([]);
+    expect(policyDrift(snapshot({ policy: undefined }))).toEqual([]);
+    expect(policyDrift(snapshot({ policy: 'not json' }))).toEqual([]);
+  });
+});
+
 describe('Function: highestSeverity', () => {
   it('orders INFO < WARNING < CRITICAL', () => {
     expect(highestSeverity([{ severity: 'WARNING' }, { severity: 'CRITICAL' }, { severity: 'INFO' }])).toBe('CRITICAL');
