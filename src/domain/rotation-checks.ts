@@ -1,4 +1,5 @@
 import type { DeclaredState } from './declared-state';
+import type { PreconditionReason } from './errors';
 import type { KeyDescription, RotationEvent, RotationRecord, RotationStatus, RotationType } from './model';
 
 /** The result of one validation step; pure data, so reports and tests read the same thing. */
@@ -33,6 +34,17 @@ export const checkKeyState = (key: KeyDescription): CheckResult => {
     );
   }
   return failed('key-state', `key is ${key.keyState}, not Enabled: it cannot encrypt or decrypt`);
+};
+
+/**
+ * Why a key fails the preconditions of a validation, as the error taxonomy names it: its state
+ * first (`checkKeyState`), then its type (`checkKeyType`); `undefined` when it passes both.
+ */
+export const preconditionReasonOf = (key: KeyDescription): PreconditionReason | undefined => {
+  if (key.keyState === 'PendingDeletion') return 'key-pending-deletion';
+  if (key.keyState === 'Disabled') return 'key-disabled';
+  if (key.keyState !== 'Enabled') return 'key-invalid-state';
+  return checkKeyType(key).status === 'failed' ? 'wrong-key-type' : undefined;
 };
 
 /** KMS rotates key material only of symmetric encryption keys; a rotation event for another type is bogus. */

@@ -1,7 +1,13 @@
 import { aliasTargetOf } from './alias-target';
 import { type AliasVerification, describeAliasDrift, verifyDeclaredAliases } from './alias-verification';
 import { type DeclaredState, readDeclaredState } from './declared-state';
-import { describeError, KmsRotationError, PreconditionFailedError, VerificationFailedError } from './errors';
+import {
+  describeError,
+  KmsRotationError,
+  PreconditionFailedError,
+  type PreconditionReason,
+  VerificationFailedError,
+} from './errors';
 import { holdingKeys, type LeaseDeps } from './key-lease';
 import { keyIdOf, sameKey } from './key-ref';
 import { SELF_TEST_TAG } from './lineage';
@@ -26,6 +32,7 @@ import {
   checkKeyType,
   checkRotationRecorded,
   checkRotationSchedule,
+  preconditionReasonOf,
 } from './rotation-checks';
 import { requireEventForThisService, requireLocalKeyRef } from './service-location';
 import { settledValue } from './settled';
@@ -55,7 +62,7 @@ export interface RotationValidationReport {
   aliases?: AliasVerification;
   declaredStateProblems: string[];
   /** Set when the outcome is `failed`: why, in the error taxonomy's terms. */
-  failure?: { kind: 'precondition-failed' | 'verification-failed'; message: string };
+  failure?: { kind: 'precondition-failed' | 'verification-failed'; message: string; reason?: PreconditionReason };
   notification?: { type: Notification['type']; severity: Severity; status: 'published' | 'already-notified' };
   /** False when an earlier attempt at the same event already reported this failure. */
   firstReport: boolean;
@@ -85,6 +92,8 @@ export type RotationAssessment =
       newCanary?: Canary;
       roundTripVia?: string;
       failure?: 'precondition-failed' | 'verification-failed';
+      /** With a `precondition-failed` failure: which precondition. */
+      preconditionFailed?: PreconditionReason;
     };
 
 export type RotationAssessmentDeps = Omit<RotationValidationDeps, 'notifier'>;
@@ -131,8 +140,10 @@ export const assessRotation = async (
   }
 
   const preconditions = [checkKeyState(key), checkKeyType(key)];
-  if (preconditions.some((check) => check.status === 'failed')) {
-    return { kind: 'assessed', key, declared, checks: preconditions, savedState, failure: 'precondition-failed' };
+  const preconditionFailed = preconditionReasonOf(key);
+  if (preconditionFailed) {
+    const checks = preconditions;
+    return { kind: 'assessed', key, declared, checks, savedState, failure: 'precondition-failed', preconditionFailed };
   }
 
   // Round trip 2: the managed key's rotation settings and history, and the first half of the round trip.
@@ -202,12 +213,8 @@ const validateUnderLease = async (
       assessment.reason,
     );
   }
+  if (assessment.failure) return reportFailure(event, { ...assessment, failure: assessment.failure }, deps);
   const { key, declared, checks, rotationType, aliases, savedState } = assessment;
-  if (assessment.failure) {
-    return reportFailure(event, key, declared, checks, aliases, assessment.failure, savedState, deps, {
-      rotationType,
-    });
-  }
   const aliasVerification = aliases as AliasVerification;
   const summary = validatedSummary(key, assessment.roundTripVia ?? key.arn, aliasVerification, declared);
   const severity: Severity = aliasVerification.drift.length > 0 || declared.problems.length > 0 ? 'WARNING' : 'INFO';
@@ -258,17 +265,7 @@ export const failureOf = (report: RotationValidationReport): Error | undefined =
   if (report.outcome !== 'failed' || !report.failure) return undefined;
   const message = `${report.summary} [${report.failure.message}]`;
   if (report.failure.kind === 'precondition-failed') {
-    const state = report.checks.find((check) => check.id === 'key-state' && check.status === 'failed');
-    // Only Disabled is "disabled": PendingImport, Unavailable, ... are other states a person must look at.
-    const keyState = state ? /^key is (\w+)/.exec(state.detail)?.[1] : undefined;
-    const reason = !state
-      ? 'wrong-key-type'
-      : keyState === 'PendingDeletion'
-        ? 'key-pending-deletion'
-        : keyState === 'Disabled'
-          ? 'key-disabled'
-          : 'key-invalid-state';
-    return new PreconditionFailedError(reason, message);
+    return new PreconditionFailedError(report.failure.reason ?? 'key-invalid-state', message);
   }
   return new VerificationFailedError(message);
 };
@@ -423,15 +420,12 @@ export const refreshCanary = async (
 
 const reportFailure = async (
   event: RotationEvent,
-  key: KeyDescription,
-  declared: DeclaredState,
-  checks: CheckResult[],
-  aliases: AliasVerification | undefined,
-  kind: 'precondition-failed' | 'verification-failed',
-  savedState: PromiseSettledResult<ValidationState>,
+  assessment: Extract<RotationAssessment, { kind: 'assessed' }> & {
+    failure: 'precondition-failed' | 'verification-failed';
+  },
   deps: RotationValidationDeps,
-  extra: { rotationType?: RotationType } = {},
 ): Promise<RotationValidationReport> => {
+  const { key, declared, checks, aliases, savedState, failure: kind, preconditionFailed } = assessment;
   const failedChecks = checks.filter((check) => check.status === 'failed');
   const message = failedChecks.map((check) => `${check.id}: ${check.detail}`).join('; ');
   const summary = `Rotation of ${declared.aliases[0] ?? key.keyId} FAILED validation: ${failedChecks[0]?.detail ?? message}`;
@@ -445,12 +439,12 @@ const reportFailure = async (
     eventId: event.eventId,
     keyId: key.keyId,
     keyArn: key.arn,
-    rotationType: extra.rotationType ?? event.rotationType,
+    rotationType: assessment.rotationType ?? event.rotationType,
     summary,
     checks,
     aliases,
     declaredStateProblems: declared.problems,
-    failure: { kind, message },
+    failure: { kind, message, ...(preconditionFailed ? { reason: preconditionFailed } : {}) },
     notification: {
       type: 'RotationValidationFailed',
       severity: 'CRITICAL',

@@ -8,6 +8,7 @@ import {
   checkRotationRecorded,
   checkRotationSchedule,
   findRecordedRotation,
+  preconditionReasonOf,
 } from '../../../src/domain/rotation-checks';
 import { keyDescription } from '../support/key-description';
 import { ACCOUNT, CURRENT_MATERIAL, KEY_ARN, KEY_ID, PREVIOUS_MATERIAL, REGION } from '../support/key-metadata';
@@ -318,5 +319,19 @@ describe('Function: checkCurrentMaterial', () => {
     expect(checkCurrentMaterial(rotationEvent(), key({ currentKeyMaterialId: NEWER_MATERIAL }), undated).status).toBe(
       'failed',
     );
+  });
+});
+
+describe('Function: preconditionReasonOf', () => {
+  it.each([
+    ['Enabled', {}, undefined],
+    ['Disabled', {}, 'key-disabled'],
+    ['PendingDeletion', {}, 'key-pending-deletion'],
+    ['PendingImport', { origin: 'EXTERNAL' }, 'key-invalid-state'],
+    ['Unavailable', {}, 'key-invalid-state'],
+    ['Enabled', { keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY' }, 'wrong-key-type'],
+    ['Disabled', { keySpec: 'HMAC_256', keyUsage: 'GENERATE_VERIFY_MAC' }, 'key-disabled'],
+  ] as const)('a %s key %j fails as %s: its state first, then its type', (keyState, overrides, reason) => {
+    expect(preconditionReasonOf(keyDescription(KEY_ID, { keyState, ...overrides }, ACCOUNT))).toBe(reason);
   });
 });
