@@ -5,6 +5,7 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { version } from '../package.json';
 import { clientOptions } from '../src/adapters/aws-clients';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
@@ -69,6 +70,17 @@ const securityHub = config.audit.securityHubFindings
     )
   : undefined;
 
+// Opt-in (auditReports): with no bucket set, nothing of S3 is loaded, constructed or called.
+const reportsBucket = config.audit.reportsBucket;
+const reports = reportsBucket
+  ? Promise.all([import('@aws-sdk/client-s3'), import('../src/adapters/s3-audit-reports')]).then(
+      ([{ S3Client }, { S3AuditReports }]) => ({
+        store: new S3AuditReports(new S3Client(sdk()), reportsBucket),
+        productVersion: version,
+      }),
+    )
+  : undefined;
+
 /** Daily schedule or manual invoke: every key of the account and Region, judged by the rules of its class. */
 export const handler = observedHandler(
   logger,
@@ -78,11 +90,12 @@ export const handler = observedHandler(
     const request = parseAuditRequest(event, config.audit.remediateOnSchedule);
     const before = request.checkpoint?.totals.keysAudited ?? 0;
     const location = serviceLocationOf(context, config);
-    const hub = await securityHub;
+    const [hub, reportStore] = await Promise.all([securityHub, reports]);
     const report = await auditFleet(request, {
       ...deps,
       location,
       ...(hub ? { securityHub: new hub.SecurityHubFindings(hub.client, location, log) } : {}),
+      ...(reportStore ? { reports: reportStore } : {}),
       ...leaseHolderOf(context),
     });
     recordAudit(metrics, report, report.totals.keysAudited - before);

@@ -57,6 +57,17 @@ const Environment = z.object({
   ),
   AUDIT_RATE_LIMITS: z._default(z.string(), ''),
   SECURITY_HUB_FINDINGS: z._default(z.enum(['true', 'false']), 'false'),
+  AUDIT_REPORTS_BUCKET: z._default(
+    z
+      .string()
+      .check(
+        z.refine(
+          (value) => value === '' || /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(value),
+          'must be an S3 bucket name, or empty for no reports',
+        ),
+      ),
+    '',
+  ),
   ALIAS_SCOPE: list('').check(
     z.refine(
       (patterns) =>
@@ -102,6 +113,8 @@ export interface ServiceConfig {
     rateLimits: string;
     /** Audit findings also go to Security Hub (the stack's `securityHubFindings`; docs/security-hub.md). */
     securityHubFindings: boolean;
+    /** The stack's report bucket, when its `auditReports` is on (docs/audit-reports.md); unset, no reports. */
+    reportsBucket?: string;
   };
 }
 
@@ -147,6 +160,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
       quotaShare: parsed.data.AUDIT_QUOTA_SHARE,
       rateLimits: parsed.data.AUDIT_RATE_LIMITS,
       securityHubFindings: parsed.data.SECURITY_HUB_FINDINGS === 'true',
+      reportsBucket: parsed.data.AUDIT_REPORTS_BUCKET || undefined,
     },
   };
 };
