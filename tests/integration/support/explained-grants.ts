@@ -47,4 +47,6 @@ export const EXPLAINED_GRANTS: Record<string, string> = {
     'securityHubFindings on only; the recorder does not read Security Hub REST calls: tests/integration/audit.int.test.ts imports against moto, tests/unit/adapters/security-hub-findings.test.ts checks the calls',
   'AuditSecurityHubPolicy/audit-security-hub#ReadBackOwnFindings securityhub:GetFindings':
     'securityHubFindings on only; the recorder does not read Security Hub REST calls: tests/integration/audit.int.test.ts reads back from moto, tests/unit/adapters/security-hub-findings.test.ts checks the calls',
+  'AuditReportsPolicy/audit-reports#WriteReportObjects s3:PutObject':
+    "auditReports on only; the authorization test's flows write no report: tests/integration/audit-reports.int.test.ts writes the reports to moto and reads them back, tests/unit/adapters/s3-audit-reports.test.ts checks the calls",
 };
