@@ -1,0 +1,67 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { contextOf, invoke, loadHandler } from '../support/handler-loader';
+import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
+
+/** S3 PutObject, path style on the recording endpoint: `PUT /<bucket>/<key>`. */
+const reportRequests = (requests: { url: string }[]) =>
+  requests.filter((request) => request.url.startsWith('/reports-bucket/'));
+
+/**
+ * The audit handler as deployed, over a fleet of one key that does not exist: with
+ * AUDIT_REPORTS_BUCKET unset nothing is asked of S3; set, the audit writes its reports there
+ * (which the recording endpoint refuses, failing the audit loudly).
+ */
+describe('Handler: audit, AUDIT_REPORTS_BUCKET', () => {
+  let aws: RecordingAws;
+
+  beforeAll(async () => {
+    aws = await startRecordingAws();
+    aws.answers = 'unknown-key';
+  });
+
+  afterEach(() => {
+    vi.unstubAllEnvs();
+    vi.resetModules();
+  });
+
+  afterAll(async () => {
+    await aws.close();
+  });
+
+  it('asks nothing of S3 when unset', async () => {
+    const handler = await loadHandler('audit', aws);
+
+    const invocation = await invoke(
+      handler,
+      { keyIds: ['0badc0de-0000-4000-8000-000000000000'] },
+      contextOf('audit'),
+      aws,
+    );
+
+    expect(invocation.failed).toBe(false);
+    expect(invocation.requests.length).toBeGreaterThan(0);
+    expect(reportRequests(invocation.requests)).toEqual([]);
+    expect(invocation.result).not.toHaveProperty('reportObjects');
+  });
+
+  it('writes the slice report to the bucket when set, and fails the audit when it cannot', async () => {
+    vi.stubEnv('AUDIT_REPORTS_BUCKET', 'reports-bucket');
+    const handler = await loadHandler('audit', aws);
+
+    const invocation = await invoke(
+      handler,
+      { keyIds: ['0badc0de-0000-4000-8000-000000000000'] },
+      contextOf('audit'),
+      aws,
+    );
+
+    // The first object, retried by the SDK on the endpoint's refusal; nothing after a failed write.
+    const urls = new Set(reportRequests(invocation.requests).map((request) => request.url));
+    expect([...urls]).toHaveLength(1);
+    expect([...urls][0]).toMatch(/^\/reports-bucket\/audit-reports\/\d{4}\/\d{2}\/\d{2}\/[\w-]+\/slice-1\.ocsf\.json/);
+    expect(invocation.failed).toBe(true);
+    expect(String((invocation.error as Error).message)).toMatch(
+      /^PutObject on s3:\/\/reports-bucket\/audit-reports\/.*\/slice-1\.ocsf\.json failed/,
+    );
+  });
+});
