@@ -865,11 +865,15 @@ describe('Function: auditFleet', () => {
 
       await auditFleet(checkpoint, withReports());
       const afterFirst = new Map(store.objects);
+      clock.advance(180_000); // Lambda retries the failed invocation minutes later
       await auditFleet(checkpoint, withReports());
 
       expect(store.writes.filter((key) => key.endsWith('slice-2.csv'))).toHaveLength(2);
       expect([...store.objects.keys()].sort()).toEqual([...afterFirst.keys()].sort());
-      expect(store.objects.get(`${FOLDER}/slice-2.csv`)).toEqual(afterFirst.get(`${FOLDER}/slice-2.csv`));
+      // The retry's findings replaced the first attempt's, under the same key.
+      expect(store.ocsf(`${FOLDER}/slice-2.ocsf.json`).map((finding) => finding.time)).toEqual(
+        Array(5).fill(NOW.getTime() + 180_000),
+      );
     });
 
     it('fails the invocation, handing nothing over, when a report cannot be written', async () => {
