@@ -2,6 +2,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { contextOf, invoke, loadHandler } from '../support/handler-loader';
 import { type RecordingAws, startRecordingAws } from '../support/recording-aws';
 
+/** How many times the S3 client module was loaded: only when the bucket is set (a lazy import). */
+const loaded = vi.hoisted(() => ({ s3Client: 0 }));
+vi.mock('@aws-sdk/client-s3', async (importOriginal) => {
+  loaded.s3Client += 1;
+  return importOriginal();
+});
+
 /** S3 PutObject, path style on the recording endpoint: `PUT /<bucket>/<key>`. */
 const reportRequests = (requests: { url: string }[]) =>
   requests.filter((request) => request.url.startsWith('/reports-bucket/'));
@@ -22,13 +29,14 @@ describe('Handler: audit, AUDIT_REPORTS_BUCKET', () => {
   afterEach(() => {
     vi.unstubAllEnvs();
     vi.resetModules();
+    loaded.s3Client = 0;
   });
 
   afterAll(async () => {
     await aws.close();
   });
 
-  it('asks nothing of S3 when unset', async () => {
+  it('neither loads the S3 client nor asks anything of S3 when unset', async () => {
     const handler = await loadHandler('audit', aws);
 
     const invocation = await invoke(
@@ -42,6 +50,7 @@ describe('Handler: audit, AUDIT_REPORTS_BUCKET', () => {
     expect(invocation.requests.length).toBeGreaterThan(0);
     expect(reportRequests(invocation.requests)).toEqual([]);
     expect(invocation.result).not.toHaveProperty('reportObjects');
+    expect(loaded.s3Client).toBe(0);
   });
 
   it('writes the slice report to the bucket when set, and fails the audit when it cannot', async () => {
@@ -59,6 +68,7 @@ describe('Handler: audit, AUDIT_REPORTS_BUCKET', () => {
     const urls = new Set(reportRequests(invocation.requests).map((request) => request.url));
     expect([...urls]).toHaveLength(1);
     expect([...urls][0]).toMatch(/^\/reports-bucket\/audit-reports\/\d{4}\/\d{2}\/\d{2}\/[\w-]+\/slice-1\.ocsf\.json/);
+    expect(loaded.s3Client).toBe(1);
     expect(invocation.failed).toBe(true);
     expect(String((invocation.error as Error).message)).toMatch(
       /^PutObject on s3:\/\/reports-bucket\/audit-reports\/.*\/slice-1\.ocsf\.json failed/,
