@@ -4,7 +4,7 @@ import {
   EnableKeyRotationCommand,
   PutKeyPolicyCommand,
 } from '@aws-sdk/client-kms';
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetBucketEncryptionCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { invokeBundled } from '../../scripts/lib/invoke';
 import type { DeployedStack } from '../../scripts/lib/stack';
@@ -116,6 +116,7 @@ describe('Function: audit with auditReports on, against the emulator', () => {
     const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     return {
       contentType: object.ContentType,
+      encryption: object.ServerSideEncryption,
       body: await (object.Body as { transformToString(): Promise<string> }).transformToString(),
     };
   };
@@ -142,6 +143,7 @@ describe('Function: audit with auditReports on, against the emulator', () => {
     // Assess: OCSF JSON, one Compliance Finding per finding of the report, by status
     const ocsfObject = await read(`${folder}/slice-1.ocsf.json`);
     expect(ocsfObject.contentType).toBe('application/json');
+    expect(ocsfObject.encryption).toBe('AES256');
     const ocsf = JSON.parse(ocsfObject.body) as Ocsf[];
     const byStatus = (status: string) =>
       ocsf
@@ -227,5 +229,14 @@ describe('Function: audit with auditReports on, against the emulator', () => {
       summary: report.summary,
       sliceObjects: [`${folder}/slice-1.ocsf.json`, `${folder}/slice-1.csv`],
     });
+  });
+  // moto 5.2's CloudFormation applies only BucketEncryption (and Tags) of an AWS::S3::Bucket, and
+  // no AWS::S3::BucketPolicy: the bucket's other settings are asserted on the template only
+  // (tests/template/template.test.ts).
+  it('deploys the bucket encrypted with SSE-S3 by default', async () => {
+    const encryption = await s3.send(new GetBucketEncryptionCommand({ Bucket: bucket }));
+    expect(
+      encryption.ServerSideEncryptionConfiguration?.Rules?.map((rule) => rule.ApplyServerSideEncryptionByDefault),
+    ).toEqual([expect.objectContaining({ SSEAlgorithm: 'AES256' })]);
   });
 });
