@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { GetBucketEncryptionCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { version } from '../../package.json';
 import { invokeBundled } from '../../scripts/lib/invoke';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { csvRecords } from '../unit/support/parse-csv';
@@ -42,6 +43,7 @@ interface AuditReport {
 
 interface Ocsf {
   class_uid: number;
+  metadata: { version: string; product: { name: string; version: string }; correlation_uid: string };
   type_uid: number;
   severity: string;
   status: string;
@@ -185,6 +187,7 @@ describe('Function: audit with auditReports on, against the emulator', () => {
     expect(wildcard).toMatchObject({
       class_uid: 2003,
       type_uid: 200301,
+      metadata: { version: '1.3.0', product: { name: 'kms-rotation', version }, correlation_uid: report.auditId },
       severity: 'Critical',
       status_id: 1,
       compliance: { control: 'policy-wildcard-principal', status: 'Fail' },
