@@ -21,14 +21,14 @@ const readParam = async (resolveVariable, name) => {
   return value == null ? '' : String(value).trim();
 };
 
-const integerInRange = (name, raw, min, max) => {
+const integerInRange = (name, raw, min, max, limits = 'AWS KMS limits') => {
   if (!/^\d+$/.test(raw)) {
     throw new StackParameterError(`Parameter "${name}" must be a whole number of days, got "${raw}".`);
   }
   const value = Number(raw);
   if (value < min || value > max) {
     throw new StackParameterError(
-      `Parameter "${name}" must be between ${min} and ${max} days (AWS KMS limits), got ${value}.`,
+      `Parameter "${name}" must be between ${min} and ${max} days (${limits}), got ${value}.`,
     );
   }
   return value;
@@ -258,6 +258,33 @@ const notificationKeyPolicy = async ({ resolveVariable }) => {
   };
 };
 
+/** `auditReports`: "true" or "false", nothing else (it decides whether the stack has a report bucket). */
+const auditReportsOn = async (resolveVariable) => {
+  const raw = await readParam(resolveVariable, 'auditReports');
+  if (raw !== 'true' && raw !== 'false') {
+    throw new StackParameterError(`Parameter "auditReports" must be "true" or "false", got "${raw}".`);
+  }
+  return raw === 'true';
+};
+
+/**
+ * The audit's `AUDIT_REPORTS_BUCKET`: a `Ref` of the report bucket when `auditReports` is on,
+ * empty text when it is off (the bucket, under its condition, does not exist then). A `Ref`,
+ * never `Fn::If`: `serverless invoke local` resolves `Ref` only.
+ */
+const auditReportsBucket = async ({ resolveVariable }) =>
+  (await auditReportsOn(resolveVariable)) ? { Ref: 'AuditReportsBucket' } : '';
+
+/** Days a report object is kept before its lifecycle rule expires it (S3 expiration is in whole days). */
+const auditReportExpiryDays = async ({ resolveVariable }) =>
+  integerInRange(
+    'auditReportExpiryDays',
+    await readParam(resolveVariable, 'auditReportExpiryDays'),
+    1,
+    3650,
+    'report retention',
+  );
+
 /** The declared state of the provisioned key, as tags: managed, its aliases, its rotation period. */
 const keyTags = async ({ resolveVariable }) => {
   const period = await rotationPeriodDays({ resolveVariable });
@@ -281,6 +308,8 @@ module.exports = {
   keyPolicy,
   notificationKeyPolicy,
   keyTags,
+  auditReportsBucket,
+  auditReportExpiryDays,
   ADMIN_ACTIONS,
   USER_ACTIONS,
 };

@@ -5,12 +5,14 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { version } from '../package.json';
 import { clientOptions } from '../src/adapters/aws-clients';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { LambdaContinuation } from '../src/adapters/lambda-continuation';
 import { recordAudit } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
+import { auditReportsWhenSet, securityHubWhenOn } from '../src/adapters/opt-in';
 import { paceKmsCalls, quotasFrom } from '../src/adapters/pacing';
 import {
   leaseHolderOf,
@@ -21,7 +23,6 @@ import {
   uuidGenerator,
 } from '../src/adapters/runtime';
 import { parseAuditRequest } from '../src/adapters/schemas/audit-request';
-import { securityHubWhenOn } from '../src/adapters/security-hub-when-on';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
 import { loadConfig, required } from '../src/config';
@@ -59,8 +60,10 @@ const deps = {
   leaseWait: { ms: EVENT_LEASE_WAIT_MS, sleeper: realSleeper },
 };
 
-// Opt-in: loaded only when the stack's securityHubFindings is on.
+// Opt-in: loaded only when the stack's securityHubFindings is on, or its auditReports set a bucket.
 const securityHubFor = securityHubWhenOn(config.securityHubFindings, sdk());
+
+const reportsFor = auditReportsWhenSet(config.audit.reportsBucket, sdk(), version);
 
 /** Daily schedule or manual invoke: every key of the account and Region, judged by the rules of its class. */
 export const handler = observedHandler(
@@ -71,11 +74,12 @@ export const handler = observedHandler(
     const request = parseAuditRequest(event, config.audit.remediateOnSchedule);
     const before = request.checkpoint?.totals.keysAudited ?? 0;
     const location = serviceLocationOf(context, config);
-    const hubFor = await securityHubFor;
+    const [hubFor, reports] = await Promise.all([securityHubFor, reportsFor]);
     const report = await auditFleet(request, {
       ...deps,
       location,
       ...(hubFor ? { securityHub: hubFor(location, log) } : {}),
+      ...(reports ? { reports } : {}),
       ...leaseHolderOf(context),
     });
     recordAudit(metrics, report, report.totals.keysAudited - before);

@@ -10,6 +10,7 @@ import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordDrift } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
+import { securityHubWhenOn } from '../src/adapters/opt-in';
 import {
   leaseHolderOf,
   localPublicKeyEncryptor,
@@ -20,7 +21,6 @@ import {
   systemClock,
 } from '../src/adapters/runtime';
 import { parseKeyActivityEvent } from '../src/adapters/schemas/key-activity-event';
-import { securityHubWhenOn } from '../src/adapters/security-hub-when-on';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
 import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
 import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';

@@ -57,6 +57,17 @@ const Environment = z.object({
   ),
   AUDIT_RATE_LIMITS: z._default(z.string(), ''),
   SECURITY_HUB_FINDINGS: z._default(z.enum(['true', 'false']), 'false'),
+  AUDIT_REPORTS_BUCKET: z._default(
+    z
+      .string()
+      .check(
+        z.refine(
+          (value) => value === '' || /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(value),
+          'must be an S3 bucket name, or empty for no reports',
+        ),
+      ),
+    '',
+  ),
   ALIAS_SCOPE: list('').check(
     z.refine(
       (patterns) =>
@@ -100,6 +111,8 @@ export interface ServiceConfig {
     concurrency: number;
     quotaShare: number;
     rateLimits: string;
+    /** The stack's report bucket, when its `auditReports` is on (docs/audit-reports.md); unset, no reports. */
+    reportsBucket?: string;
   };
   /**
    * The audit's and the drift watch's findings also go to Security Hub (the stack's
@@ -149,6 +162,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
       concurrency: parsed.data.AUDIT_CONCURRENCY,
       quotaShare: parsed.data.AUDIT_QUOTA_SHARE,
       rateLimits: parsed.data.AUDIT_RATE_LIMITS,
+      reportsBucket: parsed.data.AUDIT_REPORTS_BUCKET || undefined,
     },
     securityHubFindings: parsed.data.SECURITY_HUB_FINDINGS === 'true',
   };

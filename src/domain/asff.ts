@@ -242,27 +242,17 @@ export const isOwnFinding = (finding: Pick<AsffFinding, 'ProductArn' | 'Generato
   finding.ProductArn === productArnOf(location) && (finding.GeneratorId ?? '').startsWith(GENERATOR_PREFIX);
 
 /**
- * What one audit slice sends: its findings (open ones and suppressed ones), each keeping the
- * CreatedAt of the finding already open under its Id; and, at the end of a complete audit of the
- * whole fleet (`resolveUnseen`), every open finding of an audit rule that no slice of this audit
- * found again (another audit id, and not in this batch), resolved. Not resolved there: findings
- * of drift rules no audit rule judges (the audit cannot tell they are gone; the drift watch
- * resolves them), and findings updated since this audit started (the drift watch found them
- * after the audit may have read the key).
+ * One finding per key and rule, by its stable id (`findingIdOf`): a rule found twice on one key
+ * (two declared aliases, two malformed exception tags) is one finding, at the higher severity,
+ * saying both. Security Hub and the audit's OCSF reports both name findings this way.
  */
-export const securityHubBatch = (
-  found: readonly (AuditFinding & { exception?: AuditException })[],
-  active: readonly AsffFinding[],
-  context: { location: ServiceLocation; auditId: string; startedAt: string; now: Date; resolveUnseen: boolean },
-): { imports: AsffFinding[]; resolved: AsffFinding[] } => {
-  const openById = new Map(
-    active.filter((finding) => isOwnFinding(finding, context.location)).map((finding) => [finding.Id, finding]),
-  );
-  // One finding per key and rule: a rule found twice on one key (two declared aliases, two
-  // malformed exception tags) is one finding, at the higher severity, saying both.
-  const byId = new Map<string, AuditFinding & { exception?: AuditException }>();
+export const oneFindingPerKeyAndRule = <T extends AuditFinding>(
+  found: readonly T[],
+  location: ServiceLocation,
+): Map<string, T> => {
+  const byId = new Map<string, T>();
   for (const item of found) {
-    const id = findingIdOf(context.location, item.keyId, item.rule);
+    const id = findingIdOf(location, item.keyId, item.rule);
     const earlier = byId.get(id);
     byId.set(
       id,
@@ -279,6 +269,27 @@ export const securityHubBatch = (
         : item,
     );
   }
+  return byId;
+};
+
+/**
+ * What one audit slice sends: its findings (open ones and suppressed ones), each keeping the
+ * CreatedAt of the finding already open under its Id; and, at the end of a complete audit of the
+ * whole fleet (`resolveUnseen`), every open finding of an audit rule that no slice of this audit
+ * found again (another audit id, and not in this batch), resolved. Not resolved there: findings
+ * of drift rules no audit rule judges (the audit cannot tell they are gone; the drift watch
+ * resolves them), and findings updated since this audit started (the drift watch found them
+ * after the audit may have read the key).
+ */
+export const securityHubBatch = (
+  found: readonly (AuditFinding & { exception?: AuditException })[],
+  active: readonly AsffFinding[],
+  context: { location: ServiceLocation; auditId: string; startedAt: string; now: Date; resolveUnseen: boolean },
+): { imports: AsffFinding[]; resolved: AsffFinding[] } => {
+  const openById = new Map(
+    active.filter((finding) => isOwnFinding(finding, context.location)).map((finding) => [finding.Id, finding]),
+  );
+  const byId = oneFindingPerKeyAndRule(found, context.location);
   const imports = new Map<string, AsffFinding>();
   for (const [id, item] of byId) imports.set(id, toAsff(item, { ...context, createdAt: openById.get(id)?.CreatedAt }));
   const resolved = context.resolveUnseen

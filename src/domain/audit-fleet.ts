@@ -6,6 +6,7 @@ import {
   readExceptions,
   type SuppressedFinding,
 } from './audit-exceptions';
+import { type ReportStore, sliceReportObjects, summaryReportObject } from './audit-reports';
 import {
   type AuditedKey,
   type AuditFinding,
@@ -22,6 +23,7 @@ import { classifyKey, type KeyClass } from './key-classification';
 import { holdingKeys, type LeaseDeps } from './key-lease';
 import { LINEAGE, lineageStateOf } from './lineage';
 import type { AliasEntry, KeyDescription, Notification, ServiceLocation, Severity, Tags } from './model';
+import type { ReportedFinding } from './ocsf';
 import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, Notifier } from './ports';
 
 /** The account's keys and aliases, listed a page at a time. */
@@ -98,6 +100,8 @@ export interface AuditReport {
   keysNotFound: string[];
   /** With Security Hub on: this slice's findings imported (open and suppressed), and those resolved. */
   securityHub?: { imported: number; resolved: number };
+  /** With the audit's reports on: the `s3://` URIs of the objects this slice wrote (the last slice's summary too). */
+  reportObjects?: string[];
   summary: string;
 }
 
@@ -123,6 +127,8 @@ export interface AuditDeps extends LeaseDeps {
   maxFindingsListed: number;
   /** Security Hub, when the stack's `securityHubFindings` is on: every finding of every slice, uncapped. */
   securityHub?: SecurityFindings;
+  /** The stack's report bucket, when its `auditReports` is on: every finding of every slice, uncapped. */
+  reports?: { store: ReportStore; productVersion: string };
 }
 
 const emptyTotals = (): AuditTotals => ({
@@ -173,8 +179,12 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
   let findingsOmitted = 0;
   const remediations: AuditReport['remediations'] = [];
   const keysNotFound: string[] = [];
-  /** Every open or suppressed finding of this slice, for Security Hub (the report's list is capped). */
-  const toSecurityHub: (AuditFinding & { exception?: AuditException })[] = [];
+  /**
+   * Every finding of this slice (open, suppressed, or remediated with what was done), for Security
+   * Hub and the report bucket: the report's own list is capped. Collected only when one is on.
+   */
+  const exported: ReportedFinding[] = [];
+  const exporting = deps.securityHub !== undefined || deps.reports !== undefined;
 
   const [aliases, declaredIds] = await Promise.all([deps.fleet.listAllAliases(), deps.registry.declaredKeyIds()]);
   const aliasesByKey = new Map<string, string[]>();
@@ -187,7 +197,8 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
   const declared = new Set(declaredIds);
   const seen = new Set(totals.declaredSeen);
 
-  const record = (found: AuditFinding[], remediatedRules: Set<AuditRuleId>): void => {
+  /** `remediatedRules`: each rule this audit remediated on the key, with what it did. */
+  const record = (found: AuditFinding[], remediatedRules: Map<AuditRuleId, string>): void => {
     for (const item of found) {
       increment(totals.findingsByRule, item.rule);
       increment(totals.bySeverity, item.severity);
@@ -202,7 +213,9 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
       }
     }
     const open = found.filter((item) => !remediatedRules.has(item.rule));
-    if (deps.securityHub) toSecurityHub.push(...open);
+    if (exporting) {
+      exported.push(...found.map((item) => ({ ...item, remediation: remediatedRules.get(item.rule) })));
+    }
     if (open.length > 0) {
       totals.nonCompliantKeys += 1;
       for (const rule of new Set(open.map((item) => item.rule))) increment(totals.nonCompliantByRule, rule);
@@ -211,7 +224,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
 
   /** Suppressed findings are counted apart and listed with their exception, never dropped. */
   const recordSuppressed = (found: SuppressedFinding[]): void => {
-    if (deps.securityHub) toSecurityHub.push(...found);
+    if (exporting) exported.push(...found);
     for (const item of found) {
       totals.suppressed += 1;
       increment(totals.suppressedByRule, item.rule);
@@ -265,7 +278,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     deps.log.warn('key unreadable', { keyId, operation: error.operation, error: error.message });
     record(
       [keyUnreadable(keyId, (aliasesByKey.get(keyId) ?? []).sort(), error.operation, managed, error.message)],
-      new Set(),
+      new Map(),
     );
   };
 
@@ -327,12 +340,12 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     }
     recordSuppressed(excepted);
 
-    const remediated = new Set<AuditRuleId>();
+    const remediated = new Map<AuditRuleId, string>();
     const rotationOff = found.find((item) => item.rule === 'rotation-enabled');
     if (request.remediate && declaredState.managed && rotationOff) {
       const outcome = await enableRotationUnderLease(key.keyId, declaredState.periodDays, deps);
       if (outcome.kind === 'enabled') {
-        remediated.add('rotation-enabled');
+        remediated.set('rotation-enabled', outcome.detail);
         totals.remediated += 1;
         remediations.push({ keyId: key.keyId, detail: outcome.detail });
         // Logged as it happens: should the run fail later, the change is on record all the same.
@@ -359,7 +372,9 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
   const toSecurityHubSlice = async (resolveUnseen: boolean): Promise<AuditReport['securityHub']> => {
     if (!deps.securityHub) return undefined;
     const active = await deps.securityHub.activeFindings();
-    const { imports, resolved } = securityHubBatch(toSecurityHub, active, {
+    // Security Hub resolves what is no longer found: a finding this audit remediated is not sent.
+    const open = exported.filter((item) => item.remediation === undefined);
+    const { imports, resolved } = securityHubBatch(open, active, {
       location: deps.location,
       auditId,
       startedAt,
@@ -376,9 +391,46 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     return { imported: imports.length, resolved: resolved.length };
   };
 
+  /**
+   * This slice's findings to the report bucket, as OCSF JSON and CSV; at the end of the audit
+   * (`final`), its summary too. A write that fails fails the invocation (Lambda retries it).
+   */
+  const writeReports = async (final?: AuditReport): Promise<string[] | undefined> => {
+    if (!deps.reports) return undefined;
+    const objects = sliceReportObjects(exported, {
+      location: deps.location,
+      auditId,
+      now: deps.clock.now(),
+      productVersion: deps.reports.productVersion,
+      startedAt,
+      slice,
+    });
+    if (final) {
+      // The audit's totals over every slice; the lists of one slice are in its own objects.
+      objects.push(
+        summaryReportObject({
+          auditId,
+          startedAt,
+          finishedAt: final.finishedAt,
+          slices: slice,
+          remediate: request.remediate,
+          limits: deps.limits,
+          totals: { ...final.totals, declaredSeen: undefined },
+          keysNotFound: final.keysNotFound,
+          summary: final.summary,
+        }),
+      );
+    }
+    const uris: string[] = [];
+    for (const object of objects) uris.push(await deps.reports.store.put(object));
+    deps.log.info('audit reports written', { auditId, slice, objects: uris });
+    return uris;
+  };
+
   let marker = checkpoint?.marker;
   let handedOver = false;
   let sentBeforeHandOver: AuditReport['securityHub'];
+  let writtenBeforeHandOver: string[] | undefined;
   for (;;) {
     // A key asked for twice is still audited, and counted, once.
     const page = request.keyIds
@@ -391,6 +443,8 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
       totals.declaredSeen = [...seen];
       // Imported before the next slice starts: its end resolves what no slice of this audit found.
       sentBeforeHandOver = await toSecurityHubSlice(false);
+      // Written before the next slice starts, as Security Hub: a failed write hands nothing over.
+      writtenBeforeHandOver = await writeReports();
       await deps.continuation.continueLater({
         remediate: request.remediate,
         checkpoint: { auditId, startedAt, marker, slice, totals },
@@ -402,7 +456,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
 
   if (!handedOver && !request.keyIds) {
     for (const keyId of declared) {
-      if (!seen.has(keyId)) record([declaredKeyMissing(keyId, 'does not exist in this account and Region')], new Set());
+      if (!seen.has(keyId)) record([declaredKeyMissing(keyId, 'does not exist in this account and Region')], new Map());
     }
   }
   totals.declaredSeen = [...seen];
@@ -427,6 +481,8 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     ...(securityHub ? { securityHub } : {}),
     summary: summaryOf(totals, handedOver, keysNotFound),
   };
+  const reportObjects = handedOver ? writtenBeforeHandOver : await writeReports(report);
+  if (reportObjects) report.reportObjects = reportObjects;
   deps.log.info(report.summary, { auditId, slice, complete: report.complete, totals });
   if (!handedOver) await deps.notifier.publish(notificationOf(report, deps));
   return report;

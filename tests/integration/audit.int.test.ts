@@ -159,7 +159,7 @@ const WILDCARD_POLICY = rootPolicyWith({
   Resource: '*',
 });
 
-/** A key policy that denies everyone DescribeKey: the one key-policy check moto makes (kms-reference.md §4). */
+/** A key policy that denies everyone DescribeKey: the one key-policy check moto makes (docs/kms-facts.md#moto). */
 const DENY_DESCRIBE_POLICY = rootPolicyWith({
   Sid: 'NoDescribe',
   Effect: 'Deny',

@@ -120,7 +120,12 @@ describe('Authorization: every AWS call of every flow, against the policies the 
   beforeAll(async () => {
     deployed = await deployTestStack(STAGE, {
       region: REGION,
-      params: { driftMode: 'remediate', aliasScope: 'alias/app/*,alias/authz/*', securityHubFindings: 'true' },
+      params: {
+        driftMode: 'remediate',
+        aliasScope: 'alias/app/*,alias/authz/*',
+        securityHubFindings: 'true',
+        auditReports: 'true',
+      },
     });
     stack = deployed.stack;
     recorder = createCallRecorder({
@@ -135,9 +140,10 @@ describe('Authorization: every AWS call of every flow, against the policies the 
         region: REGION,
         partition: 'aws',
         physicalIds: stack.resources,
-        // Deployed and resolved with securityHubFindings on: the audit's and the drift watch's Security Hub calls (REST,
-        // named by the proxy from method and path) are evaluated like every other call.
-        parameters: { DriftMode: driftMode, SecurityHubFindings: 'true' },
+        // Deployed and resolved with securityHubFindings and auditReports on: the Security Hub calls of
+        // the audit and the drift watch, and the audit's report objects (REST, named by the proxy from
+        // method and path), are evaluated like every other call.
+        parameters: { DriftMode: driftMode, SecurityHubFindings: 'true', AuditReports: 'true' },
       });
     remediate = resolve('remediate');
     detect = resolve('detect');
@@ -422,7 +428,12 @@ describe('Authorization: every AWS call of every flow, against the policies the 
 
   // --- audit --------------------------------------------------------------------------------------
   it('audit, report mode: every call is authorized', async () => {
-    await authorizeFlow('audit report', 'audit', {}, { mustCall: ['ListKeys', 'GetFindings', 'BatchImportFindings'] });
+    await authorizeFlow(
+      'audit report',
+      'audit',
+      {},
+      { mustCall: ['ListKeys', 'GetFindings', 'BatchImportFindings', 'PutObject'] },
+    );
   });
 
   it('audit, remediate mode (a managed key with rotation off): every call is authorized', async () => {
@@ -432,7 +443,7 @@ describe('Authorization: every AWS call of every flow, against the policies the 
       'audit remediate',
       'audit',
       { remediate: true },
-      { mustCall: ['EnableKeyRotation', 'GetFindings', 'BatchImportFindings'] },
+      { mustCall: ['EnableKeyRotation', 'GetFindings', 'BatchImportFindings', 'PutObject'] },
     );
   });
 

@@ -40,7 +40,7 @@ interface DriftReport {
 const ACCOUNT = '123456789012';
 const ALICE = 'arn:aws:iam::123456789012:user/Alice';
 
-/** A CloudTrail record of a KMS call, as EventBridge delivers it (kms-reference.md §2). */
+/** A CloudTrail record of a KMS call, as EventBridge delivers it (docs/kms-facts.md#cloudtrail-records). */
 const cloudTrailEvent = (
   eventName: string,
   requestParameters: Record<string, unknown>,

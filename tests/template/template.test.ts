@@ -522,7 +522,12 @@ describe('Template: serverless package output', () => {
         ofType('AWS::IAM::Policy')
           .map(([logicalId]) => logicalId)
           .sort(),
-      ).toEqual(['AuditSecurityHubPolicy', 'OnKeyActivityRemediationPolicy', 'OnKeyActivitySecurityHubPolicy']);
+      ).toEqual([
+        'AuditReportsPolicy',
+        'AuditSecurityHubPolicy',
+        'OnKeyActivityRemediationPolicy',
+        'OnKeyActivitySecurityHubPolicy',
+      ]);
       expect((pkg.template.Conditions as Record<string, unknown>).SendsSecurityHubFindings).toEqual({
         'Fn::Equals': [{ Ref: 'SecurityHubFindings' }, 'true'],
       });
@@ -564,9 +569,93 @@ describe('Template: serverless package output', () => {
       },
     );
 
+    it('lets the audit write report objects only with auditReports on, only under audit-reports/ of its own bucket, and nothing else', () => {
+      const policy = resources.AuditReportsPolicy as Resource & { Condition?: string };
+      expect(policy.Type).toBe('AWS::IAM::Policy');
+      expect(policy.Condition).toBe('WritesAuditReports');
+      expect(policy.Properties.Roles).toEqual([{ Ref: 'AuditRole' }]);
+      const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+      expect(statements.map((statement) => [statement.Effect, actionsOf(statement), statement.Resource])).toEqual([
+        ['Allow', ['s3:PutObject'], { 'Fn::Sub': '${AuditReportsBucket.Arn}/audit-reports/*' }],
+      ]);
+      expect(statements[0]?.Condition).toBeUndefined();
+    });
+
     it('matches the validation-failure metric on the service dimension the functions emit', () => {
       const validation = alarms().find((alarm) => alarm.Properties.MetricName === 'RotationValidationFailed');
       expect(validation?.Properties.Dimensions).toEqual([{ Name: 'service', Value: 'kms-rotation' }]);
+    });
+  });
+
+  describe('Resource: the audit report bucket (auditReports, off by default)', () => {
+    const conditional = (logicalId: string) => resources[logicalId] as Resource & Record<string, unknown>;
+
+    it('exists only under the WritesAuditReports condition, whose parameter defaults to "false"', () => {
+      expect((pkg.template.Conditions as Record<string, unknown>).WritesAuditReports).toEqual({
+        'Fn::Equals': [{ Ref: 'AuditReports' }, 'true'],
+      });
+      expect((pkg.template.Parameters as Record<string, { Default?: string }>).AuditReports?.Default).toBe('false');
+      for (const logicalId of ['AuditReportsBucket', 'AuditReportsBucketPolicy', 'AuditReportsPolicy']) {
+        expect(conditional(logicalId).Condition, logicalId).toBe('WritesAuditReports');
+      }
+      expect((pkg.template.Outputs as Record<string, { Condition?: string }>).AuditReportsBucketName?.Condition).toBe(
+        'WritesAuditReports',
+      );
+    });
+
+    it('encrypts at rest with SSE-S3, blocks all public access, enforces bucket ownership and is kept on stack deletion', () => {
+      const bucket = conditional('AuditReportsBucket');
+      expect(bucket.Type).toBe('AWS::S3::Bucket');
+      expect(bucket.Properties.BucketEncryption).toEqual({
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      });
+      expect(bucket.Properties.PublicAccessBlockConfiguration).toEqual({
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      });
+      expect(bucket.Properties.OwnershipControls).toEqual({ Rules: [{ ObjectOwnership: 'BucketOwnerEnforced' }] });
+      expect(bucket.Properties.VersioningConfiguration).toBeUndefined();
+      expect([bucket.DeletionPolicy, bucket.UpdateReplacePolicy]).toEqual(['Retain', 'Retain']);
+    });
+
+    it('expires report objects after auditReportExpiryDays (365 by default) and aborts incomplete uploads after a day', () => {
+      expect(conditional('AuditReportsBucket').Properties.LifecycleConfiguration).toEqual({
+        Rules: [
+          { Id: 'ExpireAuditReports', Status: 'Enabled', Prefix: 'audit-reports/', ExpirationInDays: 365 },
+          {
+            Id: 'AbortIncompleteUploads',
+            Status: 'Enabled',
+            AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 },
+          },
+        ],
+      });
+    });
+
+    it('denies every request that does not use TLS, on the bucket and its objects', () => {
+      const policy = conditional('AuditReportsBucketPolicy');
+      expect(policy.Type).toBe('AWS::S3::BucketPolicy');
+      expect(policy.Properties.Bucket).toEqual({ Ref: 'AuditReportsBucket' });
+      expect((policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement).toEqual([
+        {
+          Sid: 'DenyInsecureTransport',
+          Effect: 'Deny',
+          Principal: '*',
+          Action: 's3:*',
+          Resource: [{ 'Fn::GetAtt': ['AuditReportsBucket', 'Arn'] }, { 'Fn::Sub': '${AuditReportsBucket.Arn}/*' }],
+          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        },
+      ]);
+    });
+
+    it("leaves the audit's AUDIT_REPORTS_BUCKET empty when off", () => {
+      const audit = ofType('AWS::Lambda::Function').find(
+        ([, fn]) => fn.Properties.Handler === 'handlers/audit.handler',
+      )?.[1] as Resource;
+      expect(
+        (audit.Properties.Environment as { Variables: Record<string, unknown> }).Variables.AUDIT_REPORTS_BUCKET,
+      ).toBe('');
     });
   });
 
@@ -577,8 +666,50 @@ describe('Template: serverless package output', () => {
   });
 });
 
+describe('Template: auditReports on', () => {
+  let pkg: PackagedService;
+  let resources: Record<string, Resource>;
+
+  beforeAll(async () => {
+    pkg = await packageService({
+      stage: 'tplreports',
+      region: 'us-east-1',
+      outDir: join('.tmp', 'template-reports'),
+      params: { auditReports: 'true', auditReportExpiryDays: '30' },
+    });
+    resources = pkg.template.Resources as Record<string, Resource>;
+  });
+
+  it('passes cfn-lint', async () => {
+    await expect(lintTemplate(pkg.updateTemplatePath)).resolves.toBeUndefined();
+  });
+
+  it("names the bucket to the audit (a Ref) and defaults the condition's parameter to on", () => {
+    const audit = Object.values(resources).find(
+      (resource) =>
+        resource.Type === 'AWS::Lambda::Function' && resource.Properties.Handler === 'handlers/audit.handler',
+    ) as Resource;
+    expect(
+      (audit.Properties.Environment as { Variables: Record<string, unknown> }).Variables.AUDIT_REPORTS_BUCKET,
+    ).toEqual({ Ref: 'AuditReportsBucket' });
+    expect((pkg.template.Parameters as Record<string, { Default?: string }>).AuditReports?.Default).toBe('true');
+  });
+
+  it('expires report objects after the auditReportExpiryDays given', () => {
+    const rules = (
+      (resources.AuditReportsBucket as Resource).Properties.LifecycleConfiguration as {
+        Rules: { Id: string; ExpirationInDays?: number }[];
+      }
+    ).Rules;
+    expect(rules.find((rule) => rule.Id === 'ExpireAuditReports')?.ExpirationInDays).toBe(30);
+  });
+});
+
 describe('Template: stage parameters', () => {
   it.each([
+    ['auditReportExpiryDays', '0', /auditReportExpiryDays.*between 1 and 3650/],
+    ['auditReportExpiryDays', 'soon', /auditReportExpiryDays.*whole number of days/],
+    ['auditReports', 'yes', /auditReports.*"true" or "false"/],
     ['rotationPeriodDays', '30', /rotationPeriodDays.*between 90 and 2560/],
     ['rotationPeriodDays', '2561', /rotationPeriodDays.*between 90 and 2560/],
     ['deletionWindowDays', '60', /deletionWindowDays.*between 7 and 30/],

@@ -1,9 +1,11 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { type AuditDeps, type AuditRequest, auditFleet } from '../../../src/domain/audit-fleet';
+import type { ReportObject, ReportStore } from '../../../src/domain/audit-reports';
 import { driftSecurityHubBatch } from '../../../src/domain/drift-asff';
 import type { DriftRuleId } from '../../../src/domain/drift-rules';
 import { AwsServiceError, PreconditionFailedError } from '../../../src/domain/errors';
 import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
+import type { OcsfComplianceFinding } from '../../../src/domain/ocsf';
 import { FakeClock, FakeSleeper } from '../rotate/support/world';
 import { MemoryKeyLeases } from '../support/memory-leases';
 import { MemorySecurityHub } from '../support/memory-security-hub';
@@ -727,6 +729,173 @@ describe('Function: auditFleet', () => {
     expect(report.findings).toHaveLength(5);
     expect(report.findingsOmitted).toBe(2);
     expect(report.totals.findingsByRule).toEqual({ 'rotation-enabled': 7 });
+  });
+
+  describe('with audit reports (auditReports on)', () => {
+    /** The bucket as PutObject behaves: one object per key, the last write wins. */
+    class MemoryReportStore implements ReportStore {
+      readonly objects = new Map<string, ReportObject>();
+      readonly writes: string[] = [];
+      failOn?: RegExp;
+      async put(object: ReportObject): Promise<string> {
+        if (this.failOn?.test(object.key))
+          throw new AwsServiceError('PutObject', false, `PutObject on ${object.key} failed`);
+        this.writes.push(object.key);
+        this.objects.set(object.key, object);
+        return `s3://reports-bucket/${object.key}`;
+      }
+      ocsf(key: string): OcsfComplianceFinding[] {
+        return JSON.parse(this.objects.get(key)?.body ?? 'null');
+      }
+    }
+    let store: MemoryReportStore;
+    let auditIds: string[];
+    const withReports = (): AuditDeps => ({
+      ...deps(),
+      reports: { store, productVersion: '9.9.9' },
+      ids: { newId: () => auditIds.shift() ?? 'audit-x' },
+    });
+    const FOLDER = 'audit-reports/2026/11/22/audit-1';
+
+    beforeEach(() => {
+      store = new MemoryReportStore();
+      auditIds = ['audit-1', 'audit-2'];
+    });
+
+    it("writes the slice's findings as OCSF JSON and CSV, then the summary, and lists them in the report", async () => {
+      fleet.add('off', {}, {}, false);
+      fleet.add('on', {}, {}, true);
+
+      const report = await auditFleet({ remediate: false }, withReports());
+
+      expect(store.writes).toEqual([`${FOLDER}/slice-1.ocsf.json`, `${FOLDER}/slice-1.csv`, `${FOLDER}/summary.json`]);
+      expect(report.reportObjects).toEqual(store.writes.map((key) => `s3://reports-bucket/${key}`));
+      expect([...store.objects.values()].map((object) => object.contentType)).toEqual([
+        'application/json',
+        'text/csv; charset=utf-8; header=present',
+        'application/json',
+      ]);
+      expect(store.ocsf(`${FOLDER}/slice-1.ocsf.json`).map((finding) => finding.finding_info.uid)).toEqual([
+        `kms-rotation/${ACCOUNT}/us-east-1/off/rotation-enabled`,
+      ]);
+      expect(store.ocsf(`${FOLDER}/slice-1.ocsf.json`)[0]?.metadata.product.version).toBe('9.9.9');
+      expect(JSON.parse(store.objects.get(`${FOLDER}/summary.json`)?.body ?? '')).toEqual({
+        auditId: 'audit-1',
+        startedAt: NOW.toISOString(),
+        finishedAt: NOW.toISOString(),
+        slices: 1,
+        remediate: false,
+        limits: { maxRotationPeriodDays: 365, maxMaterialAgeDays: 400 },
+        totals: { ...report.totals, declaredSeen: undefined },
+        keysNotFound: [],
+        summary: report.summary,
+        sliceObjects: [`${FOLDER}/slice-1.ocsf.json`, `${FOLDER}/slice-1.csv`],
+      });
+    });
+
+    it('writes nothing, and says nothing of reports, when they are off', async () => {
+      fleet.add('off', {}, {}, false);
+
+      const report = await auditFleet({ remediate: false }, deps());
+
+      expect(report).not.toHaveProperty('reportObjects');
+    });
+
+    it('writes every finding, not only those the report lists', async () => {
+      for (let index = 0; index < 7; index += 1) fleet.add(`off-${index}`, {}, {}, false);
+
+      const report = await auditFleet({ remediate: false }, { ...withReports(), maxFindingsListed: 5 });
+
+      expect(report.findings).toHaveLength(5);
+      expect(store.ocsf(`${FOLDER}/slice-1.ocsf.json`)).toHaveLength(7);
+      expect(store.objects.get(`${FOLDER}/slice-1.csv`)?.body.trim().split('\r\n')).toHaveLength(8);
+    });
+
+    it('writes a suppressed finding as Suppressed and a remediated one as Resolved, each once', async () => {
+      fleet.add('excepted', {}, { 'kms-rotation:exception:rotation-enabled': 'until=2026-12-31 owner=team-x' }, false);
+      fleet.add('managed-off', {}, MANAGED, false);
+
+      await auditFleet({ remediate: true }, withReports());
+
+      expect(
+        store.ocsf(`${FOLDER}/slice-1.ocsf.json`).map((finding) => `${finding.resources[0]?.name} ${finding.status}`),
+      ).toEqual(['excepted Suppressed', 'managed-off Resolved']);
+    });
+
+    it('writes each slice before handing over, under its own number, and the summary only at the end', async () => {
+      for (let index = 0; index < 15; index += 1) fleet.add(`k-${index}`, {}, {}, false);
+      remaining = [60_000];
+
+      const first = await auditFleet({ remediate: false }, withReports());
+
+      expect(first.complete).toBe(false);
+      expect(store.writes).toEqual([`${FOLDER}/slice-1.ocsf.json`, `${FOLDER}/slice-1.csv`]);
+      expect(first.reportObjects).toHaveLength(2);
+      expect(continuations).toHaveLength(1);
+
+      clock.advance(86_400_000); // the next slice runs the next day: still the folder of the day the audit started
+      const last = await auditFleet(continuations[0] as AuditRequest, withReports());
+
+      expect(store.writes.slice(2)).toEqual([
+        `${FOLDER}/slice-2.ocsf.json`,
+        `${FOLDER}/slice-2.csv`,
+        `${FOLDER}/summary.json`,
+      ]);
+      expect(last.reportObjects).toHaveLength(3);
+      const ids = (slice: number) =>
+        store.ocsf(`${FOLDER}/slice-${slice}.ocsf.json`).map((finding) => finding.finding_info.uid.split('/')[3]);
+      expect(ids(1)).toHaveLength(10);
+      expect(ids(2)).toHaveLength(5);
+      expect(new Set([...ids(1), ...ids(2)]).size).toBe(15);
+      expect(JSON.parse(store.objects.get(`${FOLDER}/summary.json`)?.body ?? '')).toMatchObject({
+        slices: 2,
+        totals: { keysAudited: 15, findingsByRule: { 'rotation-enabled': 15 } },
+        sliceObjects: [
+          `${FOLDER}/slice-1.ocsf.json`,
+          `${FOLDER}/slice-1.csv`,
+          `${FOLDER}/slice-2.ocsf.json`,
+          `${FOLDER}/slice-2.csv`,
+        ],
+      });
+    });
+
+    it('overwrites its own objects when a slice is retried from the same checkpoint', async () => {
+      for (let index = 0; index < 15; index += 1) fleet.add(`k-${index}`, {}, {}, false);
+      remaining = [60_000];
+      await auditFleet({ remediate: false }, withReports());
+      const checkpoint = continuations[0] as AuditRequest;
+
+      await auditFleet(checkpoint, withReports());
+      const afterFirst = new Map(store.objects);
+      clock.advance(180_000); // Lambda retries the failed invocation minutes later
+      await auditFleet(checkpoint, withReports());
+
+      expect(store.writes.filter((key) => key.endsWith('slice-2.csv'))).toHaveLength(2);
+      expect([...store.objects.keys()].sort()).toEqual([...afterFirst.keys()].sort());
+      // The retry's findings replaced the first attempt's, under the same key.
+      expect(store.ocsf(`${FOLDER}/slice-2.ocsf.json`).map((finding) => finding.time)).toEqual(
+        Array(5).fill(NOW.getTime() + 180_000),
+      );
+    });
+
+    it('fails the invocation, handing nothing over, when a report cannot be written', async () => {
+      for (let index = 0; index < 15; index += 1) fleet.add(`k-${index}`, {}, {}, false);
+      remaining = [60_000];
+      store.failOn = /slice-1\.csv$/;
+
+      await expect(auditFleet({ remediate: false }, withReports())).rejects.toThrow(/PutObject/);
+
+      expect(continuations).toEqual([]);
+    });
+
+    it('fails the invocation, publishing nothing, when the summary cannot be written', async () => {
+      fleet.add('off', {}, {}, false);
+      store.failOn = /summary\.json$/;
+
+      await expect(auditFleet({ remediate: false }, withReports())).rejects.toThrow(/PutObject/);
+
+      expect(published).toEqual([]);
+    });
   });
 
   describe('with Security Hub findings (securityHubFindings on)', () => {

@@ -24,6 +24,8 @@ interface StackModule {
   aliasScope(resolver: Resolver): Promise<string>;
   aliasScopeArns(resolver: Resolver): Promise<unknown[]>;
   keyTags(resolver: Resolver): Promise<{ Key: string; Value: string }[]>;
+  auditReportsBucket(resolver: Resolver): Promise<string | { Ref: string }>;
+  auditReportExpiryDays(resolver: Resolver): Promise<number>;
   USER_ACTIONS: string[];
 }
 
@@ -359,6 +361,44 @@ describe('Module: config/stack.cjs', () => {
     it('throws StackParameterError when the period is out of range', async () => {
       const result = stack.keyTags(resolver({ rotationPeriodDays: '89', aliasName: 'alias/app/secure-key' }));
       await expect(result).rejects.toBeInstanceOf(stack.StackParameterError);
+    });
+  });
+  describe('Method: auditReportsBucket', () => {
+    it('is a Ref of the report bucket when auditReports is "true", empty text when "false"', async () => {
+      await expect(stack.auditReportsBucket(resolver({ auditReports: 'true' }))).resolves.toEqual({
+        Ref: 'AuditReportsBucket',
+      });
+      await expect(stack.auditReportsBucket(resolver({ auditReports: 'false' }))).resolves.toBe('');
+    });
+
+    it.each(['yes', 'TRUE', '1', undefined])(
+      'throws StackParameterError naming the parameter when it is %j',
+      async (value) => {
+        const result = stack.auditReportsBucket(resolver({ auditReports: value }));
+        await expect(result).rejects.toBeInstanceOf(stack.StackParameterError);
+        await expect(result).rejects.toThrow('Parameter "auditReports" must be "true" or "false"');
+      },
+    );
+  });
+
+  describe('Method: auditReportExpiryDays', () => {
+    it.each([
+      ['1', 1],
+      ['365', 365],
+      ['3650', 3650],
+    ])('returns %s as %i days', async (value, days) => {
+      await expect(stack.auditReportExpiryDays(resolver({ auditReportExpiryDays: value }))).resolves.toBe(days);
+    });
+
+    it.each([
+      ['0', 'between 1 and 3650 days (report retention)'],
+      ['3651', 'between 1 and 3650 days (report retention)'],
+      ['a year', 'whole number of days'],
+    ])('throws StackParameterError naming the parameter when it is %j', async (value, why) => {
+      const result = stack.auditReportExpiryDays(resolver({ auditReportExpiryDays: value }));
+      await expect(result).rejects.toBeInstanceOf(stack.StackParameterError);
+      await expect(result).rejects.toThrow('Parameter "auditReportExpiryDays"');
+      await expect(result).rejects.toThrow(why);
     });
   });
 });

@@ -21,19 +21,6 @@ const SCANNED_FILES = ['serverless.yml'];
 /** Documents that are not in the repository: nothing in it may send a reader there. */
 const OUTSIDE_DOCUMENTS = /\b(?:DESIGN|STYLE)\.md\b|kms-reference/;
 
-/**
- * Files that still point at an outside document, because other work is changing them as this
- * test is written; each is to point into docs/ instead (the anchor it should use is noted).
- * This list must only shrink, to empty: a file leaves it as soon as it is fixed (the test
- * below fails while a listed file no longer needs to be here), and no file joins it.
- */
-const PENDING_FILES: readonly string[] = [
-  // kms-reference.md §4 -> docs/kms-facts.md#moto
-  'tests/integration/audit.int.test.ts',
-  // kms-reference.md §2 -> docs/kms-facts.md#cloudtrail-records
-  'tests/integration/on-key-activity.int.test.ts',
-];
-
 const filesUnder = (dir: string): string[] =>
   readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((entry) => {
     const path = `${dir}/${entry.name}`;
@@ -142,28 +129,16 @@ describe('Repository: documentation the code relies on', () => {
       expect(files).not.toContain(THIS_FILE);
     });
 
-    it('finds no mention of DESIGN.md, STYLE.md or kms-reference.md outside PENDING_FILES', () => {
+    it('finds no mention of DESIGN.md, STYLE.md or kms-reference.md', () => {
       // Act
-      const offending = files
-        .filter((file) => !PENDING_FILES.includes(file))
-        .flatMap((file) =>
-          read(file)
-            .split('\n')
-            .flatMap((text, index) => (OUTSIDE_DOCUMENTS.test(text) ? [`${file}:${index + 1}: ${text.trim()}`] : [])),
-        );
+      const offending = files.flatMap((file) =>
+        read(file)
+          .split('\n')
+          .flatMap((text, index) => (OUTSIDE_DOCUMENTS.test(text) ? [`${file}:${index + 1}: ${text.trim()}`] : [])),
+      );
 
       // Assess: say it in the comment, or put it in docs/ and point there (docs/README.md).
       expect(offending).toEqual([]);
-    });
-
-    it('keeps in PENDING_FILES only files that still mention them', () => {
-      // Act
-      const fixed = PENDING_FILES.filter(
-        (file) => !existsSync(join(ROOT, file)) || !OUTSIDE_DOCUMENTS.test(read(file)),
-      );
-
-      // Assess: a fixed file leaves the list.
-      expect(fixed).toEqual([]);
     });
   });
 
