@@ -1,13 +1,6 @@
-import {
-  ALIAS_SWAP_STEPS,
-  type AliasSwapDeps,
-  locateRollback,
-  locateSwap,
-  ROLLBACK_STEPS,
-  type RollbackState,
-  type StepReport,
-  type SwapState,
-} from './alias-swap';
+import { ALIAS_SWAP_STEPS } from './alias-swap';
+import { locateRollback, ROLLBACK_STEPS, type RollbackState } from './alias-swap-rollback';
+import { type AliasSwapDeps, locateSwap, type SwapState } from './alias-swap-state';
 import type { DeclaredState } from './declared-state';
 import { describeError, excerpt, KmsRotationError, PreconditionFailedError, VerificationFailedError } from './errors';
 import { classifyKey } from './key-classification';
@@ -19,6 +12,7 @@ import { awaitRollbackReadBack, awaitSwapReadBack } from './read-back';
 import type { CheckResult } from './rotation-checks';
 import { chooseStrategy, type RequestedStrategy, type Strategy } from './rotation-strategy';
 import { requireLocalKeyRef } from './service-location';
+import type { StepReport } from './step-report';
 import { assessRotation, keepCanary, type RotationAssessmentDeps } from './validate-rotation';
 
 export interface RotateRequest {
