@@ -5,6 +5,7 @@ import { PreconditionFailedError } from './errors';
 import type { KeyDescription } from './model';
 import type { KeyAdmin, KeyReader } from './ports';
 import { settleAll } from './settled';
+import type { StepReport } from './step-report';
 
 /**
  * How an alias-swap and its rollback move the declared aliases: read where they point, refuse
@@ -68,3 +69,19 @@ export const pointAliases = async (
   );
   return { moved, already };
 };
+
+/** The report of a step that moved aliases with `pointAliases`: `skipped` when every one was in place already. */
+export const aliasMovesReport = (
+  step: 'promoteAliases' | 'restoreAliases',
+  { moved, already }: { moved: string[]; already: string[] },
+  target: KeyDescription,
+  dryRun: boolean,
+  towards: 'at' | 'back at',
+): StepReport =>
+  moved.length === 0
+    ? { step, status: 'skipped', detail: `${already.join(', ')} already point at ${target.keyId}` }
+    : {
+        step,
+        status: dryRun ? 'planned' : 'done',
+        detail: `${dryRun ? 'would point' : 'pointed'} ${moved.join(', ')} ${towards} ${target.keyId}`,
+      };

@@ -1,4 +1,10 @@
-import { pointAliases, readAliasTargets, requireAliasesInScope, requireAliasesOn } from './alias-moves';
+import {
+  aliasMovesReport,
+  pointAliases,
+  readAliasTargets,
+  requireAliasesInScope,
+  requireAliasesOn,
+} from './alias-moves';
 import { type AliasSwapDeps, carriesDeclaredState, declaredTagsOfSwap, keyAndTags } from './alias-swap-state';
 import { type DeclaredState, readDeclaredState, TAGS } from './declared-state';
 import { PreconditionFailedError, VerificationFailedError } from './errors';
@@ -106,19 +112,8 @@ export const restoreAliases = async (
   requireAliasesInScope(aliases, deps.aliasScope);
   const targets = await readAliasTargets(deps.keys, aliases);
   requireAliasesOn(targets, [rollback.current.keyId, rollback.predecessor.keyId], 'roll back');
-  const { moved, already } = await pointAliases(aliases, targets, rollback.predecessor, deps.admin, dryRun);
-  if (moved.length === 0) {
-    return {
-      step: 'restoreAliases',
-      status: 'skipped',
-      detail: `${already.join(', ')} already point at ${rollback.predecessor.keyId}`,
-    };
-  }
-  return {
-    step: 'restoreAliases',
-    status: dryRun ? 'planned' : 'done',
-    detail: `${dryRun ? 'would point' : 'pointed'} ${moved.join(', ')} back at ${rollback.predecessor.keyId}`,
-  };
+  const moves = await pointAliases(aliases, targets, rollback.predecessor, deps.admin, dryRun);
+  return aliasMovesReport('restoreAliases', moves, rollback.predecessor, dryRun, 'back at');
 };
 
 /**

@@ -1,4 +1,4 @@
-import { pointAliases, requireAliasesInScope, requireAliasesOn } from './alias-moves';
+import { aliasMovesReport, pointAliases, requireAliasesInScope, requireAliasesOn } from './alias-moves';
 import {
   type AliasSwapDeps,
   carriesDeclaredState,
@@ -316,17 +316,10 @@ export const promoteAliases = async (swap: SwapState, deps: AliasSwapDeps, dryRu
   }
   if (!dryRun) requireVerified(swap, swap.successor);
   const targets = await swap.aliasTargets();
-  const { moved, already } = await pointAliases(aliases, targets, swap.successor, deps.admin, dryRun);
-  if (moved.length === 0) {
-    return {
-      step: 'promoteAliases',
-      status: 'skipped',
-      detail: `${already.join(', ')} already point at ${swap.successor.keyId}`,
-    };
-  }
-  const detail = `${dryRun ? 'would point' : 'pointed'} ${moved.join(', ')} at ${swap.successor.keyId}`;
-  if (!dryRun) deps.log.info('promoteAliases', { rotationId: swap.rotationId, detail });
-  return { step: 'promoteAliases', status: dryRun ? 'planned' : 'done', detail };
+  const moves = await pointAliases(aliases, targets, swap.successor, deps.admin, dryRun);
+  const report = aliasMovesReport('promoteAliases', moves, swap.successor, dryRun, 'at');
+  if (report.status === 'done') deps.log.info('promoteAliases', { rotationId: swap.rotationId, detail: report.detail });
+  return report;
 };
 
 /** Which of `finish`'s writes are in place already, by the tags and rotation status `locateSwap` read. */
