@@ -1,4 +1,5 @@
-import type { RollbackState, SwapState } from './alias-swap';
+import type { RollbackState } from './alias-swap-rollback';
+import type { SwapState } from './alias-swap-state';
 import { aliasTargetOf } from './alias-target';
 import { TAGS } from './declared-state';
 import { AwsServiceError } from './errors';

@@ -1,25 +1,19 @@
-import {
-  ALIAS_SWAP_STEPS,
-  type AliasSwapDeps,
-  locateRollback,
-  locateSwap,
-  ROLLBACK_STEPS,
-  type RollbackState,
-  type StepReport,
-  type SwapState,
-} from './alias-swap';
+import { ALIAS_SWAP_STEPS } from './alias-swap';
+import { locateRollback, ROLLBACK_STEPS, type RollbackState } from './alias-swap-rollback';
+import { type AliasSwapDeps, locateSwap, type SwapState } from './alias-swap-state';
 import type { DeclaredState } from './declared-state';
 import { describeError, excerpt, KmsRotationError, PreconditionFailedError, VerificationFailedError } from './errors';
 import { classifyKey } from './key-classification';
 import { holdingKeys, type LeaseDeps } from './key-lease';
 import { LINEAGE, lineageStateOf } from './lineage';
-import type { KeyDescription, Notification, RotationRecord, Severity, Tags } from './model';
-import type { Notifier, Sleeper } from './ports';
+import type { KeyDescription, Notification, Severity, Tags } from './model';
+import { locateOnDemand, ON_DEMAND_STEPS, type OnDemandDeps, type OnDemandState } from './on-demand-rotation';
+import type { Notifier } from './ports';
 import { awaitRollbackReadBack, awaitSwapReadBack } from './read-back';
 import type { CheckResult } from './rotation-checks';
 import { chooseStrategy, type RequestedStrategy, type Strategy } from './rotation-strategy';
 import { requireLocalKeyRef } from './service-location';
-import { assessRotation, keepCanary, type RotationAssessmentDeps } from './validate-rotation';
+import type { StepReport } from './step-report';
 
 export interface RotateRequest {
   /** Alias name, key id or key ARN. */
@@ -52,18 +46,8 @@ export interface RotateReport {
   notification?: { type: Notification['type']; severity: Severity };
 }
 
-export interface RotateDeps extends AliasSwapDeps, RotationAssessmentDeps, LeaseDeps {
+export interface RotateDeps extends AliasSwapDeps, OnDemandDeps, LeaseDeps {
   notifier: Notifier;
-  sleeper: Sleeper;
-  /** Per-key on-demand rotation limit (KMS: 25, not adjustable). */
-  onDemandLimit: number;
-  /** How long to wait for KMS to record an on-demand rotation. */
-  rotationWaitMs: number;
-  /**
-   * A request for a key rotated less than this long ago is taken as a re-run of that rotation
-   * (after a crash or a timeout the caller never heard back from), not as a new one.
-   */
-  recentRotationMs: number;
 }
 
 /** The error a rotation that began and then failed ends with, after its CRITICAL notification. */
@@ -89,6 +73,10 @@ export class RotationFailedError extends KmsRotationError {
  * `rotate`: on-demand rotation for keys KMS can rotate, alias-swap for keys it cannot,
  * rollback of the last alias-swap. Refusals come before any change; once work has begun, a
  * failure is notified CRITICAL and re-running the same request converges.
+ *
+ * The orchestration lives here: the request, the leases (`underLease`), the strategy
+ * (`rotateLocated`), the steps (`ALIAS_SWAP_STEPS` in `alias-swap.ts`, `ON_DEMAND_STEPS` in
+ * `on-demand-rotation.ts`, `ROLLBACK_STEPS` in `alias-swap-rollback.ts`) and the notification.
  */
 export const rotateKey = async (request: RotateRequest, deps: RotateDeps): Promise<RotateReport> => {
   requireLocalKeyRef(request.key, deps.location, 'key');
@@ -259,28 +247,93 @@ const rotateLocated = async (
   }
 
   if (strategy === 'on-demand') return rotateOnDemand(key, request, report, deps);
-
-  report.rotationId = swap.rotationId;
-  report.predecessor = key.keyId;
   progress.swap = swap;
+  return rotateBySwap(swap, report, deps, request.dryRun);
+};
+
+/**
+ * Runs the alias-swap's steps (`ALIAS_SWAP_STEPS`), group by group; a failed step ends the run,
+ * once the steps of its group have settled.
+ */
+const runSwapSteps = async (swap: SwapState, report: RotateReport, deps: RotateDeps, dryRun: boolean) => {
   for (const group of ALIAS_SWAP_STEPS) {
-    const results = await Promise.allSettled(group.map((step) => step(swap, deps, request.dryRun)));
+    const results = await Promise.allSettled(group.map((step) => step(swap, deps, dryRun)));
     report.successor = swap.successor?.keyId;
     for (const result of results) if (result.status === 'fulfilled') report.steps.push(result.value);
     const failed = results.find((result) => result.status === 'rejected');
     if (failed) throw failed.reason;
   }
+};
+
+/** The alias-swap of a located rotation: its steps, then (once it wrote anything) its read-back, then the report. */
+const rotateBySwap = async (swap: SwapState, report: RotateReport, deps: RotateDeps, dryRun: boolean) => {
+  const key = swap.predecessor;
+  report.rotationId = swap.rotationId;
+  report.predecessor = key.keyId;
+  await runSwapSteps(swap, report, deps, dryRun);
   const allSkipped = report.steps.every((step) => step.status === 'skipped');
   // What this run wrote must read back before it reports: else the next run reads the rotation as not begun.
-  if (!request.dryRun && !allSkipped) await awaitSwapReadBack(swap, deps);
-  report.outcome = request.dryRun ? 'planned' : allSkipped ? 'nothing-to-do' : 'completed';
-  if (swap.successor && !request.dryRun) {
+  if (!dryRun && !allSkipped) await awaitSwapReadBack(swap, deps);
+  report.outcome = dryRun ? 'planned' : allSkipped ? 'nothing-to-do' : 'completed';
+  if (swap.successor && !dryRun) {
     report.keyId = swap.successor.keyId;
     report.keyArn = swap.successor.arn;
   }
-  report.summary = request.dryRun
+  report.summary = dryRun
     ? `Would rotate ${key.keyId} by alias-swap: ${report.steps.map((step) => `${step.step} (${step.status})`).join(', ')}`
     : `Rotated ${key.keyId} by alias-swap to ${swap.successor?.keyId}: ${swap.declared.aliases.join(', ') || 'no aliases'} now point at the successor; ${key.keyId} stays enabled`;
+  return report;
+};
+
+/**
+ * Runs the on-demand steps (`ON_DEMAND_STEPS`) in order; a failed step ends the run and is
+ * returned: `waitForRotation` when KMS has not recorded the rotation yet, `validate` when the
+ * rotated key failed its checks. The checks go into the report once `validate` ran them, the
+ * report of a run that fails after them included.
+ */
+const runOnDemandSteps = async (
+  state: OnDemandState,
+  report: RotateReport,
+  deps: RotateDeps,
+  dryRun: boolean,
+): Promise<StepReport | undefined> => {
+  for (const step of ON_DEMAND_STEPS) {
+    const done = await step(state, deps, dryRun).finally(() => {
+      if (state.checks) report.checks = state.checks;
+    });
+    if (done) report.steps.push(done);
+    if (done?.status === 'failed') return done;
+  }
+  return undefined;
+};
+
+/** The on-demand rotation of a key KMS can rotate: located under the lease, its steps, then the report. */
+const rotateOnDemand = async (
+  key: KeyDescription,
+  request: RotateRequest,
+  report: RotateReport,
+  deps: RotateDeps,
+): Promise<RotateReport> => {
+  const state = await locateOnDemand(key, deps, { force: request.force });
+  const stopped = await runOnDemandSteps(state, report, deps, request.dryRun);
+  const nth = `rotation ${state.used + 1} of ${deps.onDemandLimit}`;
+  if (request.dryRun) {
+    report.outcome = 'planned';
+    report.summary = state.recent
+      ? `Would validate the on-demand rotation of ${key.keyId} made at ${state.recent.rotationDate?.toISOString()}`
+      : `Would rotate ${key.keyId} on demand (${nth})`;
+    return report;
+  }
+  if (stopped?.step === 'validate') {
+    throw new VerificationFailedError(`the rotated key failed validation: ${stopped.detail}`);
+  }
+  if (stopped) {
+    report.outcome = 'in-progress';
+    report.summary = `On-demand rotation of ${key.keyId} started; not yet recorded by KMS, onRotation will validate it`;
+    return report;
+  }
+  report.outcome = 'completed';
+  report.summary = `Rotated ${key.keyId} on demand and validated the new key material (${nth})`;
   return report;
 };
 
@@ -296,165 +349,6 @@ const hasPendingImportedMaterial = async (key: KeyDescription, deps: RotateDeps)
   if (key.origin !== 'EXTERNAL') return false;
   const materials = await deps.keys.listRotations(key.keyId, { includeKeyMaterial: true });
   return materials.some((record) => record.keyMaterialState === 'PENDING_ROTATION');
-};
-
-const onDemandCount = (history: readonly RotationRecord[]): number =>
-  history.filter((record) => record.rotationType === 'ON_DEMAND').length;
-
-const latestOnDemand = (history: readonly RotationRecord[]): RotationRecord | undefined =>
-  history
-    .filter((record) => record.rotationType === 'ON_DEMAND')
-    .reduce<RotationRecord | undefined>(
-      (latest, record) =>
-        !latest?.rotationDate || (record.rotationDate && record.rotationDate > latest.rotationDate) ? record : latest,
-      undefined,
-    );
-
-const rotateOnDemand = async (
-  key: KeyDescription,
-  request: RotateRequest,
-  report: RotateReport,
-  deps: RotateDeps,
-): Promise<RotateReport> => {
-  const [history, status] = await Promise.all([
-    deps.keys.listRotations(key.keyId),
-    deps.keys.getRotationStatus(key.keyId),
-  ]);
-  const used = onDemandCount(history);
-  // A request moments after an on-demand rotation re-runs that rotation's validation (the caller
-  // may never have heard back), rather than spending another of the key's rotations.
-  const latest = latestOnDemand(history);
-  const recent =
-    !request.force &&
-    latest?.rotationDate &&
-    latest.rotationDate.getTime() > deps.clock.now().getTime() - deps.recentRotationMs
-      ? latest
-      : undefined;
-  if (!recent) {
-    // Refused before the call: KMS's LimitExceededException would be retried by the SDK as throttling.
-    if (used >= deps.onDemandLimit) {
-      throw new PreconditionFailedError(
-        'on-demand-limit',
-        `${key.keyId} has used ${used} of its ${deps.onDemandLimit} on-demand rotations; rotate it with strategy "alias-swap"`,
-      );
-    }
-    if (status.onDemandRotationStartDate) {
-      throw new PreconditionFailedError(
-        'rotation-conflict',
-        `${key.keyId} has an on-demand rotation in progress since ${status.onDemandRotationStartDate.toISOString()}; wait for it to finish`,
-      );
-    }
-  }
-  if (request.dryRun) {
-    report.steps.push(
-      recent
-        ? {
-            step: 'rotateKeyOnDemand',
-            status: 'skipped',
-            detail: `rotated on demand at ${recent.rotationDate?.toISOString()}; that rotation is validated again`,
-          }
-        : {
-            step: 'rotateKeyOnDemand',
-            status: 'planned',
-            detail: `rotation ${used + 1} of ${deps.onDemandLimit} on demand`,
-          },
-      {
-        step: 'waitForRotation',
-        status: recent ? 'skipped' : 'planned',
-        detail: `wait up to ${deps.rotationWaitMs / 1000} s for KMS to record it`,
-      },
-      { step: 'validate', status: 'planned', detail: 'the checks of onRotation: round trip, canary, history, aliases' },
-    );
-    report.outcome = 'planned';
-    report.summary = recent
-      ? `Would validate the on-demand rotation of ${key.keyId} made at ${recent.rotationDate?.toISOString()}`
-      : `Would rotate ${key.keyId} on demand (rotation ${used + 1} of ${deps.onDemandLimit})`;
-    return report;
-  }
-
-  let record = recent;
-  if (record) {
-    report.steps.push({
-      step: 'rotateKeyOnDemand',
-      status: 'skipped',
-      detail: `rotated on demand at ${record.rotationDate?.toISOString()}, less than ${Math.round(deps.recentRotationMs / 60_000)} minutes ago: validating that rotation (pass "force": true to rotate again)`,
-    });
-  } else {
-    await deps.admin.rotateKeyOnDemand(key.keyId);
-    report.steps.push({
-      step: 'rotateKeyOnDemand',
-      status: 'done',
-      detail: `rotation ${used + 1} of ${deps.onDemandLimit} started`,
-    });
-    record = await waitForRecordedRotation(key.keyId, used, deps);
-    if (!record) {
-      report.steps.push({
-        step: 'waitForRotation',
-        status: 'failed',
-        detail: `KMS had not recorded the rotation after ${deps.rotationWaitMs / 1000} s; onRotation validates it when KMS reports it`,
-      });
-      report.outcome = 'in-progress';
-      report.summary = `On-demand rotation of ${key.keyId} started; not yet recorded by KMS, onRotation will validate it`;
-      return report;
-    }
-    report.steps.push({
-      step: 'waitForRotation',
-      status: 'done',
-      detail: `recorded at ${record.rotationDate?.toISOString() ?? 'an unreported time'}`,
-    });
-  }
-
-  const assessment = await assessRotation(
-    {
-      eventId: `rotate:${key.keyId}:${record.rotationDate?.toISOString() ?? 'now'}`,
-      time: record.rotationDate ?? deps.clock.now(),
-      account: deps.location.account,
-      region: deps.location.region,
-      keyId: key.keyId,
-      keyArn: key.arn,
-      rotationType: 'ON_DEMAND',
-      currentKeyMaterialId: record.keyMaterialId,
-    },
-    deps,
-  );
-  if (assessment.kind === 'skipped') throw new PreconditionFailedError('not-managed', assessment.reason);
-  report.checks = assessment.checks;
-  if (assessment.failure) {
-    report.steps.push({ step: 'validate', status: 'failed', detail: failedChecks(assessment.checks) });
-    throw new VerificationFailedError(`the rotated key failed validation: ${failedChecks(assessment.checks)}`);
-  }
-  if (assessment.newCanary) await keepCanary(key.keyId, assessment.savedState, assessment.newCanary, deps);
-  report.steps.push({
-    step: 'validate',
-    status: 'done',
-    detail: 'round trip, canary, rotation history and aliases checked',
-  });
-  report.outcome = 'completed';
-  report.summary = `Rotated ${key.keyId} on demand and validated the new key material (rotation ${used + 1} of ${deps.onDemandLimit})`;
-  return report;
-};
-
-const failedChecks = (checks: readonly CheckResult[]): string =>
-  checks
-    .filter((check) => check.status === 'failed')
-    .map((check) => `${check.id}: ${check.detail}`)
-    .join('; ');
-
-/** Polls, with a growing interval, until the history holds one more on-demand rotation, or the wait is over. */
-const waitForRecordedRotation = async (
-  keyId: string,
-  before: number,
-  deps: RotateDeps,
-): Promise<RotationRecord | undefined> => {
-  const deadline = deps.clock.now().getTime() + deps.rotationWaitMs;
-  let interval = 500;
-  for (;;) {
-    const history = await deps.keys.listRotations(keyId);
-    if (onDemandCount(history) > before) return latestOnDemand(history);
-    if (deps.clock.now().getTime() + interval > deadline) return undefined;
-    await deps.sleeper.sleep(interval);
-    interval = Math.min(interval * 2, 5_000);
-  }
 };
 
 const rollback = (request: RotateRequest, report: RotateReport, deps: RotateDeps): Promise<RotateReport> =>

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ALIAS_SWAP_STEPS, type SwapState } from '../../../src/domain/alias-swap';
+import { ALIAS_SWAP_STEPS } from '../../../src/domain/alias-swap';
+import type { SwapState } from '../../../src/domain/alias-swap-state';
 import { readDeclaredState } from '../../../src/domain/declared-state';
 import { AwsServiceError } from '../../../src/domain/errors';
 import { LINEAGE } from '../../../src/domain/lineage';

@@ -1,4 +1,4 @@
-import type { AliasSwapDeps } from '../../../../src/domain/alias-swap';
+import type { AliasSwapDeps } from '../../../../src/domain/alias-swap-state';
 import type { KeyAdmin, KeyReader, TaggedKeyFinder } from '../../../../src/domain/ports';
 import type { World } from './world';
 
