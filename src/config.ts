@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import { KMS_DEFAULT_QUOTAS } from './adapters/pacing';
 import { matching } from './adapters/schemas/zod';
 import { type DriftMode, type DriftRuleId, REMEDIABLE_RULES } from './domain/drift-rules';
 
@@ -29,6 +30,20 @@ const list = (fallback: string) =>
  */
 const roleName = matching(/^[\w+=,.@-]{1,64}$/, 'must be an IAM role name');
 
+/** `ListKeyRotations=50`: a KMS API the audit paces, and a rate above 0. */
+const RATE_LIMIT = /^([A-Za-z]+)=(\d+(?:\.\d+)?)$/;
+const isRateLimit = (entry: string): boolean => {
+  const match = RATE_LIMIT.exec(entry);
+  return match !== null && Object.hasOwn(KMS_DEFAULT_QUOTAS, match[1] as string) && Number(match[2]) > 0;
+};
+const rateLimitsOf = (entries: readonly string[]): Record<string, number> =>
+  Object.fromEntries(
+    entries.map((entry) => {
+      const [, api, rate] = RATE_LIMIT.exec(entry) as RegExpExecArray;
+      return [api as string, Number(rate)];
+    }),
+  );
+
 const Environment = z.object({
   AWS_REGION: matching(/^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/, 'must be a Region name'),
   TOPIC_ARN: matching(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$/, 'must be an SNS topic ARN'),
@@ -55,7 +70,12 @@ const Environment = z.object({
       .check(z.refine((value) => value > 0 && value <= 1, 'must be a number above 0, at most 1')),
     0.9,
   ),
-  AUDIT_RATE_LIMITS: z._default(z.string(), ''),
+  AUDIT_RATE_LIMITS: list('').check(
+    z.refine(
+      (entries) => entries.every(isRateLimit),
+      `may only list <KMS API>=<requests per second above 0>, e.g. ListKeyRotations=50,DescribeKey=500, the APIs among ${Object.keys(KMS_DEFAULT_QUOTAS).join(', ')}`,
+    ),
+  ),
   SECURITY_HUB_FINDINGS: z._default(z.enum(['true', 'false']), 'false'),
   AUDIT_REPORTS_BUCKET: z._default(
     z
@@ -110,7 +130,8 @@ export interface ServiceConfig {
     remediateOnSchedule: boolean;
     concurrency: number;
     quotaShare: number;
-    rateLimits: string;
+    /** Per-API overrides of the documented KMS quotas, requests per second (`AUDIT_RATE_LIMITS`). */
+    rateLimits: Readonly<Record<string, number>>;
     /** The stack's report bucket, when its `auditReports` is on (docs/audit-reports.md); unset, no reports. */
     reportsBucket?: string;
   };
@@ -161,7 +182,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
       remediateOnSchedule: parsed.data.AUDIT_REMEDIATE === 'true',
       concurrency: parsed.data.AUDIT_CONCURRENCY,
       quotaShare: parsed.data.AUDIT_QUOTA_SHARE,
-      rateLimits: parsed.data.AUDIT_RATE_LIMITS,
+      rateLimits: rateLimitsOf(parsed.data.AUDIT_RATE_LIMITS),
       reportsBucket: parsed.data.AUDIT_REPORTS_BUCKET || undefined,
     },
     securityHubFindings: parsed.data.SECURITY_HUB_FINDINGS === 'true',
