@@ -97,6 +97,15 @@ export class AwsServiceError extends KmsRotationError {
   }
 }
 
+/**
+ * What a check or a remediation says of an error it met: a retryable one is thrown on, failing the
+ * invocation so that the event is run again (a retry may pass); any other is the verdict's text.
+ */
+export const verdictOrRethrow = (error: unknown): string => {
+  if (error instanceof KmsRotationError && error.retryable) throw error;
+  return describeError(error);
+};
+
 /** Short text of any thrown value, for reports and logs. */
 export const describeError = (error: unknown): string =>
   excerpt(error instanceof Error ? `${error.name}: ${error.message}` : String(error), 1_000);

@@ -1,4 +1,4 @@
-import { describeError, KmsRotationError } from './errors';
+import { verdictOrRethrow } from './errors';
 import type { KeyDescription } from './model';
 import type { KeyCrypto, KeyProver, PublicKeyEncryptor, RandomSource } from './ports';
 import type { CheckResult } from './rotation-checks';
@@ -37,7 +37,8 @@ const flipFirstBit = (data: Uint8Array): Uint8Array => {
   return copy;
 };
 
-const equalBytes = (a: Uint8Array, b: Uint8Array): boolean =>
+/** Whether two byte strings are the same bytes. */
+export const equalBytes = (a: Uint8Array, b: Uint8Array): boolean =>
   a.length === b.length && a.every((byte, index) => byte === b[index]);
 
 /**
@@ -97,7 +98,6 @@ export const verifyKeyWorks = async (key: KeyDescription, deps: KeyVerificationD
     }
     return check('failed', `key usage ${usage} cannot be verified`);
   } catch (error) {
-    if (error instanceof KmsRotationError && error.retryable) throw error;
-    return check('failed', `verification of ${key.keyId} failed: ${describeError(error)}`);
+    return check('failed', `verification of ${key.keyId} failed: ${verdictOrRethrow(error)}`);
   }
 };

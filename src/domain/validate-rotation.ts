@@ -3,13 +3,14 @@ import { type AliasVerification, describeAliasDrift, verifyDeclaredAliases } fro
 import { type DeclaredState, readDeclaredState } from './declared-state';
 import {
   describeError,
-  KmsRotationError,
   PreconditionFailedError,
   type PreconditionReason,
   VerificationFailedError,
+  verdictOrRethrow,
 } from './errors';
 import { holdingKeys, type LeaseDeps } from './key-lease';
 import { keyIdOf, sameKey } from './key-ref';
+import { equalBytes } from './key-verification';
 import { SELF_TEST_TAG } from './lineage';
 import type { KeyDescription, Notification, RotationEvent, RotationType, ServiceLocation, Severity } from './model';
 import type {
@@ -284,12 +285,6 @@ const skip = (
   summary: string,
 ): RotationValidationReport => ({ ...base, outcome: 'skipped', summary, checks: [], firstReport: true });
 
-/** Only retryable AWS errors escape a check: a retry may succeed. Everything else is the check's verdict. */
-const verdictOrRethrow = (error: unknown): string => {
-  if (error instanceof KmsRotationError && error.retryable) throw error;
-  return describeError(error);
-};
-
 /**
  * The round trip: the probe encrypted with the key (round trip 1) must decrypt to itself, and
  * fresh data encrypted through the alias applications use must land on this key. That
@@ -524,6 +519,3 @@ const notificationOf = (
   summary,
   details: { eventId: event.eventId, eventTime: event.time.toISOString(), ...details },
 });
-
-const equalBytes = (a: Uint8Array, b: Uint8Array): boolean =>
-  a.length === b.length && a.every((byte, index) => byte === b[index]);

@@ -13,7 +13,7 @@ import {
   type KeySnapshot,
   type Remediation,
 } from './drift-rules';
-import { describeError, excerpt, KmsRotationError, PreconditionFailedError } from './errors';
+import { excerpt, PreconditionFailedError, verdictOrRethrow } from './errors';
 import { classifyKey } from './key-classification';
 import { holdingKeys, type LeaseDeps } from './key-lease';
 import { keyIdOf, parseArn } from './key-ref';
@@ -497,8 +497,7 @@ const remediate = async (
     else await deps.admin.createAlias(remediation.aliasName, remediation.keyId);
     return result('remediated', `${remediation.aliasName} points at ${remediation.keyId} again (${verdict.detail})`);
   } catch (error) {
-    if (error instanceof KmsRotationError && error.retryable) throw error;
-    return result('failed', `could not remediate ${item.rule} on ${item.keyId}: ${describeError(error)}`);
+    return result('failed', `could not remediate ${item.rule} on ${item.keyId}: ${verdictOrRethrow(error)}`);
   }
 };
 
