@@ -429,9 +429,9 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
       serviceRoleArns: [],
       aliasScope,
     });
-    const finding = report.findings.find((item) => item.rule === 'rotation-disabled' && item.keyId === key.keyId);
+    const finding = report.findings.find((item) => item.rule === 'rotation-enabled' && item.keyId === key.keyId);
     if (!finding)
-      return { failed: `the drift watch found no rotation-disabled drift on ${key.keyId}: ${report.summary}` };
+      return { failed: `the drift watch found no rotation-enabled drift on ${key.keyId}: ${report.summary}` };
     const notified = published.slice(before).find((item) => item.type === 'DriftDetected' && item.keyId === key.keyId);
     if (!notified) return { failed: `drift found on ${key.keyId}, but no DriftDetected notification was published` };
     return `DriftDetected (${notified.severity}) published to the topic, marked as a self-test: ${finding.summary}`;

@@ -5,6 +5,7 @@ import { type AuditException, EXCEPTABLE_RULES, readExceptions } from './audit-e
 import { type DeclaredState, readDeclaredState } from './declared-state';
 import { driftSecurityHubBatch } from './drift-asff';
 import {
+  currentFingerprint,
   type DriftMode,
   type DriftRuleId,
   evaluateDrift,
@@ -424,7 +425,10 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
     }
   }
   const findings = evaluateDrift(snapshot);
-  const previous = state.openDrift ?? {};
+  // Kept before a rule id was renamed, a fingerprint is read as the new one: that drift is not notified again.
+  const previous = Object.fromEntries(
+    Object.entries(state.openDrift ?? {}).map(([fingerprint, since]) => [currentFingerprint(fingerprint), since]),
+  );
   const now = deps.clock.now().toISOString();
   const openDrift = Object.fromEntries(findings.map((item) => [item.fingerprint, previous[item.fingerprint] ?? now]));
   return {

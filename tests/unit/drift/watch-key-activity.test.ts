@@ -186,7 +186,7 @@ describe('Function: watchKeyActivity', () => {
     // Assess
     expect(first).toMatchObject({
       outcome: 'drift',
-      newFindings: [expect.objectContaining({ rule: 'rotation-disabled' })],
+      newFindings: [expect.objectContaining({ rule: 'rotation-enabled' })],
     });
     expect(duplicate).toMatchObject({ outcome: 'drift', newFindings: [] });
     expect(published).toHaveLength(1);
@@ -231,7 +231,7 @@ describe('Function: watchKeyActivity', () => {
     // Assess
     expect(otherReport).toMatchObject({
       outcome: 'drift',
-      newFindings: [expect.objectContaining({ rule: 'rotation-disabled' })],
+      newFindings: [expect.objectContaining({ rule: 'rotation-enabled' })],
     });
     expect(report).toMatchObject({ outcome: 'drift', newFindings: [] });
     expect(published.map((notification) => notification.type)).toEqual(['DriftDetected']);
@@ -280,6 +280,39 @@ describe('Function: watchKeyActivity', () => {
 
     expect(published.map((notification) => notification.type)).toEqual(['DriftDetected', 'DriftDetected']);
   });
+
+  it.each([
+    [
+      'rotation-disabled',
+      { enabled: false },
+      'DisableKeyRotation',
+      `rotation-disabled:${KEY}`,
+      `rotation-enabled:${KEY}`,
+    ],
+    [
+      'rotation-period-changed',
+      { enabled: true, periodDays: 730 },
+      'EnableKeyRotation',
+      `rotation-period-changed:${KEY}:730`,
+      `rotation-period:${KEY}:730`,
+    ],
+  ] as const)(
+    'reads a fingerprint kept under the renamed id %s as the new one: a drift notified before the upgrade is not notified again',
+    async (_oldRule, rotation, call, kept, renamed) => {
+      // Prepare: the key's record, as the release before this one kept it
+      states.set(KEY, { managed: true, openDrift: { [kept]: '2026-11-20T08:00:00.000Z' } });
+      kms.rotation.set(KEY, rotation);
+
+      // Act
+      const report = await watchKeyActivity(activity(call), deps);
+
+      // Assess: the same drift, found under its new id, is not news; the record keeps when it was first notified
+      expect(report).toMatchObject({ outcome: 'drift', newFindings: [] });
+      expect(report.findings.map((finding) => finding.fingerprint)).toEqual([renamed]);
+      expect(published).toEqual([]);
+      expect(states.get(KEY)).toEqual({ managed: true, openDrift: { [renamed]: '2026-11-20T08:00:00.000Z' } });
+    },
+  );
 
   it('finds no drift when an UpdateAlias event arrives after the alias was already restored', async () => {
     const late = activity('UpdateAlias', { keyRefs: [OTHER], aliasNames: ['alias/app/key'] });
@@ -434,7 +467,7 @@ describe('Function: watchKeyActivity', () => {
 
     expect(report.findings.map((finding) => finding.rule).sort()).toEqual([
       'declared-alias-missing',
-      'rotation-disabled',
+      'rotation-enabled',
     ]);
     expect(report.remediations).toEqual([]);
     expect(kms.changes).toEqual([]);
@@ -465,7 +498,7 @@ describe('Function: watchKeyActivity', () => {
     await watchKeyActivity(activity('UpdateAlias', { aliasNames: ['alias/app/key'] }), {
       ...deps,
       mode: 'remediate',
-      remediateRules: new Set(['rotation-disabled']),
+      remediateRules: new Set(['rotation-enabled']),
     });
 
     expect(kms.changes).toEqual([`EnableKeyRotation ${KEY} 365`]);
@@ -640,7 +673,7 @@ describe('Function: watchKeyActivity', () => {
         ProductFields: {
           'kms-rotation/rule': 'rotation-enabled',
           'kms-rotation/keyId': KEY,
-          'kms-rotation/driftRule': 'rotation-disabled',
+          'kms-rotation/driftRule': 'rotation-enabled',
           'kms-rotation/eventId': 'event-DisableKeyRotation',
           'kms-rotation/actor': ALICE,
         },

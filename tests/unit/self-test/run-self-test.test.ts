@@ -149,7 +149,7 @@ describe('Function: runSelfTest', () => {
         expect(notification.details.selfTestRunId).toBe(RUN_ID);
       }
       const drift = world.notifier.published.at(-1);
-      expect(drift?.details).toMatchObject({ call: 'DisableKeyRotation', findings: [{ rule: 'rotation-disabled' }] });
+      expect(drift?.details).toMatchObject({ call: 'DisableKeyRotation', findings: [{ rule: 'rotation-enabled' }] });
     });
 
     it('keeps its validation state in memory, never in the store of the real keys', async () => {
