@@ -3,7 +3,7 @@ import { AwsServiceError, describeError, PreconditionFailedError } from './error
 import { partitionOf } from './key-ref';
 import { SELF_TEST_TAG } from './lineage';
 import type { KeyDescription, Notification, ServiceLocation } from './model';
-import type { ManagedKeyDirectory, Notifier, ThrowawayKeyAdmin, ValidationState, ValidationStateStore } from './ports';
+import type { KeyRecord, KeyRecordStore, ManagedKeyDirectory, Notifier, ThrowawayKeyAdmin } from './ports';
 import { type RotateDeps, type RotateReport, RotationFailedError, rotateKey } from './rotate-key';
 import { type KeyActivity, watchKeyActivity } from './watch-key-activity';
 
@@ -78,7 +78,7 @@ export interface SelfTestReport {
   aliases: string[];
 }
 
-export interface SelfTestDeps extends Omit<RotateDeps, 'state' | 'rotateRoleArn' | 'aliasScope'> {
+export interface SelfTestDeps extends Omit<RotateDeps, 'records' | 'rotateRoleArn' | 'aliasScope'> {
   throwaway: ThrowawayKeyAdmin;
   directory: ManagedKeyDirectory;
   /** The drift watch's own event schema: the self-test's CloudTrail record goes through it as a delivered one would. */
@@ -176,13 +176,13 @@ export const disableKeyRotationRecord = (
   };
 };
 
-/** The run's validation state lives in memory: a self-test leaves no record behind and never touches a real key's. */
-const runStateStore = (): ValidationStateStore => {
-  const records = new Map<string, ValidationState>();
+/** The run's key records live in memory: a self-test leaves no record behind and never touches a real key's. */
+const runRecords = (): KeyRecordStore => {
+  const byKey = new Map<string, KeyRecord>();
   return {
-    load: async (keyId) => structuredClone(records.get(keyId) ?? {}),
-    save: async (keyId, state) => {
-      records.set(keyId, structuredClone(state));
+    load: async (keyId) => structuredClone(byKey.get(keyId) ?? {}),
+    save: async (keyId, record) => {
+      byKey.set(keyId, structuredClone(record));
     },
   };
 };
@@ -225,13 +225,13 @@ const failureDetail = (error: unknown, roleArn: string): string => {
 };
 
 /** Data encrypted under the key before its rotation, on record as its canary (as onRotation keeps it). */
-const seedCanary = async (key: KeyDescription, state: ValidationStateStore, deps: SelfTestDeps): Promise<void> => {
+const seedCanary = async (key: KeyDescription, records: KeyRecordStore, deps: SelfTestDeps): Promise<void> => {
   const plaintext = deps.random.bytes(32);
   const { ciphertext } = await deps.crypto.encrypt(key.keyId, plaintext, {
     'kms-rotation:purpose': 'rotation-canary',
     'kms-rotation:key-id': key.keyId,
   });
-  await state.save(key.keyId, {
+  await records.save(key.keyId, {
     managed: true,
     canary: {
       ciphertext: Buffer.from(ciphertext).toString('base64'),
@@ -262,14 +262,14 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
   const published: Notification[] = [];
   const created: Partial<Record<Kind, KeyDescription>> = {};
   const successors: Partial<Record<Kind, string>> = {};
-  const state = runStateStore();
+  const records = runRecords();
   const notifier = markedAsSelfTest(deps.notifier, runId, published);
   // The successors' key policies name this function's role, which runs the rotations; only the
   // self-test's own aliases may move.
   const aliasScope = [`${SELF_TEST_ALIAS_PREFIX}*`];
   const rotateDeps: RotateDeps = {
     ...deps,
-    state,
+    records,
     notifier,
     rotateRoleArn: deps.roleArn,
     aliasScope,
@@ -346,7 +346,7 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
 
   const rotateOnDemand: StepWork = async () => {
     const key = created.symmetric as KeyDescription;
-    await seedCanary(key, state, deps);
+    await seedCanary(key, records, deps);
     const report = await rotateKey(
       { key: key.keyId, strategy: 'on-demand', dryRun: false, action: 'rotate', reason },
       rotateDeps,
@@ -421,7 +421,7 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
     const before = published.length;
     const report = await watchKeyActivity(activity, {
       ...deps,
-      state,
+      records,
       notifier,
       // Detect only: the drift is the run's own making, and its key is deleted anyway.
       mode: 'detect',

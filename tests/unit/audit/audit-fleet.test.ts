@@ -119,7 +119,7 @@ describe('Function: auditFleet', () => {
     fleet: fleet.fleet,
     keys: fleet.reader,
     admin: fleet.admin as unknown as AuditDeps['admin'],
-    registry: { declaredKeyIds: async () => declared },
+    records: { declaredKeyIds: async () => declared },
     continuation: { continueLater: async (request) => void continuations.push(request) },
     notifier: { publish: async (notification) => void published.push(notification) },
     clock,

@@ -4,7 +4,7 @@ import { type AuditRuleId, CONTROLS } from '../../../src/domain/audit-rules';
 import { REMEDIABLE_RULES } from '../../../src/domain/drift-rules';
 import { AwsServiceError, InvalidInputError, PreconditionFailedError } from '../../../src/domain/errors';
 import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
-import type { ValidationState } from '../../../src/domain/ports';
+import type { KeyRecord } from '../../../src/domain/ports';
 import {
   type Actor,
   type DriftReport,
@@ -127,7 +127,7 @@ const activity = (name: string, overrides: Partial<KeyActivity> = {}): KeyActivi
 
 describe('Function: watchKeyActivity', () => {
   let kms: FakeKms;
-  let states: Map<string, ValidationState>;
+  let records: Map<string, KeyRecord>;
   let published: Notification[];
   let leases: MemoryKeyLeases;
   let clock: FakeClock;
@@ -138,7 +138,7 @@ describe('Function: watchKeyActivity', () => {
     kms.addKey(KEY, managedTags());
     kms.addKey(OTHER, { team: 'x' });
     kms.aliases.set('alias/app/key', KEY);
-    states = new Map();
+    records = new Map();
     published = [];
     clock = new FakeClock(new Date('2026-11-21T10:00:05Z'));
     leases = new MemoryKeyLeases(clock);
@@ -155,10 +155,10 @@ describe('Function: watchKeyActivity', () => {
             .filter(([, tags]) => tags['kms-rotation:managed'] === 'true')
             .map(([keyId, tags]) => ({ keyId, tags })),
       },
-      state: {
-        load: async (keyId) => structuredClone(states.get(keyId) ?? {}),
-        save: async (keyId, state) => {
-          states.set(keyId, structuredClone(state));
+      records: {
+        load: async (keyId) => structuredClone(records.get(keyId) ?? {}),
+        save: async (keyId, record) => {
+          records.set(keyId, structuredClone(record));
         },
       },
       notifier: { publish: async (notification) => void published.push(notification) },
@@ -258,7 +258,7 @@ describe('Function: watchKeyActivity', () => {
     );
     expect(kms.failNext).toBeDefined();
     expect(published).toEqual([]);
-    expect(states.size).toBe(0);
+    expect(records.size).toBe(0);
   });
 
   it('names who made the call in its report, as CloudTrail recorded it', async () => {
@@ -300,7 +300,7 @@ describe('Function: watchKeyActivity', () => {
     'reads a fingerprint kept under the renamed id %s as the new one: a drift notified before the upgrade is not notified again',
     async (_oldRule, rotation, call, kept, renamed) => {
       // Prepare: the key's record, as the release before this one kept it
-      states.set(KEY, { managed: true, openDrift: { [kept]: '2026-11-20T08:00:00.000Z' } });
+      records.set(KEY, { managed: true, openDrift: { [kept]: '2026-11-20T08:00:00.000Z' } });
       kms.rotation.set(KEY, rotation);
 
       // Act
@@ -310,7 +310,7 @@ describe('Function: watchKeyActivity', () => {
       expect(report).toMatchObject({ outcome: 'drift', newFindings: [] });
       expect(report.findings.map((finding) => finding.fingerprint)).toEqual([renamed]);
       expect(published).toEqual([]);
-      expect(states.get(KEY)).toEqual({ managed: true, openDrift: { [renamed]: '2026-11-20T08:00:00.000Z' } });
+      expect(records.get(KEY)).toEqual({ managed: true, openDrift: { [renamed]: '2026-11-20T08:00:00.000Z' } });
     },
   );
 
@@ -488,7 +488,7 @@ describe('Function: watchKeyActivity', () => {
       ['DriftDetected', 'WARNING'],
       ['DriftRemediated', 'INFO'],
     ]);
-    expect(states.get(KEY)?.openDrift).toBeUndefined();
+    expect(records.get(KEY)?.openDrift).toBeUndefined();
   });
 
   it('in remediate mode puts back only the rules it is told to', async () => {
@@ -568,7 +568,7 @@ describe('Function: watchKeyActivity', () => {
 
   it('raises CRITICAL once for a deleted key it had a record of, however often KMS repeats the deletion event', async () => {
     kms.keys.delete(KEY);
-    states.set(KEY, { managed: true });
+    records.set(KEY, { managed: true });
     const deletion = activity('KMS CMK Deletion', { actor: undefined, callId: undefined });
 
     await watchKeyActivity(deletion, deps);
@@ -608,7 +608,7 @@ describe('Function: watchKeyActivity', () => {
       ],
     ]);
     expect(published).toEqual([]);
-    expect(states.size).toBe(0);
+    expect(records.size).toBe(0);
   });
 
   it('fails loudly when a call record names a key that does not exist here', async () => {
@@ -798,7 +798,7 @@ describe('Function: watchKeyActivity', () => {
 
       await expect(watchKeyActivity(activity('DisableKeyRotation'), deps)).rejects.toThrow(/refused/);
       expect(published.map((notification) => notification.type)).toEqual(['DriftDetected']);
-      expect(states.get(KEY)?.openDrift).toBeDefined();
+      expect(records.get(KEY)?.openDrift).toBeDefined();
 
       const retry = await watchKeyActivity(activity('DisableKeyRotation'), deps);
 

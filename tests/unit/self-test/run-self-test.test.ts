@@ -152,7 +152,7 @@ describe('Function: runSelfTest', () => {
       expect(drift?.details).toMatchObject({ call: 'DisableKeyRotation', findings: [{ rule: 'rotation-enabled' }] });
     });
 
-    it('keeps its validation state in memory, never in the store of the real keys', async () => {
+    it('keeps its key records in memory, never in the store of the real keys', async () => {
       // Prepare
       const world = createSelfTestWorld();
 
@@ -160,7 +160,7 @@ describe('Function: runSelfTest', () => {
       await runSelfTest(world.selfTestDeps);
 
       // Assess
-      expect(world.state.saves).toEqual([]);
+      expect(world.records.saves).toEqual([]);
     });
   });
 

@@ -16,7 +16,7 @@ export interface SelfTestWorld extends World {
 export const createSelfTestWorld = (): SelfTestWorld => {
   const world = createWorld();
   const timeLeft = { ms: 900_000 };
-  const { state: _state, ...rotateDeps } = world.deps;
+  const { records: _records, ...rotateDeps } = world.deps;
   const selfTestDeps: SelfTestDeps = {
     ...rotateDeps,
     throwaway: world.kms,
