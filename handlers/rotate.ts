@@ -40,7 +40,7 @@ const deps = {
   keys: kms,
   crypto: kms,
   admin: kms,
-  finder: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk())),
+  directory: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk())),
   prover: kms,
   publicKeys: localPublicKeyEncryptor,
   records: new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log),

@@ -3,7 +3,14 @@ import { AwsServiceError, describeError, PreconditionFailedError } from './error
 import { partitionOf } from './key-ref';
 import { SELF_TEST_TAG } from './lineage';
 import type { KeyDescription, Notification, ServiceLocation } from './model';
-import type { KeyRecord, KeyRecordStore, ManagedKeyDirectory, Notifier, ThrowawayKeyAdmin } from './ports';
+import type {
+  KeyRecord,
+  KeyRecordStore,
+  ManagedKeyDirectory,
+  Notifier,
+  TaggedKeyFinder,
+  ThrowawayKeyAdmin,
+} from './ports';
 import { type RotateDeps, type RotateReport, RotationFailedError, rotateKey } from './rotate-key';
 import { type KeyActivity, watchKeyActivity } from './watch-key-activity';
 
@@ -80,7 +87,8 @@ export interface SelfTestReport {
 
 export interface SelfTestDeps extends Omit<RotateDeps, 'records' | 'rotateRoleArn' | 'aliasScope'> {
   throwaway: ThrowawayKeyAdmin;
-  directory: ManagedKeyDirectory;
+  /** The tagged-key directory: the managed keys, and keys by tag (the run's throwaway keys, lineage). */
+  directory: ManagedKeyDirectory & TaggedKeyFinder;
   /** The drift watch's own event schema: the self-test's CloudTrail record goes through it as a delivered one would. */
   parseActivity: (event: unknown) => KeyActivity;
   /** The function's role: named in each throwaway key's policy, and in the detail of a denied call. */
@@ -459,7 +467,7 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
 
   const scheduleDeletion: StepWork = async () => {
     // Keys this run lost track of (a successor whose CreateKey answer was lost) are found by their tag.
-    const tagged = await deps.finder.keysTagged(SELF_TEST_TAG, runId).catch((error: unknown) => {
+    const tagged = await deps.directory.keysTagged(SELF_TEST_TAG, runId).catch((error: unknown) => {
       deps.log.warn('selfTest: keys of the run could not be listed by tag', { runId, error: describeError(error) });
       return [];
     });

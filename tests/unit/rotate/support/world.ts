@@ -151,7 +151,7 @@ export const createWorld = (overrides: Partial<RotateDeps> = {}): World => {
     keys: kms,
     crypto: kms,
     admin: kms,
-    finder: kms,
+    directory: kms,
     prover: kms,
     publicKeys: rsaOaepEncryptor,
     random: new CountingRandom(),

@@ -20,7 +20,10 @@ export const createSelfTestWorld = (): SelfTestWorld => {
   const selfTestDeps: SelfTestDeps = {
     ...rotateDeps,
     throwaway: world.kms,
-    directory: { managedKeys: () => world.kms.keysTagged(TAGS.managed, 'true') },
+    directory: {
+      keysTagged: (tagKey, tagValue) => world.kms.keysTagged(tagKey, tagValue),
+      managedKeys: () => world.kms.keysTagged(TAGS.managed, 'true'),
+    },
     parseActivity: parseKeyActivityEvent,
     roleArn: ROLE_ARN,
     remainingMs: () => timeLeft.ms,
