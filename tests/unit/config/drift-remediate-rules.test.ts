@@ -1,12 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, loadConfig } from '../../../src/config';
 import { REMEDIABLE_RULES } from '../../../src/domain/drift-rules';
+import { MINIMAL_ENV } from '../support/minimal-env';
 
-const ENV = {
-  AWS_REGION: 'us-east-1',
-  TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:kms-rotation-dev-notifications',
-  STATE_PARAMETER_PREFIX: '/kms-rotation/dev/keys',
-};
+const ENV = MINIMAL_ENV;
 
 /** The rules the drift watch (`onKeyActivity`) may put back in remediate mode. */
 describe('Function: loadConfig, DRIFT_REMEDIATE_RULES', () => {
