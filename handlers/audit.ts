@@ -24,7 +24,7 @@ import {
 } from '../src/adapters/runtime';
 import { parseAuditRequest } from '../src/adapters/schemas/audit-request';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
-import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
+import { SsmKeyRecordStore } from '../src/adapters/ssm-key-record-store';
 import { loadConfig, required } from '../src/config';
 import { type AuditReport, auditFleet } from '../src/domain/audit-fleet';
 import { EVENT_LEASE_WAIT_MS } from '../src/domain/key-lease';
@@ -42,7 +42,7 @@ const deps = {
   fleet: kms,
   keys: kms,
   admin: kms,
-  registry: new SsmValidationStateStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
+  records: new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
   continuation: new LambdaContinuation(new LambdaClient(sdk()), process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'audit'),
   notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
   clock: systemClock,

@@ -22,7 +22,7 @@ import {
 } from '../src/adapters/runtime';
 import { parseKeyActivityEvent } from '../src/adapters/schemas/key-activity-event';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
-import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
+import { SsmKeyRecordStore } from '../src/adapters/ssm-key-record-store';
 import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
 import { loadConfig, required } from '../src/config';
 import { EVENT_LEASE_WAIT_MS } from '../src/domain/key-lease';
@@ -45,7 +45,7 @@ const deps = {
   publicKeys: localPublicKeyEncryptor,
   random: secureRandom,
   directory: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk())),
-  state: new SsmValidationStateStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
+  records: new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
   notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
   clock: systemClock,
   log,

@@ -20,7 +20,7 @@ import {
 } from '../src/adapters/runtime';
 import { parseRotationEvent } from '../src/adapters/schemas/rotation-event';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
-import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
+import { SsmKeyRecordStore } from '../src/adapters/ssm-key-record-store';
 import { loadConfig, required } from '../src/config';
 import { rotationEventLeaseWaitMs } from '../src/domain/key-lease';
 import { failureOf, type RotationValidationReport, validateRotation } from '../src/domain/validate-rotation';
@@ -34,7 +34,7 @@ const keys = new KmsKeyGateway(new KMSClient(sdk()));
 const deps = {
   keys,
   crypto: keys,
-  state: new SsmValidationStateStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
+  records: new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
   notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
   clock: systemClock,
   random: secureRandom,

@@ -23,7 +23,7 @@ import {
 } from '../src/adapters/runtime';
 import { parseRotateRequest } from '../src/adapters/schemas/rotate-request';
 import { SnsNotifier } from '../src/adapters/sns-notifier';
-import { SsmValidationStateStore } from '../src/adapters/ssm-validation-state-store';
+import { SsmKeyRecordStore } from '../src/adapters/ssm-key-record-store';
 import { TaggedKeyDirectory } from '../src/adapters/tagged-key-directory';
 import { loadConfig, required } from '../src/config';
 import { type RotateReport, RotationFailedError, rotateKey } from '../src/domain/rotate-key';
@@ -40,10 +40,10 @@ const deps = {
   keys: kms,
   crypto: kms,
   admin: kms,
-  finder: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk())),
+  directory: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk())),
   prover: kms,
   publicKeys: localPublicKeyEncryptor,
-  state: new SsmValidationStateStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
+  records: new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
   notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
   clock: systemClock,
   random: secureRandom,

@@ -44,7 +44,6 @@ const deps = {
   crypto: kms,
   admin: kms,
   prover: kms,
-  finder: directory,
   directory,
   throwaway: new KmsThrowawayKeys(kmsClient, noRetryKms),
   publicKeys: localPublicKeyEncryptor,

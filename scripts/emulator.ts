@@ -55,7 +55,7 @@ const prepareTryIt = async (emulator: Emulator, stack: DeployedStack, options: D
   const events = join('.tmp', `emulator-${options.stage}`, 'events');
   await mkdir(events, { recursive: true });
   const rotationFile = join(events, 'rotation.json');
-  const recordFile = join(events, 'rotation-disabled.json');
+  const recordFile = join(events, 'disable-key-rotation.json');
   const rotation = rotationEvent({
     keyId,
     keyArn,

@@ -1,7 +1,7 @@
 import * as z from 'zod/mini';
 import { KMS_DEFAULT_QUOTAS } from './adapters/pacing';
 import { matching } from './adapters/schemas/zod';
-import { type DriftMode, type DriftRuleId, REMEDIABLE_RULES } from './domain/drift-rules';
+import { currentRuleId, type DriftMode, type DriftRuleId, REMEDIABLE_RULES } from './domain/drift-rules';
 
 /** A whole number from an environment variable, within bounds, defaulted when unset. */
 const wholeNumber = (min: number, max: number, fallback: number) =>
@@ -54,12 +54,18 @@ const Environment = z.object({
   RECENT_ROTATION_MINUTES: wholeNumber(0, 1440, 60),
   AWS_CLIENT_TIMEOUT_MS: wholeNumber(100, 60_000, 5_000),
   DRIFT_MODE: z._default(z.enum(['detect', 'remediate']), 'detect'),
-  DRIFT_REMEDIATE_RULES: list(REMEDIABLE_RULES.join(',')).check(
-    z.refine(
-      (rules) => rules.every((rule) => (REMEDIABLE_RULES as readonly string[]).includes(rule)),
-      `may only list ${REMEDIABLE_RULES.join(', ')}`,
+  // A renamed rule id (`rotation-disabled`) is read as its new one until the next release.
+  DRIFT_REMEDIATE_RULES: z
+    .pipe(
+      list(REMEDIABLE_RULES.join(',')),
+      z.transform((rules) => rules.map(currentRuleId)),
+    )
+    .check(
+      z.refine(
+        (rules) => rules.every((rule) => (REMEDIABLE_RULES as readonly string[]).includes(rule)),
+        `may only list ${REMEDIABLE_RULES.join(', ')}`,
+      ),
     ),
-  ),
   AUDIT_MAX_ROTATION_PERIOD_DAYS: wholeNumber(90, 2560, 365),
   AUDIT_MAX_MATERIAL_AGE_DAYS: wholeNumber(1, 3650, 400),
   AUDIT_REMEDIATE: z._default(z.enum(['true', 'false']), 'false'),

@@ -33,7 +33,8 @@ import { ahead, once } from './settled';
 export interface AliasSwapDeps extends KeyVerificationDeps {
   keys: KeyReader;
   admin: KeyAdmin;
-  finder: TaggedKeyFinder;
+  /** The tagged-key directory: keys by tag (the alias-swap lineage). */
+  directory: TaggedKeyFinder;
   ids: IdGenerator;
   clock: Clock;
   log: Log;
@@ -143,7 +144,7 @@ const readNamedKey = async (keyRef: string, deps: AliasSwapDeps, options: Locate
   const successorInputsOf = (keyId: string, key?: KeyDescription): SuccessorInputs | undefined =>
     options.prepareSuccessor(key)
       ? {
-          orphans: ahead(deps.finder.keysTagged(LINEAGE.predecessor, keyId)),
+          orphans: ahead(deps.directory.keysTagged(LINEAGE.predecessor, keyId)),
         }
       : undefined;
   const earlyTags = byId ? ahead(deps.keys.listTags(keyIdOf(keyRef))) : undefined;

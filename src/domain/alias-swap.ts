@@ -75,7 +75,7 @@ const readSuccessorInputs = async (
 ): Promise<{ orphans: { keyId: string; tags: Tags }[]; policy: PromiseSettledResult<string> }> => {
   const policyRead = ahead(deps.admin.getKeyPolicy(swap.predecessor.keyId));
   const inputs = swap.successorInputs ?? {
-    orphans: ahead(deps.finder.keysTagged(LINEAGE.predecessor, swap.predecessor.keyId)),
+    orphans: ahead(deps.directory.keysTagged(LINEAGE.predecessor, swap.predecessor.keyId)),
   };
   const [found, policy] = await Promise.allSettled([inputs.orphans, policyRead]);
   if (found.status === 'rejected') throw found.reason;
@@ -194,7 +194,7 @@ const createOnce = async (
     return { key: await deps.admin.createKey(spec) };
   } catch (error) {
     if (!(error instanceof AwsServiceError && error.retryable)) throw error;
-    const made = (await deps.finder.keysTagged(LINEAGE.predecessor, swap.predecessor.keyId)).find(
+    const made = (await deps.directory.keysTagged(LINEAGE.predecessor, swap.predecessor.keyId)).find(
       ({ tags }) => tags[LINEAGE.rotationId] === swap.rotationId,
     );
     if (!made) {

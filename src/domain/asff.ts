@@ -128,7 +128,7 @@ export interface FindingContent {
 
 /**
  * One finding of this service as ASFF: open (FAILED, ACTIVE), NEW or SUPPRESSED by its exception.
- * `productFields` are the finder's own (the audit id; the drift's event, actor, rules).
+ * `productFields` are the producer's own (the audit id; the drift's event, actor, rules).
  */
 export const asffOf = (
   item: FindingContent,

@@ -33,8 +33,8 @@ export interface FleetReader {
   listAllAliases(): Promise<AliasEntry[]>;
 }
 
-/** The keys the service keeps records of: if one of them is gone, an auditor must hear of it. */
-export interface DeclaredKeyRegistry {
+/** The audit's read of the keys' records (`KeyRecordStore`): the keys that have one. If one is gone, an auditor must hear of it. */
+export interface KeyRecordIndex {
   declaredKeyIds(): Promise<string[]>;
 }
 
@@ -111,7 +111,7 @@ export interface AuditDeps extends LeaseDeps {
   fleet: FleetReader;
   keys: KeyReader;
   admin: KeyAdmin;
-  registry: DeclaredKeyRegistry;
+  records: KeyRecordIndex;
   continuation: Continuation;
   notifier: Notifier;
   clock: Clock;
@@ -186,7 +186,7 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
   const exported: ReportedFinding[] = [];
   const exporting = deps.securityHub !== undefined || deps.reports !== undefined;
 
-  const [aliases, declaredIds] = await Promise.all([deps.fleet.listAllAliases(), deps.registry.declaredKeyIds()]);
+  const [aliases, declaredIds] = await Promise.all([deps.fleet.listAllAliases(), deps.records.declaredKeyIds()]);
   const aliasesByKey = new Map<string, string[]>();
   const targetByAlias = new Map<string, string>();
   for (const alias of aliases) {

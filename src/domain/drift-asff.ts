@@ -18,15 +18,17 @@ import type { ServiceLocation } from './model';
 /**
  * Drift findings as ASFF findings (docs/security-hub.md, "Drift findings"). A drift rule that
  * judges the same condition as an audit rule is imported under that audit rule's finding, so that
- * the next audit updates or resolves the same finding; any other drift rule has a finding of its
- * own, which only the drift watch resolves. Every drift rule is listed: a new one needs a decision.
+ * the next audit updates or resolves the same finding: most such rules have the audit rule's id
+ * (the entry is the identity), the declared-alias ones share one. Any other drift rule has a
+ * finding of its own, which only the drift watch resolves. Every drift rule is listed: a new one
+ * needs a decision.
  */
 export const SECURITY_HUB_RULE: Record<DriftRuleId, { auditRule: AuditRuleId } | { controls: readonly string[] }> = {
-  'rotation-disabled': { auditRule: 'rotation-enabled' },
-  'rotation-period-changed': { auditRule: 'rotation-period' },
+  'rotation-enabled': { auditRule: 'rotation-enabled' },
+  'rotation-period': { auditRule: 'rotation-period' },
+  'policy-wildcard-principal': { auditRule: 'policy-wildcard-principal' },
   'declared-alias-missing': { auditRule: 'declared-alias' },
   'declared-alias-elsewhere': { auditRule: 'declared-alias' },
-  'policy-wildcard-principal': { auditRule: 'policy-wildcard-principal' },
   'undeclared-alias': { controls: ['kms-rotation declared state: only the declared aliases point at a managed key'] },
   'key-disabled': { controls: ['kms-rotation declared state: every managed key exists and is usable'] },
   'key-pending-deletion': {

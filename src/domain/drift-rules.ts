@@ -5,8 +5,8 @@ import type { LineageState } from './lineage';
 import type { KeyDescription, RotationStatus, Severity } from './model';
 
 export type DriftRuleId =
-  | 'rotation-disabled'
-  | 'rotation-period-changed'
+  | 'rotation-enabled'
+  | 'rotation-period'
   | 'declared-alias-missing'
   | 'declared-alias-elsewhere'
   | 'undeclared-alias'
@@ -21,11 +21,31 @@ export type DriftMode = 'detect' | 'remediate';
 
 /** Only these drifts can ever be put back automatically: rotation settings and declared aliases. */
 export const REMEDIABLE_RULES: readonly DriftRuleId[] = [
-  'rotation-disabled',
-  'rotation-period-changed',
+  'rotation-enabled',
+  'rotation-period',
   'declared-alias-missing',
   'declared-alias-elsewhere',
 ];
+
+/**
+ * Drift rule ids renamed in this release (README.md, "Renamed in this release"), read as the new
+ * ones until the next release: in `driftRemediateRules` and in the fingerprints a key's record keeps.
+ */
+export const RENAMED_DRIFT_RULES: ReadonlyMap<string, DriftRuleId> = new Map([
+  ['rotation-disabled', 'rotation-enabled'],
+  ['rotation-period-changed', 'rotation-period'],
+]);
+
+/** A drift rule id as this release names it: a renamed id's new one, any other as it is. */
+export const currentRuleId = (rule: string): string => RENAMED_DRIFT_RULES.get(rule) ?? rule;
+
+/** A fingerprint kept under a renamed rule id (`rotation-disabled:<keyId>`), as that drift's finding makes it now. */
+export const currentFingerprint = (fingerprint: string): string => {
+  const separator = fingerprint.indexOf(':');
+  return separator < 0
+    ? fingerprint
+    : `${currentRuleId(fingerprint.slice(0, separator))}${fingerprint.slice(separator)}`;
+};
 
 /** What a remediation would do; only these two kinds exist, by design. */
 export type Remediation =
@@ -91,7 +111,7 @@ const autoRotatable = (snapshot: KeySnapshot): boolean =>
 export const rotationDisabled: Rule = (snapshot) =>
   autoRotatable(snapshot) && snapshot.rotation && !snapshot.rotation.enabled
     ? [
-        finding('rotation-disabled', 'WARNING', snapshot, {
+        finding('rotation-enabled', 'WARNING', snapshot, {
           summary: `automatic rotation is disabled on managed key ${snapshot.keyId}`,
           evidence: { rotationEnabled: false, declaredPeriodDays: snapshot.declared.periodDays },
           remediation: { action: 'enable-rotation', keyId: snapshot.keyId, periodDays: snapshot.declared.periodDays },
@@ -112,7 +132,7 @@ export const rotationPeriodChanged: Rule = (snapshot) => {
     return [];
   }
   return [
-    finding('rotation-period-changed', 'WARNING', snapshot, {
+    finding('rotation-period', 'WARNING', snapshot, {
       summary: `rotation period of ${snapshot.keyId} is ${actual} days, declared ${declared}`,
       evidence: { periodDays: actual, declaredPeriodDays: declared },
       detail: String(actual),

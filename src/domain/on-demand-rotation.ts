@@ -222,7 +222,7 @@ export const validate: OnDemandStepRun = async (state, deps, dryRun) => {
   if (assessment.kind === 'skipped') throw new PreconditionFailedError('not-managed', assessment.reason);
   state.checks = assessment.checks;
   if (assessment.failure) return { step: 'validate', status: 'failed', detail: failedChecks(assessment.checks) };
-  if (assessment.newCanary) await keepCanary(key.keyId, assessment.savedState, assessment.newCanary, deps);
+  if (assessment.newCanary) await keepCanary(key.keyId, assessment.savedRecord, assessment.newCanary, deps);
   return { step: 'validate', status: 'done', detail: 'round trip, canary, rotation history and aliases checked' };
 };
 

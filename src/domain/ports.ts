@@ -45,8 +45,11 @@ export interface Canary {
   createdAt: string;
 }
 
-/** Per-key state the validator keeps between rotations. */
-export interface ValidationState {
+/**
+ * The key's record: what the service keeps of one key between runs (its canary, the failures and
+ * drift already notified). Persisted as one SSM parameter per key; its field names are that format.
+ */
+export interface KeyRecord {
   /** Set once the service has looked after the key: a deleted key with a record was ours. */
   managed?: boolean;
   canary?: Canary;
@@ -56,10 +59,11 @@ export interface ValidationState {
   openDrift?: Record<string, string>;
 }
 
-export interface ValidationStateStore {
+/** Where the keys' records are kept: passed as `records`. */
+export interface KeyRecordStore {
   /** An absent or unreadable record reads as `{}`; the adapter logs why. */
-  load(keyId: string): Promise<ValidationState>;
-  save(keyId: string, state: ValidationState): Promise<void>;
+  load(keyId: string): Promise<KeyRecord>;
+  save(keyId: string, record: KeyRecord): Promise<void>;
 }
 
 /** One run's hold on one key: while it lasts, no other run changes the key. */

@@ -3,7 +3,14 @@ import { AwsServiceError, describeError, PreconditionFailedError } from './error
 import { partitionOf } from './key-ref';
 import { SELF_TEST_TAG } from './lineage';
 import type { KeyDescription, Notification, ServiceLocation } from './model';
-import type { ManagedKeyDirectory, Notifier, ThrowawayKeyAdmin, ValidationState, ValidationStateStore } from './ports';
+import type {
+  KeyRecord,
+  KeyRecordStore,
+  ManagedKeyDirectory,
+  Notifier,
+  TaggedKeyFinder,
+  ThrowawayKeyAdmin,
+} from './ports';
 import { type RotateDeps, type RotateReport, RotationFailedError, rotateKey } from './rotate-key';
 import { type KeyActivity, watchKeyActivity } from './watch-key-activity';
 
@@ -78,9 +85,10 @@ export interface SelfTestReport {
   aliases: string[];
 }
 
-export interface SelfTestDeps extends Omit<RotateDeps, 'state' | 'rotateRoleArn' | 'aliasScope'> {
+export interface SelfTestDeps extends Omit<RotateDeps, 'records' | 'rotateRoleArn' | 'aliasScope'> {
   throwaway: ThrowawayKeyAdmin;
-  directory: ManagedKeyDirectory;
+  /** The tagged-key directory: the managed keys, and keys by tag (the run's throwaway keys, lineage). */
+  directory: ManagedKeyDirectory & TaggedKeyFinder;
   /** The drift watch's own event schema: the self-test's CloudTrail record goes through it as a delivered one would. */
   parseActivity: (event: unknown) => KeyActivity;
   /** The function's role: named in each throwaway key's policy, and in the detail of a denied call. */
@@ -176,13 +184,13 @@ export const disableKeyRotationRecord = (
   };
 };
 
-/** The run's validation state lives in memory: a self-test leaves no record behind and never touches a real key's. */
-const runStateStore = (): ValidationStateStore => {
-  const records = new Map<string, ValidationState>();
+/** The run's key records live in memory: a self-test leaves no record behind and never touches a real key's. */
+const runRecords = (): KeyRecordStore => {
+  const byKey = new Map<string, KeyRecord>();
   return {
-    load: async (keyId) => structuredClone(records.get(keyId) ?? {}),
-    save: async (keyId, state) => {
-      records.set(keyId, structuredClone(state));
+    load: async (keyId) => structuredClone(byKey.get(keyId) ?? {}),
+    save: async (keyId, record) => {
+      byKey.set(keyId, structuredClone(record));
     },
   };
 };
@@ -225,13 +233,13 @@ const failureDetail = (error: unknown, roleArn: string): string => {
 };
 
 /** Data encrypted under the key before its rotation, on record as its canary (as onRotation keeps it). */
-const seedCanary = async (key: KeyDescription, state: ValidationStateStore, deps: SelfTestDeps): Promise<void> => {
+const seedCanary = async (key: KeyDescription, records: KeyRecordStore, deps: SelfTestDeps): Promise<void> => {
   const plaintext = deps.random.bytes(32);
   const { ciphertext } = await deps.crypto.encrypt(key.keyId, plaintext, {
     'kms-rotation:purpose': 'rotation-canary',
     'kms-rotation:key-id': key.keyId,
   });
-  await state.save(key.keyId, {
+  await records.save(key.keyId, {
     managed: true,
     canary: {
       ciphertext: Buffer.from(ciphertext).toString('base64'),
@@ -262,14 +270,14 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
   const published: Notification[] = [];
   const created: Partial<Record<Kind, KeyDescription>> = {};
   const successors: Partial<Record<Kind, string>> = {};
-  const state = runStateStore();
+  const records = runRecords();
   const notifier = markedAsSelfTest(deps.notifier, runId, published);
   // The successors' key policies name this function's role, which runs the rotations; only the
   // self-test's own aliases may move.
   const aliasScope = [`${SELF_TEST_ALIAS_PREFIX}*`];
   const rotateDeps: RotateDeps = {
     ...deps,
-    state,
+    records,
     notifier,
     rotateRoleArn: deps.roleArn,
     aliasScope,
@@ -346,7 +354,7 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
 
   const rotateOnDemand: StepWork = async () => {
     const key = created.symmetric as KeyDescription;
-    await seedCanary(key, state, deps);
+    await seedCanary(key, records, deps);
     const report = await rotateKey(
       { key: key.keyId, strategy: 'on-demand', dryRun: false, action: 'rotate', reason },
       rotateDeps,
@@ -421,7 +429,7 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
     const before = published.length;
     const report = await watchKeyActivity(activity, {
       ...deps,
-      state,
+      records,
       notifier,
       // Detect only: the drift is the run's own making, and its key is deleted anyway.
       mode: 'detect',
@@ -429,9 +437,9 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
       serviceRoleArns: [],
       aliasScope,
     });
-    const finding = report.findings.find((item) => item.rule === 'rotation-disabled' && item.keyId === key.keyId);
+    const finding = report.findings.find((item) => item.rule === 'rotation-enabled' && item.keyId === key.keyId);
     if (!finding)
-      return { failed: `the drift watch found no rotation-disabled drift on ${key.keyId}: ${report.summary}` };
+      return { failed: `the drift watch found no rotation-enabled drift on ${key.keyId}: ${report.summary}` };
     const notified = published.slice(before).find((item) => item.type === 'DriftDetected' && item.keyId === key.keyId);
     if (!notified) return { failed: `drift found on ${key.keyId}, but no DriftDetected notification was published` };
     return `DriftDetected (${notified.severity}) published to the topic, marked as a self-test: ${finding.summary}`;
@@ -459,7 +467,7 @@ export const runSelfTest = async (deps: SelfTestDeps): Promise<SelfTestReport> =
 
   const scheduleDeletion: StepWork = async () => {
     // Keys this run lost track of (a successor whose CreateKey answer was lost) are found by their tag.
-    const tagged = await deps.finder.keysTagged(SELF_TEST_TAG, runId).catch((error: unknown) => {
+    const tagged = await deps.directory.keysTagged(SELF_TEST_TAG, runId).catch((error: unknown) => {
       deps.log.warn('selfTest: keys of the run could not be listed by tag', { runId, error: describeError(error) });
       return [];
     });

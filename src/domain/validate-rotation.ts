@@ -20,11 +20,11 @@ import type {
   EncryptionContext,
   KeyCrypto,
   KeyReader,
+  KeyRecord,
+  KeyRecordStore,
   Log,
   Notifier,
   RandomSource,
-  ValidationState,
-  ValidationStateStore,
 } from './ports';
 import {
   type CheckResult,
@@ -41,7 +41,7 @@ import { settledValue } from './settled';
 export interface RotationValidationDeps {
   keys: KeyReader;
   crypto: KeyCrypto;
-  state: ValidationStateStore;
+  records: KeyRecordStore;
   notifier: Notifier;
   clock: Clock;
   random: RandomSource;
@@ -87,8 +87,8 @@ export type RotationAssessment =
       checks: CheckResult[];
       rotationType?: RotationType;
       aliases?: AliasVerification;
-      /** The key's saved state as read (possibly unreadable). */
-      savedState: PromiseSettledResult<ValidationState>;
+      /** The key's record as read (possibly unreadable). */
+      savedRecord: PromiseSettledResult<KeyRecord>;
       /** Fresh ciphertext from the round trip, to keep as the next canary once everything passed. */
       newCanary?: Canary;
       roundTripVia?: string;
@@ -118,11 +118,11 @@ export const assessRotation = async (
   // our own record). The calls IAM allows on managed keys only come after the tags say the key
   // is managed: a rotation of someone else's key must not leave an AccessDenied in CloudTrail,
   // the very signal the CIS "unauthorized API calls" alarm counts.
-  const [describedKey, tags, aliasesOfKey, savedState] = await Promise.allSettled([
+  const [describedKey, tags, aliasesOfKey, savedRecord] = await Promise.allSettled([
     keys.describeKey(event.keyId),
     keys.listTags(event.keyId),
     keys.listAliasesOf(event.keyId),
-    deps.state.load(event.keyId),
+    deps.records.load(event.keyId),
   ]);
   const key = settledValue(describedKey);
   if (key.keyManager === 'AWS') {
@@ -144,7 +144,7 @@ export const assessRotation = async (
   const preconditionFailed = preconditionReasonOf(key);
   if (preconditionFailed) {
     const checks = preconditions;
-    return { kind: 'assessed', key, declared, checks, savedState, failure: 'precondition-failed', preconditionFailed };
+    return { kind: 'assessed', key, declared, checks, savedRecord, failure: 'precondition-failed', preconditionFailed };
   }
 
   // Round trip 2: the managed key's rotation settings and history, and the first half of the round trip.
@@ -170,7 +170,7 @@ export const assessRotation = async (
   // Round trip 3: decrypt the probe, encrypt the next canary through the alias, decrypt the old canary.
   const [roundTrip, canary, aliasVerification] = await Promise.all([
     runRoundTrip(key, { plaintext: probe, encrypted: probeEncrypted }, roundTripVia, deps),
-    checkCanary(key, savedState, deps),
+    checkCanary(key, savedRecord, deps),
     verifyDeclaredAliases(key.keyId, declared.aliases, aliases, (name) => aliasTargetOf(keys, name)),
   ]);
   const checks = [...readChecks, roundTrip.check, canary];
@@ -181,7 +181,7 @@ export const assessRotation = async (
     checks,
     rotationType,
     aliases: aliasVerification,
-    savedState,
+    savedRecord,
     newCanary: roundTrip.newCanary,
     roundTripVia,
     failure: checks.some((check) => check.status === 'failed') ? 'verification-failed' : undefined,
@@ -215,13 +215,13 @@ const validateUnderLease = async (
     );
   }
   if (assessment.failure) return reportFailure(event, { ...assessment, failure: assessment.failure }, deps);
-  const { key, declared, checks, rotationType, aliases, savedState } = assessment;
+  const { key, declared, checks, rotationType, aliases, savedRecord } = assessment;
   const aliasVerification = aliases as AliasVerification;
   const summary = validatedSummary(key, assessment.roundTripVia ?? key.arn, aliasVerification, declared);
   const severity: Severity = aliasVerification.drift.length > 0 || declared.problems.length > 0 ? 'WARNING' : 'INFO';
   // Round trip 4: keep the new canary and tell people, at once.
   const refreshed = assessment.newCanary
-    ? keepCanary(key.keyId, savedState, assessment.newCanary, deps)
+    ? keepCanary(key.keyId, savedRecord, assessment.newCanary, deps)
     : Promise.resolve();
   const published = deps.notifier.publish(
     notificationOf(
@@ -271,7 +271,7 @@ export const failureOf = (report: RotationValidationReport): Error | undefined =
   return new VerificationFailedError(message);
 };
 
-const stateOrEmpty = (settled: PromiseSettledResult<ValidationState>, log: Log): ValidationState => {
+const recordOrEmpty = (settled: PromiseSettledResult<KeyRecord>, log: Log): KeyRecord => {
   if (settled.status === 'fulfilled') return settled.value;
   // A store outage must not hide a rotation's result: validate without the canary, say so.
   log.warn('Validation state could not be read; validating without the canary', {
@@ -334,17 +334,17 @@ const runRoundTrip = async (
 /** Data encrypted before the rotation must still decrypt after it: KMS keeps every earlier material. */
 const checkCanary = async (
   key: KeyDescription,
-  savedState: PromiseSettledResult<ValidationState>,
+  savedRecord: PromiseSettledResult<KeyRecord>,
   deps: RotationAssessmentDeps,
 ): Promise<CheckResult> => {
-  if (savedState.status === 'rejected') {
+  if (savedRecord.status === 'rejected') {
     return {
       id: 'canary',
       status: 'skipped',
-      detail: `the canary on record could not be read (${describeError(savedState.reason)}); validated without it`,
+      detail: `the canary on record could not be read (${describeError(savedRecord.reason)}); validated without it`,
     };
   }
-  const { canary } = savedState.value;
+  const { canary } = savedRecord.value;
   if (!canary) {
     return {
       id: 'canary',
@@ -380,31 +380,31 @@ const checkCanary = async (
 };
 
 /**
- * Keeps a new canary with the rest of the key's state. A state that could not be read is not
+ * Keeps a new canary with the rest of the key's record. A record that could not be read is not
  * overwritten: that would drop the canary on record (or the drift and failures remembered) for
  * good, where skipping the refresh only keeps the previous canary, which still decrypts.
  */
 export const keepCanary = async (
   keyId: string,
-  savedState: PromiseSettledResult<ValidationState>,
+  savedRecord: PromiseSettledResult<KeyRecord>,
   canary: Canary,
-  deps: Pick<RotationValidationDeps, 'state' | 'log'>,
+  deps: Pick<RotationValidationDeps, 'records' | 'log'>,
 ): Promise<void> => {
-  if (savedState.status === 'rejected') {
+  if (savedRecord.status === 'rejected') {
     deps.log.warn('Canary not refreshed: the state on record could not be read, so it is not overwritten', { keyId });
     return;
   }
-  await refreshCanary(keyId, { ...savedState.value, canary }, deps);
+  await refreshCanary(keyId, { ...savedRecord.value, canary }, deps);
 };
 
 /** The canary is refreshed only after a passed validation; losing a refresh is logged, not fatal. */
 export const refreshCanary = async (
   keyId: string,
-  state: ValidationState,
-  deps: Pick<RotationValidationDeps, 'state' | 'log'>,
+  record: KeyRecord,
+  deps: Pick<RotationValidationDeps, 'records' | 'log'>,
 ): Promise<void> => {
   try {
-    await deps.state.save(keyId, state);
+    await deps.records.save(keyId, record);
   } catch (error) {
     deps.log.warn('Canary could not be refreshed; the previous one stays on record', {
       keyId,
@@ -420,15 +420,15 @@ const reportFailure = async (
   },
   deps: RotationValidationDeps,
 ): Promise<RotationValidationReport> => {
-  const { key, declared, checks, aliases, savedState, failure: kind, preconditionFailed } = assessment;
+  const { key, declared, checks, aliases, savedRecord, failure: kind, preconditionFailed } = assessment;
   const failedChecks = checks.filter((check) => check.status === 'failed');
   const message = failedChecks.map((check) => `${check.id}: ${check.detail}`).join('; ');
   const summary = `Rotation of ${declared.aliases[0] ?? key.keyId} FAILED validation: ${failedChecks[0]?.detail ?? message}`;
-  const state = stateOrEmpty(savedState, deps.log);
+  const record = recordOrEmpty(savedRecord, deps.log);
   // Lambda retries and EventBridge redeliveries carry the same event id; KMS may also send
   // the same rotation twice, which the material id (when present) recognises.
   const failureKey = `${key.keyId}:${event.currentKeyMaterialId ?? event.eventId}`;
-  const alreadyNotified = state.notifiedFailures?.includes(failureKey) ?? false;
+  const alreadyNotified = record.notifiedFailures?.includes(failureKey) ?? false;
   const report: RotationValidationReport = {
     outcome: 'failed',
     eventId: event.eventId,
@@ -468,16 +468,16 @@ const reportFailure = async (
       deps.clock,
     ),
   );
-  if (savedState.status === 'rejected') {
+  if (savedRecord.status === 'rejected') {
     // Saving now would replace the unread state (and its canary) with the failure alone.
     deps.log.warn('Could not record that the failure was notified: the state on record could not be read', {
       keyId: key.keyId,
     });
     return report;
   }
-  const notifiedFailures = [...(state.notifiedFailures ?? []), failureKey].slice(-MAX_REMEMBERED_FAILURES);
+  const notifiedFailures = [...(record.notifiedFailures ?? []), failureKey].slice(-MAX_REMEMBERED_FAILURES);
   try {
-    await deps.state.save(key.keyId, { ...state, notifiedFailures });
+    await deps.records.save(key.keyId, { ...record, notifiedFailures });
   } catch (error) {
     // At worst a retry notifies a second time: better twice than never.
     deps.log.warn('Could not record that the failure was notified', { keyId: key.keyId, error: describeError(error) });

@@ -5,6 +5,7 @@ import { type AuditException, EXCEPTABLE_RULES, readExceptions } from './audit-e
 import { type DeclaredState, readDeclaredState } from './declared-state';
 import { driftSecurityHubBatch } from './drift-asff';
 import {
+  currentFingerprint,
   type DriftMode,
   type DriftRuleId,
   evaluateDrift,
@@ -24,11 +25,11 @@ import type {
   Clock,
   KeyAdmin,
   KeyReader,
+  KeyRecord,
+  KeyRecordStore,
   Log,
   ManagedKeyDirectory,
   Notifier,
-  ValidationState,
-  ValidationStateStore,
 } from './ports';
 import { requireEventForThisService, requireLocalArn } from './service-location';
 
@@ -91,7 +92,7 @@ export interface DriftWatchDeps extends KeyVerificationDeps, LeaseDeps {
   keys: KeyReader;
   admin: KeyAdmin;
   directory: ManagedKeyDirectory;
-  state: ValidationStateStore;
+  records: KeyRecordStore;
   notifier: Notifier;
   clock: Clock;
   log: Log;
@@ -341,7 +342,7 @@ interface Examined {
   declared?: DeclaredState;
   findings: Finding[];
   newFindings: Finding[];
-  state: ValidationState;
+  record: KeyRecord;
   openDrift: Record<string, string>;
   /** Aliases that point at the key now. */
   aliasesOfKey: string[];
@@ -356,13 +357,13 @@ const KEY_DELETED = 'KMS CMK Deletion';
 
 const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatchDeps): Promise<Examined> => {
   let notFound: PreconditionFailedError | undefined;
-  const [described, state] = await Promise.all([
+  const [described, record] = await Promise.all([
     deps.keys.describeKey(keyId).catch((error: unknown) => {
       if (!(error instanceof PreconditionFailedError && error.reason === 'key-not-found')) throw error;
       notFound = error;
       return undefined;
     }),
-    deps.state.load(keyId),
+    deps.records.load(keyId),
   ]);
   const unmanaged = (notChecked: string): Examined => ({
     keyId,
@@ -370,7 +371,7 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
     notChecked,
     findings: [],
     newFindings: [],
-    state,
+    record,
     openDrift: {},
     aliasesOfKey: [],
     exceptions: [],
@@ -380,7 +381,7 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
   let exceptions: AuditException[] = [];
   if (!described) {
     // Deleted: ours only if we kept a record of it.
-    if (!state.managed && !state.canary && !state.openDrift) {
+    if (!record.managed && !record.canary && !record.openDrift) {
       if (activity.name !== KEY_DELETED && notFound) throw notFound;
       return unmanaged('deleted, and kms-rotation kept no record of it (DescribeKey: not found)');
     }
@@ -424,7 +425,10 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
     }
   }
   const findings = evaluateDrift(snapshot);
-  const previous = state.openDrift ?? {};
+  // Kept before a rule id was renamed, a fingerprint is read as the new one: that drift is not notified again.
+  const previous = Object.fromEntries(
+    Object.entries(record.openDrift ?? {}).map(([fingerprint, since]) => [currentFingerprint(fingerprint), since]),
+  );
   const now = deps.clock.now().toISOString();
   const openDrift = Object.fromEntries(findings.map((item) => [item.fingerprint, previous[item.fingerprint] ?? now]));
   return {
@@ -434,7 +438,7 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
     declared,
     findings,
     newFindings: findings.filter((item) => previous[item.fingerprint] === undefined),
-    state,
+    record,
     openDrift,
     aliasesOfKey: snapshot.aliasesOfKey,
     exceptions,
@@ -442,14 +446,14 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
 };
 
 const saveOpenDrift = async (result: Examined, deps: DriftWatchDeps): Promise<void> => {
-  const before = JSON.stringify(result.state.openDrift ?? {});
-  if (before === JSON.stringify(result.openDrift) && result.state.managed) return;
-  await deps.state.save(result.keyId, {
-    ...result.state,
+  const before = JSON.stringify(result.record.openDrift ?? {});
+  if (before === JSON.stringify(result.openDrift) && result.record.managed) return;
+  await deps.records.save(result.keyId, {
+    ...result.record,
     managed: true,
     openDrift: Object.keys(result.openDrift).length > 0 ? { ...result.openDrift } : undefined,
   });
-  result.state = { ...result.state, managed: true, openDrift: { ...result.openDrift } };
+  result.record = { ...result.record, managed: true, openDrift: { ...result.openDrift } };
 };
 
 /** Puts declared state back: rotation on with the declared period, or a declared alias on its (verified) key. */

@@ -370,7 +370,7 @@ describe('Authorization: every AWS call of every flow, against the policies the 
     const { keyId, arn } = stackKey();
     await deployed.clients.kms.send(new DisableKeyRotationCommand({ KeyId: keyId }));
     await authorizeFlow(
-      'onKeyActivity detect rotation-disabled',
+      'onKeyActivity detect rotation-enabled',
       'onKeyActivity',
       cloudTrailEvent('DisableKeyRotation', { keyId }, [arn]),
       {
@@ -381,10 +381,10 @@ describe('Authorization: every AWS call of every flow, against the policies the 
     );
   });
 
-  it('onKeyActivity, remediate mode, rotation-disabled: every call is authorized', async () => {
+  it('onKeyActivity, remediate mode, rotation-enabled: every call is authorized', async () => {
     const { keyId, arn } = stackKey();
     await authorizeFlow(
-      'onKeyActivity remediate rotation-disabled',
+      'onKeyActivity remediate rotation-enabled',
       'onKeyActivity',
       cloudTrailEvent('DisableKeyRotation', { keyId }, [arn]),
       {
@@ -393,9 +393,9 @@ describe('Authorization: every AWS call of every flow, against the policies the 
     );
   });
 
-  // rotation-period-changed has no flow here: moto's GetKeyRotationStatus returns no
+  // rotation-period has no flow here: moto's GetKeyRotationStatus returns no
   // RotationPeriodInDays (checked against moto 5 on 2026-12-01), so onKeyActivity finds no drift to
-  // put back. Its remediation is the same EnableKeyRotation call as rotation-disabled's, above.
+  // put back. Its remediation is the same EnableKeyRotation call as rotation-enabled's, above.
 
   it('onKeyActivity, remediate mode, declared-alias-missing: every call is authorized', async () => {
     const { keyId } = stackKey();

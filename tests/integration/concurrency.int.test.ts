@@ -366,7 +366,7 @@ describe('Functions invoked several times at once for one key', () => {
       calledTogether: true,
       outcomes: ['drift', 'drift', 'drift'],
       notifications: ['DriftDetected'],
-      remembered: [expect.stringContaining('rotation-disabled')],
+      remembered: [expect.stringContaining('rotation-enabled')],
     });
   });
 
@@ -412,8 +412,8 @@ describe('Functions invoked several times at once for one key', () => {
       calledTogether: true,
       outcomes: ['drift', 'drift', 'drift', 'drift'],
       notifications: ['DriftDetected'],
-      told: ['declared-alias-elsewhere', 'rotation-disabled'],
-      remembered: ['declared-alias-elsewhere', 'rotation-disabled'],
+      told: ['declared-alias-elsewhere', 'rotation-enabled'],
+      remembered: ['declared-alias-elsewhere', 'rotation-enabled'],
     });
   });
 
@@ -479,7 +479,7 @@ describe('Functions invoked several times at once for one key', () => {
       outcomes: ['validated', 'drift', 'validated', 'drift'],
       notifications: ['DriftDetected', 'RotationValidated', 'RotationValidated'],
       canaryKept: true,
-      driftRemembered: [expect.stringContaining('rotation-disabled')],
+      driftRemembered: [expect.stringContaining('rotation-enabled')],
     });
   });
 

@@ -132,7 +132,7 @@ describe('Manual invoke: the commands the emulator prints, run as printed', () =
     expect(outcome.result).toMatchObject({
       outcome: 'drift',
       actor: { type: 'IAMUser', arn: 'arn:aws:iam::123456789012:user/Alice' },
-      findings: [expect.objectContaining({ rule: 'rotation-disabled' })],
+      findings: [expect.objectContaining({ rule: 'rotation-enabled' })],
     });
   });
 

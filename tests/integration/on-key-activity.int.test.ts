@@ -124,7 +124,7 @@ describe('Function: onKeyActivity against the local AWS emulator', () => {
 
     // Assess
     expect(detected.findings.map((finding) => [finding.rule, finding.severity])).toEqual([
-      ['rotation-disabled', 'WARNING'],
+      ['rotation-enabled', 'WARNING'],
     ]);
     expect(duplicate.newFindings).toEqual([]);
     const notifications = await inbox.drain();
@@ -135,7 +135,7 @@ describe('Function: onKeyActivity against the local AWS emulator', () => {
     const remediated = await watch(event, 'remediate');
 
     expect(remediated.remediations).toEqual([
-      expect.objectContaining({ rule: 'rotation-disabled', status: 'remediated' }),
+      expect.objectContaining({ rule: 'rotation-enabled', status: 'remediated' }),
     ]);
     expect((await clients.kms.send(new GetKeyRotationStatusCommand({ KeyId: keyId }))).KeyRotationEnabled).toBe(true);
     expect((await inbox.drain()).map((n) => n.attributes)).toEqual([{ type: 'DriftRemediated', severity: 'INFO' }]);
@@ -384,7 +384,7 @@ describe("Function: onKeyActivity with securityHubFindings on, then audit, again
     )) as DriftReport;
 
     // Assess 1: one open finding, under the audit rule's Id, naming who caused it.
-    expect(report.findings.map((finding) => finding.rule)).toEqual(['rotation-disabled']);
+    expect(report.findings.map((finding) => finding.rule)).toEqual(['rotation-enabled']);
     expect(report.securityHub).toEqual({ imported: 1, resolved: 0 });
     const [drift, ...moreDrift] = await findingsOf(keyArn);
     expect(moreDrift).toEqual([]);
@@ -394,7 +394,7 @@ describe("Function: onKeyActivity with securityHubFindings on, then audit, again
       Severity: { Label: 'MEDIUM' },
       Description: expect.stringContaining(`DisableKeyRotation by ${ALICE}`),
       ProductFields: expect.objectContaining({
-        'kms-rotation/driftRule': 'rotation-disabled',
+        'kms-rotation/driftRule': 'rotation-enabled',
         'kms-rotation/actor': ALICE,
       }),
     });

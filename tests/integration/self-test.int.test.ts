@@ -93,7 +93,7 @@ describe('Function: selfTest against the local AWS emulator', () => {
     expect(drift[0]?.body).toMatchObject({
       type: 'DriftDetected',
       selfTest: true,
-      details: { call: 'DisableKeyRotation', selfTestRunId: report.runId, findings: [{ rule: 'rotation-disabled' }] },
+      details: { call: 'DisableKeyRotation', selfTestRunId: report.runId, findings: [{ rule: 'rotation-enabled' }] },
     });
   });
 

@@ -95,7 +95,8 @@ describe('Function: parseException', () => {
   });
 
   it.each([
-    ['an unknown rule', 'kms-rotation:exception:rotation-disabled'],
+    ['an unknown rule', 'kms-rotation:exception:rotation-enable'],
+    ['a drift rule the audit does not judge', 'kms-rotation:exception:key-deleted'],
     ['no rule', 'kms-rotation:exception:'],
     ['the malformed-exception rule itself', 'kms-rotation:exception:exception-malformed'],
     ['key-unreadable, which the audit could not judge', 'kms-rotation:exception:key-unreadable'],

@@ -119,7 +119,7 @@ describe('Function: auditFleet', () => {
     fleet: fleet.fleet,
     keys: fleet.reader,
     admin: fleet.admin as unknown as AuditDeps['admin'],
-    registry: { declaredKeyIds: async () => declared },
+    records: { declaredKeyIds: async () => declared },
     continuation: { continueLater: async (request) => void continuations.push(request) },
     notifier: { publish: async (notification) => void published.push(notification) },
     clock,
@@ -979,8 +979,8 @@ describe('Function: auditFleet', () => {
       const before = new Date(NOW.getTime() - 60_000);
       await hub.importFindings([
         ...driftFound('fixed', 'key-disabled', before),
-        ...driftFound('fixed', 'rotation-disabled', before),
-        ...driftFound('fixed-later', 'rotation-disabled', new Date(NOW.getTime() + 1_000)),
+        ...driftFound('fixed', 'rotation-enabled', before),
+        ...driftFound('fixed-later', 'rotation-enabled', new Date(NOW.getTime() + 1_000)),
       ]);
 
       await auditFleet({ remediate: false }, withHub());

@@ -1,11 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, loadConfig } from '../../../src/config';
+import { MINIMAL_ENV } from '../support/minimal-env';
 
-const ENV = {
-  AWS_REGION: 'us-east-1',
-  TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:kms-rotation-dev-notifications',
-  STATE_PARAMETER_PREFIX: '/kms-rotation/dev/keys',
-};
+const ENV = MINIMAL_ENV;
 
 /** A bad AUDIT_RATE_LIMITS fails the cold start naming the variable, before any key is audited. */
 describe('Function: loadConfig, AUDIT_RATE_LIMITS', () => {

@@ -1,11 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, loadConfig } from '../../../src/config';
+import { MINIMAL_ENV } from '../support/minimal-env';
 
-const ENV = {
-  AWS_REGION: 'us-east-1',
-  TOPIC_ARN: 'arn:aws:sns:us-east-1:123456789012:kms-rotation-dev-notifications',
-  STATE_PARAMETER_PREFIX: '/kms-rotation/dev/keys',
-};
+const ENV = MINIMAL_ENV;
 
 describe('Function: loadConfig', () => {
   describe('the role names (ON_ROTATION_ROLE_NAME, ROTATE_ROLE_NAME, ON_KEY_ACTIVITY_ROLE_NAME, SELF_TEST_ROLE_NAME)', () => {

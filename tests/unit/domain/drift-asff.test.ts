@@ -38,8 +38,8 @@ describe('Table: SECURITY_HUB_RULE', () => {
       ),
     );
     expect(auditRules).toEqual({
-      'rotation-disabled': 'rotation-enabled',
-      'rotation-period-changed': 'rotation-period',
+      'rotation-enabled': 'rotation-enabled',
+      'rotation-period': 'rotation-period',
       'declared-alias-missing': 'declared-alias',
       'declared-alias-elsewhere': 'declared-alias',
       'policy-wildcard-principal': 'policy-wildcard-principal',
@@ -84,7 +84,7 @@ describe('Function: driftSecurityHubBatch', () => {
       CONTEXT,
     ).imports[0];
     const fromTheAudit = {
-      ...batch([drift('rotation-disabled')]).imports[0],
+      ...batch([drift('rotation-enabled')]).imports[0],
       ProductFields: { 'kms-rotation/auditId': 'audit-1' },
     };
 

@@ -48,12 +48,12 @@ describe('Function: evaluateDrift', () => {
   });
 });
 
-describe('Rule: rotation-disabled', () => {
+describe('Rule: rotation-enabled', () => {
   it('fires, remediable with the declared period, when rotation is off on a symmetric key', () => {
     const [finding, ...rest] = rotationDisabled(snapshot({ rotation: { enabled: false } }));
     expect(rest).toEqual([]);
     expect(finding).toMatchObject({
-      rule: 'rotation-disabled',
+      rule: 'rotation-enabled',
       severity: 'WARNING',
       remediation: { action: 'enable-rotation', keyId: KEY_ID, periodDays: 365 },
     });
@@ -74,11 +74,11 @@ describe('Rule: rotation-disabled', () => {
   });
 });
 
-describe('Rule: rotation-period-changed', () => {
+describe('Rule: rotation-period', () => {
   it('fires when the period differs from the declared one, remediable back to it', () => {
     expect(rotationPeriodChanged(snapshot({ rotation: { enabled: true, periodDays: 730 } }))).toEqual([
       expect.objectContaining({
-        rule: 'rotation-period-changed',
+        rule: 'rotation-period',
         evidence: { periodDays: 730, declaredPeriodDays: 365 },
         remediation: { action: 'enable-rotation', keyId: KEY_ID, periodDays: 365 },
       }),
@@ -245,30 +245,30 @@ describe('Every drift, whole: rule, severity, summary, evidence, fingerprint and
   });
   const CASES: { name: string; found: () => unknown[]; expected: object[] }[] = [
     {
-      name: 'rotation-disabled',
+      name: 'rotation-enabled',
       found: () => rotationDisabled(snapshot({ rotation: { enabled: false } })),
       expected: [
         {
-          rule: 'rotation-disabled',
+          rule: 'rotation-enabled',
           severity: 'WARNING',
           keyId: KEY_ID,
           summary: `automatic rotation is disabled on managed key ${KEY_ID}`,
           evidence: { rotationEnabled: false, declaredPeriodDays: 365 },
-          fingerprint: `rotation-disabled:${KEY_ID}`,
+          fingerprint: `rotation-enabled:${KEY_ID}`,
           remediation: { action: 'enable-rotation', keyId: KEY_ID, periodDays: 365 },
         },
       ],
     },
     {
-      name: 'rotation-period-changed',
+      name: 'rotation-period',
       found: () => rotationPeriodChanged(snapshot({ rotation: { enabled: true, periodDays: 730 } })),
       expected: [
         {
-          rule: 'rotation-period-changed',
+          rule: 'rotation-period',
           severity: 'WARNING',
           summary: `rotation period of ${KEY_ID} is 730 days, declared 365`,
           evidence: { periodDays: 730, declaredPeriodDays: 365 },
-          fingerprint: `rotation-period-changed:${KEY_ID}:730`,
+          fingerprint: `rotation-period:${KEY_ID}:730`,
           remediation: { action: 'enable-rotation', keyId: KEY_ID, periodDays: 365 },
         },
       ],

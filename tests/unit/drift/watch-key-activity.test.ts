@@ -4,7 +4,7 @@ import { type AuditRuleId, CONTROLS } from '../../../src/domain/audit-rules';
 import { REMEDIABLE_RULES } from '../../../src/domain/drift-rules';
 import { AwsServiceError, InvalidInputError, PreconditionFailedError } from '../../../src/domain/errors';
 import type { KeyDescription, Notification, Tags } from '../../../src/domain/model';
-import type { ValidationState } from '../../../src/domain/ports';
+import type { KeyRecord } from '../../../src/domain/ports';
 import {
   type Actor,
   type DriftReport,
@@ -127,7 +127,7 @@ const activity = (name: string, overrides: Partial<KeyActivity> = {}): KeyActivi
 
 describe('Function: watchKeyActivity', () => {
   let kms: FakeKms;
-  let states: Map<string, ValidationState>;
+  let records: Map<string, KeyRecord>;
   let published: Notification[];
   let leases: MemoryKeyLeases;
   let clock: FakeClock;
@@ -138,7 +138,7 @@ describe('Function: watchKeyActivity', () => {
     kms.addKey(KEY, managedTags());
     kms.addKey(OTHER, { team: 'x' });
     kms.aliases.set('alias/app/key', KEY);
-    states = new Map();
+    records = new Map();
     published = [];
     clock = new FakeClock(new Date('2026-11-21T10:00:05Z'));
     leases = new MemoryKeyLeases(clock);
@@ -155,10 +155,10 @@ describe('Function: watchKeyActivity', () => {
             .filter(([, tags]) => tags['kms-rotation:managed'] === 'true')
             .map(([keyId, tags]) => ({ keyId, tags })),
       },
-      state: {
-        load: async (keyId) => structuredClone(states.get(keyId) ?? {}),
-        save: async (keyId, state) => {
-          states.set(keyId, structuredClone(state));
+      records: {
+        load: async (keyId) => structuredClone(records.get(keyId) ?? {}),
+        save: async (keyId, record) => {
+          records.set(keyId, structuredClone(record));
         },
       },
       notifier: { publish: async (notification) => void published.push(notification) },
@@ -186,7 +186,7 @@ describe('Function: watchKeyActivity', () => {
     // Assess
     expect(first).toMatchObject({
       outcome: 'drift',
-      newFindings: [expect.objectContaining({ rule: 'rotation-disabled' })],
+      newFindings: [expect.objectContaining({ rule: 'rotation-enabled' })],
     });
     expect(duplicate).toMatchObject({ outcome: 'drift', newFindings: [] });
     expect(published).toHaveLength(1);
@@ -231,7 +231,7 @@ describe('Function: watchKeyActivity', () => {
     // Assess
     expect(otherReport).toMatchObject({
       outcome: 'drift',
-      newFindings: [expect.objectContaining({ rule: 'rotation-disabled' })],
+      newFindings: [expect.objectContaining({ rule: 'rotation-enabled' })],
     });
     expect(report).toMatchObject({ outcome: 'drift', newFindings: [] });
     expect(published.map((notification) => notification.type)).toEqual(['DriftDetected']);
@@ -258,7 +258,7 @@ describe('Function: watchKeyActivity', () => {
     );
     expect(kms.failNext).toBeDefined();
     expect(published).toEqual([]);
-    expect(states.size).toBe(0);
+    expect(records.size).toBe(0);
   });
 
   it('names who made the call in its report, as CloudTrail recorded it', async () => {
@@ -280,6 +280,39 @@ describe('Function: watchKeyActivity', () => {
 
     expect(published.map((notification) => notification.type)).toEqual(['DriftDetected', 'DriftDetected']);
   });
+
+  it.each([
+    [
+      'rotation-disabled',
+      { enabled: false },
+      'DisableKeyRotation',
+      `rotation-disabled:${KEY}`,
+      `rotation-enabled:${KEY}`,
+    ],
+    [
+      'rotation-period-changed',
+      { enabled: true, periodDays: 730 },
+      'EnableKeyRotation',
+      `rotation-period-changed:${KEY}:730`,
+      `rotation-period:${KEY}:730`,
+    ],
+  ] as const)(
+    'reads a fingerprint kept under the renamed id %s as the new one: a drift notified before the upgrade is not notified again',
+    async (_oldRule, rotation, call, kept, renamed) => {
+      // Prepare: the key's record, as the release before this one kept it
+      records.set(KEY, { managed: true, openDrift: { [kept]: '2026-11-20T08:00:00.000Z' } });
+      kms.rotation.set(KEY, rotation);
+
+      // Act
+      const report = await watchKeyActivity(activity(call), deps);
+
+      // Assess: the same drift, found under its new id, is not news; the record keeps when it was first notified
+      expect(report).toMatchObject({ outcome: 'drift', newFindings: [] });
+      expect(report.findings.map((finding) => finding.fingerprint)).toEqual([renamed]);
+      expect(published).toEqual([]);
+      expect(records.get(KEY)).toEqual({ managed: true, openDrift: { [renamed]: '2026-11-20T08:00:00.000Z' } });
+    },
+  );
 
   it('finds no drift when an UpdateAlias event arrives after the alias was already restored', async () => {
     const late = activity('UpdateAlias', { keyRefs: [OTHER], aliasNames: ['alias/app/key'] });
@@ -434,7 +467,7 @@ describe('Function: watchKeyActivity', () => {
 
     expect(report.findings.map((finding) => finding.rule).sort()).toEqual([
       'declared-alias-missing',
-      'rotation-disabled',
+      'rotation-enabled',
     ]);
     expect(report.remediations).toEqual([]);
     expect(kms.changes).toEqual([]);
@@ -455,7 +488,7 @@ describe('Function: watchKeyActivity', () => {
       ['DriftDetected', 'WARNING'],
       ['DriftRemediated', 'INFO'],
     ]);
-    expect(states.get(KEY)?.openDrift).toBeUndefined();
+    expect(records.get(KEY)?.openDrift).toBeUndefined();
   });
 
   it('in remediate mode puts back only the rules it is told to', async () => {
@@ -465,7 +498,7 @@ describe('Function: watchKeyActivity', () => {
     await watchKeyActivity(activity('UpdateAlias', { aliasNames: ['alias/app/key'] }), {
       ...deps,
       mode: 'remediate',
-      remediateRules: new Set(['rotation-disabled']),
+      remediateRules: new Set(['rotation-enabled']),
     });
 
     expect(kms.changes).toEqual([`EnableKeyRotation ${KEY} 365`]);
@@ -535,7 +568,7 @@ describe('Function: watchKeyActivity', () => {
 
   it('raises CRITICAL once for a deleted key it had a record of, however often KMS repeats the deletion event', async () => {
     kms.keys.delete(KEY);
-    states.set(KEY, { managed: true });
+    records.set(KEY, { managed: true });
     const deletion = activity('KMS CMK Deletion', { actor: undefined, callId: undefined });
 
     await watchKeyActivity(deletion, deps);
@@ -575,7 +608,7 @@ describe('Function: watchKeyActivity', () => {
       ],
     ]);
     expect(published).toEqual([]);
-    expect(states.size).toBe(0);
+    expect(records.size).toBe(0);
   });
 
   it('fails loudly when a call record names a key that does not exist here', async () => {
@@ -640,7 +673,7 @@ describe('Function: watchKeyActivity', () => {
         ProductFields: {
           'kms-rotation/rule': 'rotation-enabled',
           'kms-rotation/keyId': KEY,
-          'kms-rotation/driftRule': 'rotation-disabled',
+          'kms-rotation/driftRule': 'rotation-enabled',
           'kms-rotation/eventId': 'event-DisableKeyRotation',
           'kms-rotation/actor': ALICE,
         },
@@ -765,7 +798,7 @@ describe('Function: watchKeyActivity', () => {
 
       await expect(watchKeyActivity(activity('DisableKeyRotation'), deps)).rejects.toThrow(/refused/);
       expect(published.map((notification) => notification.type)).toEqual(['DriftDetected']);
-      expect(states.get(KEY)?.openDrift).toBeDefined();
+      expect(records.get(KEY)?.openDrift).toBeDefined();
 
       const retry = await watchKeyActivity(activity('DisableKeyRotation'), deps);
 

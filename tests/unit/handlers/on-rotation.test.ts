@@ -50,11 +50,11 @@ import {
   HISTORY,
   mockCanary,
   mockManagedKey,
-  mockStoredState,
+  mockStoredRecord,
   seal,
   sha256Hex,
 } from '../support/managed-key';
-import { emfBlobs, publishedNotifications, sampleEvent, savedStates } from '../support/observations';
+import { emfBlobs, publishedNotifications, sampleEvent, savedRecords } from '../support/observations';
 
 type OnRotationHandler = typeof import('../../../handlers/on-rotation').handler;
 
@@ -159,7 +159,7 @@ describe('Function: handler (onRotation)', () => {
     expect(metrics).toMatchObject({ RotationValidationFailed: 1, keyId: KEY_ID });
     expect(metrics).not.toHaveProperty('RotationValidated');
     // No canary refresh: the one write remembers the notified failure; the canary on record stays.
-    const saved = savedStates(ssm);
+    const saved = savedRecords(ssm);
     expect(saved).toHaveLength(1);
     expect(saved[0]?.canary).toEqual(previous.canary);
     expect(saved[0]?.notifiedFailures).toHaveLength(1);
@@ -330,7 +330,7 @@ describe('Function: handler (onRotation)', () => {
       expect(kms).toHaveReceivedCommandTimes(EncryptCommand, 1);
       expect(kms).toHaveReceivedCommandWith(EncryptCommand, { KeyId: KEY_ARN });
       const probe = kms.commandCalls(EncryptCommand)[0]?.args[0].input.Plaintext ?? new Uint8Array();
-      expect(savedStates(ssm)[0]?.canary).toMatchObject({
+      expect(savedRecords(ssm)[0]?.canary).toMatchObject({
         ciphertext: Buffer.from(seal(probe)).toString('base64'),
         plaintextSha256: sha256Hex(probe),
       });
@@ -354,7 +354,7 @@ describe('Function: handler (onRotation)', () => {
       });
       const throughAlias = kms.commandCalls(EncryptCommand, { KeyId: ALIAS })[0]?.args[0].input.Plaintext;
       const plaintext = throughAlias ?? new Uint8Array();
-      const [saved] = savedStates(ssm);
+      const [saved] = savedRecords(ssm);
       expect(saved).toEqual({
         managed: true,
         openDrift: { 'alias-drift:x': '2026-11-01' },
@@ -404,7 +404,7 @@ describe('Function: handler (onRotation)', () => {
         expect.objectContaining({ id: 'canary', status: 'skipped', detail: expect.stringContaining('no data') }),
       );
       expect(kms).toHaveReceivedCommandTimes(DecryptCommand, 1); // the probe only
-      expect(savedStates(ssm)).toEqual([{ canary: expect.objectContaining({ plaintextSha256: expect.any(String) }) }]);
+      expect(savedRecords(ssm)).toEqual([{ canary: expect.objectContaining({ plaintextSha256: expect.any(String) }) }]);
       expect(publishedNotifications(sns)[0]?.attributes?.severity?.StringValue).toBe('INFO');
     });
 
@@ -561,7 +561,7 @@ describe('Function: handler (onRotation)', () => {
       expect(message.summary).toBe(
         `Rotation of ${ALIAS} FAILED validation: data encrypted on 2026-11-01T00:00:00.000Z decrypts to something else`,
       );
-      expect(savedStates(ssm)[0]?.notifiedFailures).toEqual([`${KEY_ID}:${CURRENT_MATERIAL}`]);
+      expect(savedRecords(ssm)[0]?.notifiedFailures).toEqual([`${KEY_ID}:${CURRENT_MATERIAL}`]);
     });
 
     it('throws VerificationFailedError when the canary decrypt fails with InvalidCiphertextException', async () => {
@@ -671,9 +671,9 @@ describe('Function: handler (onRotation)', () => {
       mockManagedKey(kms);
       mockCanary(ssm, { digestOf: new Uint8Array(32).fill(1) });
       await expect(handler(sampleEvent(ON_DEMAND), CONTEXT)).rejects.toBeInstanceOf(VerificationFailedError);
-      const [recorded] = savedStates(ssm);
+      const [recorded] = savedRecords(ssm);
       expect(recorded?.notifiedFailures).toEqual([`${KEY_ID}:${CURRENT_MATERIAL}`]);
-      mockStoredState(ssm, recorded ?? {});
+      mockStoredRecord(ssm, recorded ?? {});
       sns.resetHistory();
       ssm.resetHistory();
       consoleLog.mockClear();
@@ -705,7 +705,7 @@ describe('Function: handler (onRotation)', () => {
       // Assess
       await expect(retry).rejects.toBeInstanceOf(VerificationFailedError);
       expect(sns).toHaveReceivedCommandTimes(PublishCommand, 2);
-      expect(savedStates(ssm)[0]?.notifiedFailures).toEqual([`${KEY_ID}:${CURRENT_MATERIAL}`]);
+      expect(savedRecords(ssm)[0]?.notifiedFailures).toEqual([`${KEY_ID}:${CURRENT_MATERIAL}`]);
     });
 
     it('still throws VerificationFailedError when the notified failure cannot be recorded', async () => {
@@ -755,7 +755,7 @@ describe('Function: handler (onRotation)', () => {
         // Only the probe of the first round trip, sent with the reads before the state is known; nothing after.
         expect(kms).not.toHaveReceivedCommand(EncryptCommand);
         expect(kms).not.toHaveReceivedCommand(DecryptCommand);
-        expect(savedStates(ssm)).toEqual([{ ...previous, notifiedFailures: [`${KEY_ID}:${CURRENT_MATERIAL}`] }]);
+        expect(savedRecords(ssm)).toEqual([{ ...previous, notifiedFailures: [`${KEY_ID}:${CURRENT_MATERIAL}`] }]);
         expect(emfBlobs(consoleLog)[0]).toMatchObject({ RotationValidationFailed: 1 });
       },
     );
@@ -944,7 +944,7 @@ describe('Function: handler (onRotation)', () => {
       // Assess
       await expect(result).rejects.toBeInstanceOf(AwsServiceError);
       await expect(result).rejects.toMatchObject({ retryable: true, operation: 'Publish' });
-      expect(savedStates(ssm)).toEqual([{ canary: expect.objectContaining({ ciphertext: expect.any(String) }) }]);
+      expect(savedRecords(ssm)).toEqual([{ canary: expect.objectContaining({ ciphertext: expect.any(String) }) }]);
     });
 
     it('validates without the canary, saying so, and leaves the unread state as it is, when GetParameter fails', async () => {

@@ -34,10 +34,10 @@ const FULL = {
     totals: {
       keysAudited: 10,
       byClass: { customer: 9, 'aws-managed': 1 },
-      findingsByRule: { 'rotation-disabled': 1 },
+      findingsByRule: { 'rotation-enabled': 1 },
       bySeverity: { HIGH: 1 },
       nonCompliantKeys: 1,
-      nonCompliantByRule: { 'rotation-disabled': 1 },
+      nonCompliantByRule: { 'rotation-enabled': 1 },
       remediated: 0,
       suppressed: 2,
       suppressedByRule: { 'rotation-enabled': 2 },

@@ -77,13 +77,13 @@ describe('Function: rotateKey', () => {
       // Prepare
       const world = createWorld();
       const keyId = await ledgerKey(world);
-      const before = world.state.records.get(keyId)?.canary;
+      const before = world.records.byKey.get(keyId)?.canary;
 
       // Act
       await rotateKey(request({ key: ALIAS }), world.deps);
 
       // Assess
-      const after = world.state.records.get(keyId);
+      const after = world.records.byKey.get(keyId);
       expect(after?.managed).toBe(true);
       expect(after?.canary?.ciphertext).not.toBe(before?.ciphertext);
       expect(after?.canary?.createdAt).toBe(new Date(START.getTime() + 1_500).toISOString());
@@ -99,8 +99,8 @@ describe('Function: rotateKey', () => {
       // Prepare
       const world = createWorld();
       const keyId = await ledgerKey(world);
-      const before = structuredClone(world.state.records.get(keyId));
-      world.state.load = async () => {
+      const before = structuredClone(world.records.byKey.get(keyId));
+      world.records.load = async () => {
         throw new Error('ssm down');
       };
 
@@ -113,8 +113,8 @@ describe('Function: rotateKey', () => {
         status: 'skipped',
         detail: expect.stringContaining('could not be read (Error: ssm down)'),
       });
-      expect(world.state.saves).toEqual([]);
-      expect(world.state.records.get(keyId)).toEqual(before);
+      expect(world.records.saves).toEqual([]);
+      expect(world.records.byKey.get(keyId)).toEqual(before);
     });
 
     it('stops waiting within rotationWaitMs and reports in-progress with a WARNING, when KMS does not record the rotation', async () => {
@@ -122,7 +122,7 @@ describe('Function: rotateKey', () => {
       const world = createWorld();
       const keyId = await ledgerKey(world);
       world.kms.recordOnDemandAfterPolls = 'never';
-      const savesBefore = world.state.saves.length;
+      const savesBefore = world.records.saves.length;
 
       // Act
       const report = await rotateKey(request({ key: ALIAS }), world.deps);
@@ -141,7 +141,7 @@ describe('Function: rotateKey', () => {
       expect(world.sleeper.total).toBeLessThanOrEqual(ROTATION_WAIT_MS);
       expect(world.clock.now().getTime() - START.getTime()).toBeLessThanOrEqual(ROTATION_WAIT_MS);
       expect(world.kms.callsSince(0, 'rotateKeyOnDemand')).toHaveLength(1);
-      expect(world.state.saves).toHaveLength(savesBefore);
+      expect(world.records.saves).toHaveLength(savesBefore);
       expect(world.notifier.kinds()).toEqual(['RotationCompleted/WARNING']);
     });
 
@@ -176,7 +176,7 @@ describe('Function: rotateKey', () => {
       const world = createWorld();
       const keyId = await ledgerKey(world);
       world.kms.rotationFault = fault;
-      const canaryBefore = world.state.records.get(keyId)?.canary;
+      const canaryBefore = world.records.byKey.get(keyId)?.canary;
 
       // Act
       const error = await rotateKey(request({ key: ALIAS }), world.deps).catch((caught: unknown) => caught);
@@ -194,7 +194,7 @@ describe('Function: rotateKey', () => {
       expect((error as Error).message).toContain(`${failedCheck}:`);
       expect(world.notifier.kinds()).toEqual(['RotationFailed/CRITICAL']);
       expect(world.notifier.published[0]).toMatchObject({ keyId, details: { strategy: 'on-demand' } });
-      expect(world.state.records.get(keyId)?.canary).toEqual(canaryBefore);
+      expect(world.records.byKey.get(keyId)?.canary).toEqual(canaryBefore);
     });
 
     it('rotates for the 25th time, when 24 on-demand rotations are in the history', async () => {
@@ -274,7 +274,7 @@ describe('Function: rotateKey', () => {
       expect(report.summary).toContain('rotation 8 of 25');
       expect(world.kms.mutatingCallsSince(0)).toEqual([]);
       expect(world.kms.snapshot()).toEqual(before);
-      expect(world.state.saves).toEqual([]);
+      expect(world.records.saves).toEqual([]);
       expect(world.sleeper.sleeps).toEqual([]);
       expect(world.notifier.published).toEqual([]);
     });

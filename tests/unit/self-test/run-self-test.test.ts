@@ -149,10 +149,10 @@ describe('Function: runSelfTest', () => {
         expect(notification.details.selfTestRunId).toBe(RUN_ID);
       }
       const drift = world.notifier.published.at(-1);
-      expect(drift?.details).toMatchObject({ call: 'DisableKeyRotation', findings: [{ rule: 'rotation-disabled' }] });
+      expect(drift?.details).toMatchObject({ call: 'DisableKeyRotation', findings: [{ rule: 'rotation-enabled' }] });
     });
 
-    it('keeps its validation state in memory, never in the store of the real keys', async () => {
+    it('keeps its key records in memory, never in the store of the real keys', async () => {
       // Prepare
       const world = createSelfTestWorld();
 
@@ -160,7 +160,7 @@ describe('Function: runSelfTest', () => {
       await runSelfTest(world.selfTestDeps);
 
       // Assess
-      expect(world.state.saves).toEqual([]);
+      expect(world.records.saves).toEqual([]);
     });
   });
 

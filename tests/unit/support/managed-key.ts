@@ -105,8 +105,8 @@ export const mockManagedKey = (kms: AwsClientStub<KMSClient>, options: ManagedKe
   }));
 };
 
-/** The per-key state as the service stores it in SSM. */
-export interface StoredState {
+/** The key's record as the service stores it in SSM. */
+export interface StoredRecord {
   canary?: { ciphertext: string; plaintextSha256: string; createdAt: string };
   notifiedFailures?: string[];
   managed?: boolean;
@@ -119,10 +119,10 @@ export interface StoredState {
  */
 export const mockCanary = (
   ssm: AwsClientStub<SSMClient>,
-  options: { plaintext?: Uint8Array; digestOf?: Uint8Array; extra?: Omit<StoredState, 'canary'> } = {},
-): StoredState => {
+  options: { plaintext?: Uint8Array; digestOf?: Uint8Array; extra?: Omit<StoredRecord, 'canary'> } = {},
+): StoredRecord => {
   const plaintext = options.plaintext ?? new Uint8Array(32).fill(9);
-  const state: StoredState = {
+  const state: StoredRecord = {
     ...options.extra,
     canary: {
       ciphertext: Buffer.from(seal(plaintext)).toString('base64'),
@@ -130,12 +130,12 @@ export const mockCanary = (
       createdAt: '2026-11-01T00:00:00.000Z',
     },
   };
-  mockStoredState(ssm, state);
+  mockStoredRecord(ssm, state);
   return state;
 };
 
 /** SSM holding `state` for the sample key. */
-export const mockStoredState = (ssm: AwsClientStub<SSMClient>, state: StoredState | string): void => {
+export const mockStoredRecord = (ssm: AwsClientStub<SSMClient>, state: StoredRecord | string): void => {
   ssm.on(GetParameterCommand).resolves({
     Parameter: {
       Name: `/kms-rotation/test/keys/${KEY_ID}`,

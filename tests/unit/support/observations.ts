@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { PutParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import type { AwsClientStub } from 'aws-sdk-client-mock';
-import type { StoredState } from './managed-key';
+import type { StoredRecord } from './managed-key';
 
 /** A sample event or payload from `events/`, as EventBridge or a person would send it. */
 export const sampleEvent = (file: string) => JSON.parse(readFileSync(join('events', file), 'utf8'));
@@ -37,6 +37,6 @@ export const publishedNotifications = (sns: AwsClientStub<SNSClient>) =>
     attributes: call.args[0].input.MessageAttributes,
   }));
 
-/** Each state the service wrote to SSM, parsed. */
-export const savedStates = (ssm: AwsClientStub<SSMClient>): StoredState[] =>
+/** Each key record the service wrote to SSM, parsed. */
+export const savedRecords = (ssm: AwsClientStub<SSMClient>): StoredRecord[] =>
   ssm.commandCalls(PutParameterCommand).map((call) => JSON.parse(call.args[0].input.Value ?? 'null'));

@@ -9,7 +9,7 @@ const WRITES = ['rotateKeyOnDemand', 'createKey', 'tagKey', 'updateAlias', 'crea
  * KMS's eventual consistency over the fake, as the loopback proxy's stale-reads mode does it over
  * moto (scripts/lib/stale-reads.ts): a read whose same request was answered less than `windowMs`
  * ago (on the fake clock), with a write made since, gets that earlier answer again; any other
- * read asks the fake and its answer is remembered. Replaces the world's reader, finder and admin.
+ * read asks the fake and its answer is remembered. Replaces the world's reader, directory and admin.
  */
 export const withStaleReads = (world: World, windowMs: number): { staleAnswers: () => number } => {
   const { kms, clock } = world;
@@ -59,7 +59,7 @@ export const withStaleReads = (world: World, windowMs: number): { staleAnswers: 
     ),
     getKeyPolicy: read('getKeyPolicy', kms.getKeyPolicy.bind(kms)),
   } as unknown as KeyAdmin;
-  const finder: TaggedKeyFinder = { keysTagged: read('keysTagged', kms.keysTagged.bind(kms)) };
-  Object.assign(world.deps, { keys, admin, finder } satisfies Partial<AliasSwapDeps>);
+  const directory: TaggedKeyFinder = { keysTagged: read('keysTagged', kms.keysTagged.bind(kms)) };
+  Object.assign(world.deps, { keys, admin, directory } satisfies Partial<AliasSwapDeps>);
   return { staleAnswers: () => stale };
 };

@@ -6,13 +6,13 @@ import type {
   Digest,
   EncryptionContext,
   IdGenerator,
+  KeyRecord,
+  KeyRecordStore,
   Log,
   Notifier,
   PublicKeyEncryptor,
   RandomSource,
   Sleeper,
-  ValidationState,
-  ValidationStateStore,
 } from '../../../../src/domain/ports';
 import type { RotateDeps, RotateRequest } from '../../../../src/domain/rotate-key';
 import { MemoryKeyLeases } from '../../support/memory-leases';
@@ -95,15 +95,15 @@ export class RecordingNotifier implements Notifier {
   }
 }
 
-export class MemoryStateStore implements ValidationStateStore {
-  readonly records = new Map<string, ValidationState>();
-  readonly saves: { keyId: string; state: ValidationState }[] = [];
-  async load(keyId: string): Promise<ValidationState> {
-    return structuredClone(this.records.get(keyId) ?? {});
+export class MemoryKeyRecordStore implements KeyRecordStore {
+  readonly byKey = new Map<string, KeyRecord>();
+  readonly saves: { keyId: string; record: KeyRecord }[] = [];
+  async load(keyId: string): Promise<KeyRecord> {
+    return structuredClone(this.byKey.get(keyId) ?? {});
   }
-  async save(keyId: string, state: ValidationState): Promise<void> {
-    this.saves.push({ keyId, state: structuredClone(state) });
-    this.records.set(keyId, structuredClone(state));
+  async save(keyId: string, record: KeyRecord): Promise<void> {
+    this.saves.push({ keyId, record: structuredClone(record) });
+    this.byKey.set(keyId, structuredClone(record));
   }
 }
 
@@ -127,7 +127,7 @@ export interface World {
   sleeper: FakeSleeper;
   ids: SequentialIds;
   notifier: RecordingNotifier;
-  state: MemoryStateStore;
+  records: MemoryKeyRecordStore;
   log: RecordingLog;
   leases: MemoryKeyLeases;
   deps: RotateDeps;
@@ -144,14 +144,14 @@ export const createWorld = (overrides: Partial<RotateDeps> = {}): World => {
   const kms = new FakeKms(clock);
   const ids = new SequentialIds();
   const notifier = new RecordingNotifier();
-  const state = new MemoryStateStore();
+  const records = new MemoryKeyRecordStore();
   const log = new RecordingLog();
   const leases = new MemoryKeyLeases(clock);
   const deps: RotateDeps = {
     keys: kms,
     crypto: kms,
     admin: kms,
-    finder: kms,
+    directory: kms,
     prover: kms,
     publicKeys: rsaOaepEncryptor,
     random: new CountingRandom(),
@@ -159,7 +159,7 @@ export const createWorld = (overrides: Partial<RotateDeps> = {}): World => {
     ids,
     clock,
     log,
-    state,
+    records,
     notifier,
     sleeper,
     location: { ...LOCATION },
@@ -174,7 +174,7 @@ export const createWorld = (overrides: Partial<RotateDeps> = {}): World => {
     remainingMs: () => 170_000,
     ...overrides,
   };
-  return { kms, clock, sleeper, ids, notifier, state, log, leases, deps };
+  return { kms, clock, sleeper, ids, notifier, records, log, leases, deps };
 };
 
 /** Tags of a key kms-rotation manages, with its declared aliases. */
@@ -205,7 +205,7 @@ const canaryContext = (keyId: string): EncryptionContext => ({
 export const seedCanary = async (world: World, keyId: string): Promise<void> => {
   const plaintext = new Uint8Array(Buffer.from('canary encrypted before the rotation'));
   const { ciphertext } = await world.kms.encrypt(keyId, plaintext, canaryContext(keyId));
-  world.state.records.set(keyId, {
+  world.records.byKey.set(keyId, {
     managed: true,
     canary: {
       ciphertext: Buffer.from(ciphertext).toString('base64'),

@@ -16,11 +16,14 @@ export interface SelfTestWorld extends World {
 export const createSelfTestWorld = (): SelfTestWorld => {
   const world = createWorld();
   const timeLeft = { ms: 900_000 };
-  const { state: _state, ...rotateDeps } = world.deps;
+  const { records: _records, ...rotateDeps } = world.deps;
   const selfTestDeps: SelfTestDeps = {
     ...rotateDeps,
     throwaway: world.kms,
-    directory: { managedKeys: () => world.kms.keysTagged(TAGS.managed, 'true') },
+    directory: {
+      keysTagged: (tagKey, tagValue) => world.kms.keysTagged(tagKey, tagValue),
+      managedKeys: () => world.kms.keysTagged(TAGS.managed, 'true'),
+    },
     parseActivity: parseKeyActivityEvent,
     roleArn: ROLE_ARN,
     remainingMs: () => timeLeft.ms,

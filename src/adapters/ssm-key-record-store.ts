@@ -5,12 +5,12 @@ import {
   type SSMClient,
 } from '@aws-sdk/client-ssm';
 import * as z from 'zod/mini';
-import type { DeclaredKeyRegistry } from '../domain/audit-fleet';
-import type { Log, ValidationState, ValidationStateStore } from '../domain/ports';
+import type { KeyRecordIndex } from '../domain/audit-fleet';
+import type { KeyRecord, KeyRecordStore, Log } from '../domain/ports';
 import { callAws, translateAwsError } from './aws-errors';
 import { matching, text } from './schemas/zod';
 
-const StoredState = z.object({
+const StoredRecord = z.object({
   managed: z.optional(z.boolean()),
   canary: z.optional(
     z.object({
@@ -24,10 +24,11 @@ const StoredState = z.object({
 });
 
 /**
- * One SSM String parameter per key, `<prefix>/<keyId>`, holding ciphertext and digests only.
+ * The keys' records: one SSM String parameter per key, `<prefix>/<keyId>`, holding ciphertext and
+ * digests only. The parameter names and the JSON field names are the persisted format: unchanged.
  * The stack provisions the parameter of its own key; others are created on first save.
  */
-export class SsmValidationStateStore implements ValidationStateStore, DeclaredKeyRegistry {
+export class SsmKeyRecordStore implements KeyRecordStore, KeyRecordIndex {
   constructor(
     private readonly ssm: SSMClient,
     private readonly prefix: string,
@@ -38,7 +39,7 @@ export class SsmValidationStateStore implements ValidationStateStore, DeclaredKe
     return `${this.prefix}/${keyId}`;
   }
 
-  async load(keyId: string): Promise<ValidationState> {
+  async load(keyId: string): Promise<KeyRecord> {
     const name = this.nameOf(keyId);
     let value: string | undefined;
     try {
@@ -48,7 +49,7 @@ export class SsmValidationStateStore implements ValidationStateStore, DeclaredKe
       if ((error as { name?: string }).name === 'ParameterNotFound') return {};
       throw translateAwsError('GetParameter', name, error);
     }
-    const parsed = StoredState.safeParse(safeJson(value));
+    const parsed = StoredRecord.safeParse(safeJson(value));
     if (!parsed.success) {
       this.log.warn('Validation state is unreadable; starting afresh', { parameter: name });
       return {};
@@ -65,7 +66,7 @@ export class SsmValidationStateStore implements ValidationStateStore, DeclaredKe
         { Path: this.prefix, Recursive: false },
       )) {
         for (const parameter of page.Parameters ?? []) {
-          const state = StoredState.safeParse(safeJson(parameter.Value));
+          const state = StoredRecord.safeParse(safeJson(parameter.Value));
           const keyId = parameter.Name?.slice(this.prefix.length + 1);
           if (keyId && state.success && (state.data.managed || state.data.canary)) ids.push(keyId);
         }
@@ -74,11 +75,11 @@ export class SsmValidationStateStore implements ValidationStateStore, DeclaredKe
     });
   }
 
-  async save(keyId: string, state: ValidationState): Promise<void> {
+  async save(keyId: string, record: KeyRecord): Promise<void> {
     const name = this.nameOf(keyId);
     await callAws('PutParameter', name, () =>
       this.ssm.send(
-        new PutParameterCommand({ Name: name, Value: JSON.stringify(state), Type: 'String', Overwrite: true }),
+        new PutParameterCommand({ Name: name, Value: JSON.stringify(record), Type: 'String', Overwrite: true }),
       ),
     );
   }
