@@ -23,6 +23,7 @@ import { classifyKey, type KeyClass } from './key-classification';
 import { holdingKeys, type LeaseDeps } from './key-lease';
 import { LINEAGE, lineageStateOf } from './lineage';
 import type { AliasEntry, KeyDescription, Notification, ServiceLocation, Severity, Tags } from './model';
+import { notificationOf } from './notification';
 import type { ReportedFinding } from './ocsf';
 import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, Notifier } from './ports';
 
@@ -623,7 +624,7 @@ const finishSlice = async (
   const reportObjects = await writeReports(request, deps, slice, report);
   if (reportObjects) report.reportObjects = reportObjects;
   deps.log.info(report.summary, { auditId: slice.auditId, slice: slice.slice, complete: true, totals: slice.totals });
-  await deps.notifier.publish(notificationOf(report, deps));
+  await deps.notifier.publish(auditCompleted(report, deps));
   return report;
 };
 
@@ -710,32 +711,31 @@ const summaryOf = (totals: AuditTotals, handedOver: boolean, keysNotFound: reado
   return parts.join('; ');
 };
 
-const notificationOf = (report: AuditReport, deps: AuditDeps): Notification => ({
-  type: 'AuditCompleted',
-  severity:
-    (report.totals.bySeverity.CRITICAL ?? 0) > 0
-      ? 'CRITICAL'
-      : report.totals.nonCompliantKeys > 0 || report.keysNotFound.length > 0 || report.totals.expiredExceptions > 0
-        ? 'WARNING'
-        : 'INFO',
-  keyId: '*',
-  keyArn: '*',
-  aliases: [],
-  account: deps.location.account,
-  region: deps.location.region,
-  occurredAt: report.finishedAt,
-  summary: report.summary,
-  details: {
-    auditId: report.auditId,
-    slices: report.slice,
-    totals: { ...report.totals, declaredSeen: undefined },
-    limits: report.limits,
-    topFindings: report.findings
-      .slice(0, 20)
-      .map(({ rule, severity, keyId, aliases, summary }) => ({ rule, severity, keyId, aliases, summary })),
-    remediations: report.remediations,
-    ...(report.keysNotFound.length > 0 ? { keysNotFound: report.keysNotFound } : {}),
-    // Named, so that the owner of each lapsed exception can be chased: at most 20, as topFindings.
-    ...(report.expiredExceptions.length > 0 ? { expiredExceptions: report.expiredExceptions.slice(0, 20) } : {}),
-  },
-});
+/** The one notification of an audit, sent by its last slice. */
+const auditCompleted = (report: AuditReport, deps: AuditDeps): Notification =>
+  notificationOf({
+    type: 'AuditCompleted',
+    severity:
+      (report.totals.bySeverity.CRITICAL ?? 0) > 0
+        ? 'CRITICAL'
+        : report.totals.nonCompliantKeys > 0 || report.keysNotFound.length > 0 || report.totals.expiredExceptions > 0
+          ? 'WARNING'
+          : 'INFO',
+    about: 'fleet',
+    where: deps.location,
+    at: report.finishedAt,
+    summary: report.summary,
+    details: {
+      auditId: report.auditId,
+      slices: report.slice,
+      totals: { ...report.totals, declaredSeen: undefined },
+      limits: report.limits,
+      topFindings: report.findings
+        .slice(0, 20)
+        .map(({ rule, severity, keyId, aliases, summary }) => ({ rule, severity, keyId, aliases, summary })),
+      remediations: report.remediations,
+      ...(report.keysNotFound.length > 0 ? { keysNotFound: report.keysNotFound } : {}),
+      // Named, so that the owner of each lapsed exception can be chased: at most 20, as topFindings.
+      ...(report.expiredExceptions.length > 0 ? { expiredExceptions: report.expiredExceptions.slice(0, 20) } : {}),
+    },
+  });
