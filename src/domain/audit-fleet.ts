@@ -17,12 +17,13 @@ import {
   declaredKeyMissing,
   keyUnreadable,
 } from './audit-rules';
-import { readDeclaredState } from './declared-state';
+import { type DeclaredState, readDeclaredState } from './declared-state';
 import { AwsServiceError, PreconditionFailedError } from './errors';
 import { classifyKey, type KeyClass } from './key-classification';
 import { holdingKeys, type LeaseDeps } from './key-lease';
 import { LINEAGE, lineageStateOf } from './lineage';
 import type { AliasEntry, KeyDescription, Notification, ServiceLocation, Severity, Tags } from './model';
+import { notificationOf } from './notification';
 import type { ReportedFinding } from './ocsf';
 import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, Notifier } from './ports';
 
@@ -165,27 +166,80 @@ const inPool = async <T>(items: readonly T[], limit: number, work: (item: T) => 
  * `audit`: every customer managed key of the account and Region, classified, judged only by
  * the rules that apply to its class, at KMS's pace, page by page. A fleet too large for one
  * invocation continues from a checkpoint in the next; each key is audited exactly once.
+ *
+ * Four stages, each a named function below: enumerate (`readFleet`, `nextPage`), classify
+ * (`classifyAndRead`), judge (`judgeKey`, `applyKeyExceptions`, `remediateKey`), report (`tally`,
+ * `toSecurityHubSlice`, `writeReports`, `finishSlice`). One slice's state lives in its `Slice`.
  */
 export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promise<AuditReport> => {
-  const checkpoint = request.checkpoint;
-  const auditId = checkpoint?.auditId ?? deps.ids.newId();
-  const startedAt = checkpoint?.startedAt ?? deps.clock.now().toISOString();
-  const slice = (checkpoint?.slice ?? 0) + 1;
-  // A checkpoint written before exceptions existed lacks their counts: they start at zero.
-  const totals = checkpoint ? { ...emptyTotals(), ...structuredClone(checkpoint.totals) } : emptyTotals();
-  const findings: AuditReport['findings'] = [];
-  const suppressed: AuditReport['suppressed'] = [];
-  const expiredExceptions: ExpiredException[] = [];
-  let findingsOmitted = 0;
-  const remediations: AuditReport['remediations'] = [];
-  const keysNotFound: string[] = [];
+  const slice = startSlice(request, deps);
+  const fleet = await readFleet(deps);
+  let marker = request.checkpoint?.marker;
+  for (;;) {
+    const page = await nextPage(request, deps, marker);
+    await inPool(page.keyIds, deps.concurrency, (keyId) => auditKeyOf(keyId, request, deps, slice, fleet));
+    marker = page.nextMarker;
+    if (!marker) break;
+    if (deps.remainingMs() < deps.handOverBelowMs) return handOver(marker, request, deps, slice);
+  }
+  return finishSlice(request, deps, slice, fleet);
+};
+
+/** What one slice has found so far: the totals over every slice, and this slice's own lists. */
+interface Slice {
+  auditId: string;
+  startedAt: string;
+  slice: number;
+  totals: AuditTotals;
+  findings: AuditReport['findings'];
+  suppressed: AuditReport['suppressed'];
+  findingsOmitted: number;
+  expiredExceptions: ExpiredException[];
+  remediations: AuditReport['remediations'];
+  keysNotFound: string[];
+  /** Declared keys seen managed and usable, over every slice. */
+  seen: Set<string>;
   /**
    * Every finding of this slice (open, suppressed, or remediated with what was done), for Security
    * Hub and the report bucket: the report's own list is capped. Collected only when one is on.
    */
-  const exported: ReportedFinding[] = [];
-  const exporting = deps.securityHub !== undefined || deps.reports !== undefined;
+  exported: ReportedFinding[];
+  exporting: boolean;
+}
 
+/** The fleet as read once per slice: every alias, and the keys the service keeps records of. */
+interface Fleet {
+  aliasesByKey: Map<string, string[]>;
+  targetByAlias: Map<string, string>;
+  declared: Set<string>;
+}
+
+/** A fresh slice, or the next one of the audit its checkpoint carries on. */
+const startSlice = (request: AuditRequest, deps: AuditDeps): Slice => {
+  const checkpoint = request.checkpoint;
+  // A checkpoint written before exceptions existed lacks their counts: they start at zero.
+  const totals = checkpoint ? { ...emptyTotals(), ...structuredClone(checkpoint.totals) } : emptyTotals();
+  return {
+    auditId: checkpoint?.auditId ?? deps.ids.newId(),
+    startedAt: checkpoint?.startedAt ?? deps.clock.now().toISOString(),
+    slice: (checkpoint?.slice ?? 0) + 1,
+    totals,
+    findings: [],
+    suppressed: [],
+    findingsOmitted: 0,
+    expiredExceptions: [],
+    remediations: [],
+    keysNotFound: [],
+    seen: new Set(totals.declaredSeen),
+    exported: [],
+    exporting: deps.securityHub !== undefined || deps.reports !== undefined,
+  };
+};
+
+// --- enumerate ---------------------------------------------------------------------------------
+
+/** Every alias of the account (read once, not per key) and the keys the service keeps records of. */
+const readFleet = async (deps: AuditDeps): Promise<Fleet> => {
   const [aliases, declaredIds] = await Promise.all([deps.fleet.listAllAliases(), deps.records.declaredKeyIds()]);
   const aliasesByKey = new Map<string, string[]>();
   const targetByAlias = new Map<string, string>();
@@ -194,299 +248,410 @@ export const auditFleet = async (request: AuditRequest, deps: AuditDeps): Promis
     aliasesByKey.set(alias.targetKeyId, [...(aliasesByKey.get(alias.targetKeyId) ?? []), alias.aliasName]);
     targetByAlias.set(alias.aliasName, alias.targetKeyId);
   }
-  const declared = new Set(declaredIds);
-  const seen = new Set(totals.declaredSeen);
+  return { aliasesByKey, targetByAlias, declared: new Set(declaredIds) };
+};
 
-  /** `remediatedRules`: each rule this audit remediated on the key, with what it did. */
-  const record = (found: AuditFinding[], remediatedRules: Map<AuditRuleId, string>): void => {
-    for (const item of found) {
-      increment(totals.findingsByRule, item.rule);
-      increment(totals.bySeverity, item.severity);
-      if (findings.length + suppressed.length < deps.maxFindingsListed) {
-        findings.push({
-          ...item,
-          controls: CONTROLS[item.rule],
-          ...(remediatedRules.has(item.rule) ? { remediated: true } : {}),
-        });
-      } else {
-        findingsOmitted += 1;
-      }
+/** The keys asked for by id (a key asked for twice is audited, and counted, once), or the next page of the fleet. */
+const nextPage = (
+  request: AuditRequest,
+  deps: AuditDeps,
+  marker: string | undefined,
+): Promise<{ keyIds: string[]; nextMarker?: string }> =>
+  request.keyIds
+    ? Promise.resolve({ keyIds: [...new Set(request.keyIds)], nextMarker: undefined })
+    : deps.fleet.listKeysPage(marker);
+
+// --- classify ----------------------------------------------------------------------------------
+
+/** What the audit learned of a key before it failed to read the rest (for a key it may not read). */
+interface Progress {
+  keyClass?: KeyClass;
+  tags?: Tags;
+}
+
+/** The key's class, and only the reads that class needs; `undefined` for a key that is gone. */
+const classifyAndRead = async (
+  keyId: string,
+  request: AuditRequest,
+  deps: AuditDeps,
+  slice: Slice,
+  progress: Progress,
+) => {
+  let key: KeyDescription;
+  try {
+    key = await deps.keys.describeKey(keyId);
+  } catch (error) {
+    if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') {
+      // Listed, then deleted before it was read: nothing left to judge. A key asked for by id
+      // is another matter: whoever asked must hear that it is not there.
+      if (request.keyIds) slice.keysNotFound.push(keyId);
+      return undefined;
     }
-    const open = found.filter((item) => !remediatedRules.has(item.rule));
-    if (exporting) {
-      exported.push(...found.map((item) => ({ ...item, remediation: remediatedRules.get(item.rule) })));
-    }
-    if (open.length > 0) {
-      totals.nonCompliantKeys += 1;
-      for (const rule of new Set(open.map((item) => item.rule))) increment(totals.nonCompliantByRule, rule);
-    }
+    throw error;
+  }
+  const { keyClass } = classifyKey(key);
+  progress.keyClass = keyClass;
+  if (keyClass === 'aws-managed' || keyClass === 'replica') return { key, keyClass };
+  const tags = await deps.keys.listTags(key.keyId);
+  progress.tags = tags;
+  const declaredState = readDeclaredState(tags);
+  const [rotation, history, policy] = await Promise.all([
+    keyClass === 'auto-rotatable' ? deps.keys.getRotationStatus(key.keyId) : undefined,
+    keyClass === 'auto-rotatable' || keyClass === 'on-demand-only' ? deps.keys.listRotations(key.keyId) : undefined,
+    declaredState.managed && keyClass !== 'inactive' ? deps.admin.getKeyPolicy(key.keyId) : undefined,
+  ]);
+  return { key, keyClass, tags, declaredState, rotation, history, policy };
+};
+
+/** One key, through every stage: classified and read, judged, excepted, remediated, tallied. */
+const auditKeyOf = async (
+  keyId: string,
+  request: AuditRequest,
+  deps: AuditDeps,
+  slice: Slice,
+  fleet: Fleet,
+): Promise<void> => {
+  const progress: Progress = {};
+  let read: Awaited<ReturnType<typeof classifyAndRead>>;
+  try {
+    read = await classifyAndRead(keyId, request, deps, slice, progress);
+  } catch (error) {
+    // A denied read is the key's own trouble: the rest of the fleet is still audited. Any
+    // other failure (throttling past every retry, an outage) fails the run loudly.
+    if (error instanceof AwsServiceError && error.accessDenied)
+      return tallyUnreadable(keyId, progress, error, deps, slice, fleet);
+    throw error;
+  }
+  if (!read) return;
+  slice.totals.keysAudited += 1;
+  increment(slice.totals.byClass, read.keyClass);
+  if (!read.tags || !read.declaredState) return;
+  const { key, tags, declaredState } = read;
+  const audited: AuditedKey = {
+    key,
+    keyClass: read.keyClass,
+    aliases: (fleet.aliasesByKey.get(key.keyId) ?? []).sort(),
+    declared: declaredState,
+    rotation: read.rotation,
+    history: read.history,
+    policy: read.policy,
+    rotatedAt: rotatedAtOf(tags),
+    declaredAliasTargets: declaredState.managed
+      ? Object.fromEntries(declaredState.aliases.map((alias) => [alias, fleet.targetByAlias.get(alias) ?? 'missing']))
+      : undefined,
   };
+  const judged = judgeKey(audited, declaredState, tags, deps, slice, fleet);
+  const found = applyKeyExceptions(judged, audited, tags, deps, slice);
+  const remediated = await remediateKey(found, key.keyId, declaredState, request, deps, slice);
+  tally(found, remediated, deps, slice);
+};
 
-  /** Suppressed findings are counted apart and listed with their exception, never dropped. */
-  const recordSuppressed = (found: SuppressedFinding[]): void => {
-    if (exporting) exported.push(...found);
-    for (const item of found) {
-      totals.suppressed += 1;
-      increment(totals.suppressedByRule, item.rule);
-      if (findings.length + suppressed.length < deps.maxFindingsListed) {
-        suppressed.push({ ...item, controls: CONTROLS[item.rule] });
-      } else {
-        findingsOmitted += 1;
-      }
+/** When the key took over in an alias-swap (its lineage tag), if it says so readably. */
+const rotatedAtOf = (tags: Tags): Date | undefined => {
+  const rotatedAt = tags[LINEAGE.rotatedAt] ? new Date(tags[LINEAGE.rotatedAt] as string) : undefined;
+  return rotatedAt && !Number.isNaN(rotatedAt.getTime()) ? rotatedAt : undefined;
+};
+
+// --- judge -------------------------------------------------------------------------------------
+
+/** The rules of the key's class; and, for a key the service keeps records of, whether it is still managed and usable. */
+const judgeKey = (
+  audited: AuditedKey,
+  declared: DeclaredState,
+  tags: Tags,
+  deps: AuditDeps,
+  slice: Slice,
+  fleet: Fleet,
+): AuditFinding[] => {
+  const judged = auditKey(audited, deps.limits, deps.clock.now());
+  const { key } = audited;
+  if (fleet.declared.has(key.keyId)) {
+    slice.seen.add(key.keyId);
+    // A retired or rolled-back key of an alias-swap lost its declared state on purpose.
+    const retired = ['retired', 'rolled-back'].includes(lineageStateOf(tags) ?? '');
+    if (!retired && !(declared.managed && key.keyState === 'Enabled')) {
+      const why = declared.managed ? `is ${key.keyState}` : 'is no longer tagged kms-rotation:managed=true';
+      judged.push(declaredKeyMissing(key.keyId, why));
     }
-  };
+  }
+  return judged;
+};
 
-  /** Only the reads the key's class needs; `undefined` for a key that is gone. */
-  const readKey = async (keyId: string, progress: { keyClass?: KeyClass; tags?: Tags }) => {
-    let key: KeyDescription;
-    try {
-      key = await deps.keys.describeKey(keyId);
-    } catch (error) {
-      if (error instanceof PreconditionFailedError && error.reason === 'key-not-found') {
-        // Listed, then deleted before it was read: nothing left to judge. A key asked for by id
-        // is another matter: whoever asked must hear that it is not there.
-        if (request.keyIds) keysNotFound.push(keyId);
-        return undefined;
-      }
-      throw error;
-    }
-    const { keyClass } = classifyKey(key);
-    progress.keyClass = keyClass;
-    if (keyClass === 'aws-managed' || keyClass === 'replica') return { key, keyClass };
-    const tags = await deps.keys.listTags(key.keyId);
-    progress.tags = tags;
-    const declaredState = readDeclaredState(tags);
-    const [rotation, history, policy] = await Promise.all([
-      keyClass === 'auto-rotatable' ? deps.keys.getRotationStatus(key.keyId) : undefined,
-      keyClass === 'auto-rotatable' || keyClass === 'on-demand-only' ? deps.keys.listRotations(key.keyId) : undefined,
-      declaredState.managed && keyClass !== 'inactive' ? deps.admin.getKeyPolicy(key.keyId) : undefined,
-    ]);
-    return { key, keyClass, tags, declaredState, rotation, history, policy };
-  };
+/**
+ * The key's exceptions, before any remediation (an excepted rule is never remediated, an expired
+ * one is as usual): suppressed findings are tallied apart, expired exceptions listed; the open
+ * findings are returned.
+ */
+const applyKeyExceptions = (
+  judged: AuditFinding[],
+  audited: AuditedKey,
+  tags: Tags,
+  deps: AuditDeps,
+  slice: Slice,
+): AuditFinding[] => {
+  const keyId = audited.key.keyId;
+  const exceptions = readExceptions(
+    { keyId, aliases: audited.aliases, tags },
+    { exceptableRules: EXCEPTABLE_RULES, now: deps.clock.now() },
+  );
+  const { open, suppressed } = applyExceptions(judged, exceptions);
+  for (const exception of exceptions.expired) {
+    slice.totals.expiredExceptions += 1;
+    const reopened = open.some((item) => item.rule === exception.rule);
+    slice.expiredExceptions.push({ ...exception, keyId, reopened });
+    deps.log.warn('exception expired', { auditId: slice.auditId, keyId, rule: exception.rule, until: exception.until });
+  }
+  tallySuppressed(suppressed, deps, slice);
+  return open;
+};
 
-  /** A key IAM or its key policy keeps the audit from reading: counted, and reported as such. */
-  const recordUnreadable = (
-    keyId: string,
-    progress: { keyClass?: KeyClass; tags?: Tags },
-    error: AwsServiceError,
-  ): void => {
-    totals.keysAudited += 1;
-    increment(totals.byClass, progress.keyClass ?? 'unreadable');
-    const managed = declared.has(keyId) || readDeclaredState(progress.tags ?? {}).managed;
-    // One of the service's own keys, locked away: this finding says so, not declared-key-missing.
-    if (declared.has(keyId)) seen.add(keyId);
-    deps.log.warn('key unreadable', { keyId, operation: error.operation, error: error.message });
-    record(
-      [keyUnreadable(keyId, (aliasesByKey.get(keyId) ?? []).sort(), error.operation, managed, error.message)],
-      new Map(),
-    );
-  };
-
-  const auditOne = async (keyId: string): Promise<void> => {
-    const progress: { keyClass?: KeyClass; tags?: Tags } = {};
-    let read: Awaited<ReturnType<typeof readKey>>;
-    try {
-      read = await readKey(keyId, progress);
-    } catch (error) {
-      // A denied read is the key's own trouble: the rest of the fleet is still audited. Any
-      // other failure (throttling past every retry, an outage) fails the run loudly.
-      if (error instanceof AwsServiceError && error.accessDenied) return recordUnreadable(keyId, progress, error);
-      throw error;
-    }
-    if (!read) return;
-    const { key, keyClass } = read;
-    totals.keysAudited += 1;
-    increment(totals.byClass, keyClass);
-    if (!read.tags || !read.declaredState) return;
-    const { tags, declaredState } = read;
-
-    const rotatedAt = tags[LINEAGE.rotatedAt] ? new Date(tags[LINEAGE.rotatedAt] as string) : undefined;
-    const audited: AuditedKey = {
-      key,
-      keyClass,
-      aliases: (aliasesByKey.get(key.keyId) ?? []).sort(),
-      declared: declaredState,
-      rotation: read.rotation,
-      history: read.history,
-      policy: read.policy,
-      rotatedAt: rotatedAt && !Number.isNaN(rotatedAt.getTime()) ? rotatedAt : undefined,
-      declaredAliasTargets: declaredState.managed
-        ? Object.fromEntries(declaredState.aliases.map((alias) => [alias, targetByAlias.get(alias) ?? 'missing']))
-        : undefined,
+/**
+ * With `remediate`, rotation put back on a managed key that has it off (the one remediation the
+ * audit makes). Returns each rule remediated with what was done; a finding another run resolved
+ * meanwhile is dropped from `found`, one that could not be remediated says why in its evidence.
+ */
+const remediateKey = async (
+  found: AuditFinding[],
+  keyId: string,
+  declared: DeclaredState,
+  request: AuditRequest,
+  deps: AuditDeps,
+  slice: Slice,
+): Promise<Map<AuditRuleId, string>> => {
+  const remediated = new Map<AuditRuleId, string>();
+  const rotationOff = found.find((item) => item.rule === 'rotation-enabled');
+  if (!request.remediate || !declared.managed || !rotationOff) return remediated;
+  const outcome = await enableRotationUnderLease(keyId, declared.periodDays, deps);
+  if (outcome.kind === 'enabled') {
+    remediated.set('rotation-enabled', outcome.detail);
+    slice.totals.remediated += 1;
+    slice.remediations.push({ keyId, detail: outcome.detail });
+    // Logged as it happens: should the run fail later, the change is on record all the same.
+    deps.log.info('remediated', { auditId: slice.auditId, keyId, detail: outcome.detail });
+  } else if (outcome.kind === 'enabled-meanwhile') {
+    // Read again under the lease: another run (the drift watch) put it back since the key was read.
+    found.splice(found.indexOf(rotationOff), 1);
+    deps.log.info('rotation was enabled by another run meanwhile', { auditId: slice.auditId, keyId });
+  } else {
+    deps.log.warn(`remediation ${outcome.kind}`, { keyId, error: outcome.message });
+    rotationOff.evidence = {
+      ...rotationOff.evidence,
+      [outcome.kind === 'denied' ? 'remediationDenied' : 'remediationSkipped']: outcome.message,
     };
-    const judged = auditKey(audited, deps.limits, deps.clock.now());
+  }
+  return remediated;
+};
 
-    if (declared.has(key.keyId)) {
-      seen.add(key.keyId);
-      // A retired or rolled-back key of an alias-swap lost its declared state on purpose.
-      const retired = ['retired', 'rolled-back'].includes(lineageStateOf(tags) ?? '');
-      if (!retired && !(declaredState.managed && key.keyState === 'Enabled')) {
-        const why = declaredState.managed ? `is ${key.keyState}` : 'is no longer tagged kms-rotation:managed=true';
-        judged.push(declaredKeyMissing(key.keyId, why));
-      }
-    }
+// --- report ------------------------------------------------------------------------------------
 
-    // Exceptions before remediation: an excepted rule is never remediated, an expired one is as usual.
-    const exceptions = readExceptions(
-      { keyId: key.keyId, aliases: audited.aliases, tags },
-      { exceptableRules: EXCEPTABLE_RULES, now: deps.clock.now() },
-    );
-    const { open: found, suppressed: excepted } = applyExceptions(judged, exceptions);
-    for (const exception of exceptions.expired) {
-      totals.expiredExceptions += 1;
-      const reopened = found.some((item) => item.rule === exception.rule);
-      expiredExceptions.push({ ...exception, keyId: key.keyId, reopened });
-      deps.log.warn('exception expired', { auditId, keyId: key.keyId, rule: exception.rule, until: exception.until });
-    }
-    recordSuppressed(excepted);
-
-    const remediated = new Map<AuditRuleId, string>();
-    const rotationOff = found.find((item) => item.rule === 'rotation-enabled');
-    if (request.remediate && declaredState.managed && rotationOff) {
-      const outcome = await enableRotationUnderLease(key.keyId, declaredState.periodDays, deps);
-      if (outcome.kind === 'enabled') {
-        remediated.set('rotation-enabled', outcome.detail);
-        totals.remediated += 1;
-        remediations.push({ keyId: key.keyId, detail: outcome.detail });
-        // Logged as it happens: should the run fail later, the change is on record all the same.
-        deps.log.info('remediated', { auditId, keyId: key.keyId, detail: outcome.detail });
-      } else if (outcome.kind === 'enabled-meanwhile') {
-        // Read again under the lease: another run (the drift watch) put it back since the key was read.
-        found.splice(found.indexOf(rotationOff), 1);
-        deps.log.info('rotation was enabled by another run meanwhile', { auditId, keyId: key.keyId });
-      } else {
-        deps.log.warn(`remediation ${outcome.kind}`, { keyId: key.keyId, error: outcome.message });
-        rotationOff.evidence = {
-          ...rotationOff.evidence,
-          [outcome.kind === 'denied' ? 'remediationDenied' : 'remediationSkipped']: outcome.message,
-        };
-      }
-    }
-    record(found, remediated);
-  };
-
-  /**
-   * This slice's findings to Security Hub, each updating the finding of its key and rule; at the
-   * end of a complete audit of the whole fleet, the open findings no slice found again, resolved.
-   */
-  const toSecurityHubSlice = async (resolveUnseen: boolean): Promise<AuditReport['securityHub']> => {
-    if (!deps.securityHub) return undefined;
-    const active = await deps.securityHub.activeFindings();
-    // Security Hub resolves what is no longer found: a finding this audit remediated is not sent.
-    const open = exported.filter((item) => item.remediation === undefined);
-    const { imports, resolved } = securityHubBatch(open, active, {
-      location: deps.location,
-      auditId,
-      startedAt,
-      now: deps.clock.now(),
-      resolveUnseen,
-    });
-    await deps.securityHub.importFindings([...imports, ...resolved]);
-    deps.log.info('findings sent to Security Hub', {
-      auditId,
-      slice,
-      imported: imports.length,
-      resolved: resolved.length,
-    });
-    return { imported: imports.length, resolved: resolved.length };
-  };
-
-  /**
-   * This slice's findings to the report bucket, as OCSF JSON and CSV; at the end of the audit
-   * (`final`), its summary too. A write that fails fails the invocation (Lambda retries it).
-   */
-  const writeReports = async (final?: AuditReport): Promise<string[] | undefined> => {
-    if (!deps.reports) return undefined;
-    const objects = sliceReportObjects(exported, {
-      location: deps.location,
-      auditId,
-      now: deps.clock.now(),
-      productVersion: deps.reports.productVersion,
-      startedAt,
-      slice,
-    });
-    if (final) {
-      // The audit's totals over every slice; the lists of one slice are in its own objects.
-      objects.push(
-        summaryReportObject({
-          auditId,
-          startedAt,
-          finishedAt: final.finishedAt,
-          slices: slice,
-          remediate: request.remediate,
-          limits: deps.limits,
-          totals: { ...final.totals, declaredSeen: undefined },
-          keysNotFound: final.keysNotFound,
-          summary: final.summary,
-        }),
-      );
-    }
-    const uris: string[] = [];
-    for (const object of objects) uris.push(await deps.reports.store.put(object));
-    deps.log.info('audit reports written', { auditId, slice, objects: uris });
-    return uris;
-  };
-
-  let marker = checkpoint?.marker;
-  let handedOver = false;
-  let sentBeforeHandOver: AuditReport['securityHub'];
-  let writtenBeforeHandOver: string[] | undefined;
-  for (;;) {
-    // A key asked for twice is still audited, and counted, once.
-    const page = request.keyIds
-      ? { keyIds: [...new Set(request.keyIds)], nextMarker: undefined }
-      : await deps.fleet.listKeysPage(marker);
-    await inPool(page.keyIds, deps.concurrency, auditOne);
-    marker = page.nextMarker;
-    if (!marker) break;
-    if (deps.remainingMs() < deps.handOverBelowMs) {
-      totals.declaredSeen = [...seen];
-      // Imported before the next slice starts: its end resolves what no slice of this audit found.
-      sentBeforeHandOver = await toSecurityHubSlice(false);
-      // Written before the next slice starts, as Security Hub: a failed write hands nothing over.
-      writtenBeforeHandOver = await writeReports();
-      await deps.continuation.continueLater({
-        remediate: request.remediate,
-        checkpoint: { auditId, startedAt, marker, slice, totals },
+/** Counts a key's findings and lists them (up to the cap); `remediated`: each rule this audit remediated, with what it did. */
+const tally = (found: AuditFinding[], remediated: Map<AuditRuleId, string>, deps: AuditDeps, slice: Slice): void => {
+  const { totals } = slice;
+  for (const item of found) {
+    increment(totals.findingsByRule, item.rule);
+    increment(totals.bySeverity, item.severity);
+    if (slice.findings.length + slice.suppressed.length < deps.maxFindingsListed) {
+      slice.findings.push({
+        ...item,
+        controls: CONTROLS[item.rule],
+        ...(remediated.has(item.rule) ? { remediated: true } : {}),
       });
-      handedOver = true;
-      break;
+    } else {
+      slice.findingsOmitted += 1;
     }
   }
+  const open = found.filter((item) => !remediated.has(item.rule));
+  if (slice.exporting) {
+    slice.exported.push(...found.map((item) => ({ ...item, remediation: remediated.get(item.rule) })));
+  }
+  if (open.length > 0) {
+    totals.nonCompliantKeys += 1;
+    for (const rule of new Set(open.map((item) => item.rule))) increment(totals.nonCompliantByRule, rule);
+  }
+};
 
-  if (!handedOver && !request.keyIds) {
-    for (const keyId of declared) {
-      if (!seen.has(keyId)) record([declaredKeyMissing(keyId, 'does not exist in this account and Region')], new Map());
+/** Suppressed findings are counted apart and listed with their exception, never dropped. */
+const tallySuppressed = (found: SuppressedFinding[], deps: AuditDeps, slice: Slice): void => {
+  if (slice.exporting) slice.exported.push(...found);
+  for (const item of found) {
+    slice.totals.suppressed += 1;
+    increment(slice.totals.suppressedByRule, item.rule);
+    if (slice.findings.length + slice.suppressed.length < deps.maxFindingsListed) {
+      slice.suppressed.push({ ...item, controls: CONTROLS[item.rule] });
+    } else {
+      slice.findingsOmitted += 1;
     }
   }
-  totals.declaredSeen = [...seen];
-  // Resolving what this audit did not find again needs the whole fleet: not for keys asked by id.
-  const securityHub = handedOver ? sentBeforeHandOver : await toSecurityHubSlice(!request.keyIds);
+};
 
-  const report: AuditReport = {
-    auditId,
-    startedAt,
-    finishedAt: deps.clock.now().toISOString(),
-    complete: !handedOver,
+/** A key IAM or its key policy keeps the audit from reading: counted, and reported as such. */
+const tallyUnreadable = (
+  keyId: string,
+  progress: Progress,
+  error: AwsServiceError,
+  deps: AuditDeps,
+  slice: Slice,
+  fleet: Fleet,
+): void => {
+  slice.totals.keysAudited += 1;
+  increment(slice.totals.byClass, progress.keyClass ?? 'unreadable');
+  const managed = fleet.declared.has(keyId) || readDeclaredState(progress.tags ?? {}).managed;
+  // One of the service's own keys, locked away: this finding says so, not declared-key-missing.
+  if (fleet.declared.has(keyId)) slice.seen.add(keyId);
+  deps.log.warn('key unreadable', { keyId, operation: error.operation, error: error.message });
+  tally(
+    [keyUnreadable(keyId, (fleet.aliasesByKey.get(keyId) ?? []).sort(), error.operation, managed, error.message)],
+    new Map(),
+    deps,
     slice,
+  );
+};
+
+/**
+ * This slice's findings to Security Hub, each updating the finding of its key and rule; at the
+ * end of a complete audit of the whole fleet, the open findings no slice found again, resolved.
+ */
+const toSecurityHubSlice = async (
+  deps: AuditDeps,
+  slice: Slice,
+  resolveUnseen: boolean,
+): Promise<AuditReport['securityHub']> => {
+  if (!deps.securityHub) return undefined;
+  const active = await deps.securityHub.activeFindings();
+  // Security Hub resolves what is no longer found: a finding this audit remediated is not sent.
+  const open = slice.exported.filter((item) => item.remediation === undefined);
+  const { imports, resolved } = securityHubBatch(open, active, {
+    location: deps.location,
+    auditId: slice.auditId,
+    startedAt: slice.startedAt,
+    now: deps.clock.now(),
+    resolveUnseen,
+  });
+  await deps.securityHub.importFindings([...imports, ...resolved]);
+  deps.log.info('findings sent to Security Hub', {
+    auditId: slice.auditId,
+    slice: slice.slice,
+    imported: imports.length,
+    resolved: resolved.length,
+  });
+  return { imported: imports.length, resolved: resolved.length };
+};
+
+/**
+ * This slice's findings to the report bucket, as OCSF JSON and CSV; at the end of the audit
+ * (`final`), its summary too. A write that fails fails the invocation (Lambda retries it).
+ */
+const writeReports = async (
+  request: AuditRequest,
+  deps: AuditDeps,
+  slice: Slice,
+  final?: AuditReport,
+): Promise<string[] | undefined> => {
+  if (!deps.reports) return undefined;
+  const { auditId, startedAt } = slice;
+  const objects = sliceReportObjects(slice.exported, {
+    location: deps.location,
+    auditId,
+    now: deps.clock.now(),
+    productVersion: deps.reports.productVersion,
+    startedAt,
+    slice: slice.slice,
+  });
+  if (final) {
+    // The audit's totals over every slice; the lists of one slice are in its own objects.
+    objects.push(
+      summaryReportObject({
+        auditId,
+        startedAt,
+        finishedAt: final.finishedAt,
+        slices: slice.slice,
+        remediate: request.remediate,
+        limits: deps.limits,
+        totals: { ...final.totals, declaredSeen: undefined },
+        keysNotFound: final.keysNotFound,
+        summary: final.summary,
+      }),
+    );
+  }
+  const uris: string[] = [];
+  for (const object of objects) uris.push(await deps.reports.store.put(object));
+  deps.log.info('audit reports written', { auditId, slice: slice.slice, objects: uris });
+  return uris;
+};
+
+/**
+ * Less time left than a page may take: this slice's findings go to Security Hub and the report
+ * bucket before the rest of the fleet is handed to a further invocation (a failed export hands
+ * nothing over; the next slice's end resolves what no slice of this audit found). No notification:
+ * the last slice sends it.
+ */
+const handOver = async (marker: string, request: AuditRequest, deps: AuditDeps, slice: Slice): Promise<AuditReport> => {
+  const { totals } = slice;
+  totals.declaredSeen = [...slice.seen];
+  const securityHub = await toSecurityHubSlice(deps, slice, false);
+  const reportObjects = await writeReports(request, deps, slice);
+  await deps.continuation.continueLater({
     remediate: request.remediate,
-    limits: deps.limits,
-    totals,
-    findings,
-    suppressed,
-    findingsOmitted,
-    expiredExceptions,
-    remediations,
-    keysNotFound: keysNotFound.sort(),
-    ...(securityHub ? { securityHub } : {}),
-    summary: summaryOf(totals, handedOver, keysNotFound),
-  };
-  const reportObjects = handedOver ? writtenBeforeHandOver : await writeReports(report);
+    checkpoint: { auditId: slice.auditId, startedAt: slice.startedAt, marker, slice: slice.slice, totals },
+  });
+  const report = reportOf(request, deps, slice, false, securityHub);
   if (reportObjects) report.reportObjects = reportObjects;
-  deps.log.info(report.summary, { auditId, slice, complete: report.complete, totals });
-  if (!handedOver) await deps.notifier.publish(notificationOf(report, deps));
+  deps.log.info(report.summary, { auditId: slice.auditId, slice: slice.slice, complete: false, totals });
   return report;
 };
+
+/**
+ * The last slice: a declared key no slice saw is missing (only when the whole fleet was read);
+ * Security Hub resolves what this audit did not find again (not for keys asked for by id); the
+ * reports and their summary are written; then the one `AuditCompleted` notification.
+ */
+const finishSlice = async (
+  request: AuditRequest,
+  deps: AuditDeps,
+  slice: Slice,
+  fleet: Fleet,
+): Promise<AuditReport> => {
+  if (!request.keyIds) {
+    for (const keyId of fleet.declared) {
+      if (!slice.seen.has(keyId)) {
+        tally([declaredKeyMissing(keyId, 'does not exist in this account and Region')], new Map(), deps, slice);
+      }
+    }
+  }
+  slice.totals.declaredSeen = [...slice.seen];
+  const securityHub = await toSecurityHubSlice(deps, slice, !request.keyIds);
+  const report = reportOf(request, deps, slice, true, securityHub);
+  const reportObjects = await writeReports(request, deps, slice, report);
+  if (reportObjects) report.reportObjects = reportObjects;
+  deps.log.info(report.summary, { auditId: slice.auditId, slice: slice.slice, complete: true, totals: slice.totals });
+  await deps.notifier.publish(auditCompleted(report, deps));
+  return report;
+};
+
+const reportOf = (
+  request: AuditRequest,
+  deps: AuditDeps,
+  slice: Slice,
+  complete: boolean,
+  securityHub: AuditReport['securityHub'],
+): AuditReport => ({
+  auditId: slice.auditId,
+  startedAt: slice.startedAt,
+  finishedAt: deps.clock.now().toISOString(),
+  complete,
+  slice: slice.slice,
+  remediate: request.remediate,
+  limits: deps.limits,
+  totals: slice.totals,
+  findings: slice.findings,
+  suppressed: slice.suppressed,
+  findingsOmitted: slice.findingsOmitted,
+  expiredExceptions: slice.expiredExceptions,
+  remediations: slice.remediations,
+  keysNotFound: slice.keysNotFound.sort(),
+  ...(securityHub ? { securityHub } : {}),
+  summary: summaryOf(slice.totals, !complete, slice.keysNotFound),
+});
 
 type RotationRemediation =
   | { kind: 'enabled'; detail: string }
@@ -546,32 +711,31 @@ const summaryOf = (totals: AuditTotals, handedOver: boolean, keysNotFound: reado
   return parts.join('; ');
 };
 
-const notificationOf = (report: AuditReport, deps: AuditDeps): Notification => ({
-  type: 'AuditCompleted',
-  severity:
-    (report.totals.bySeverity.CRITICAL ?? 0) > 0
-      ? 'CRITICAL'
-      : report.totals.nonCompliantKeys > 0 || report.keysNotFound.length > 0 || report.totals.expiredExceptions > 0
-        ? 'WARNING'
-        : 'INFO',
-  keyId: '*',
-  keyArn: '*',
-  aliases: [],
-  account: deps.location.account,
-  region: deps.location.region,
-  occurredAt: report.finishedAt,
-  summary: report.summary,
-  details: {
-    auditId: report.auditId,
-    slices: report.slice,
-    totals: { ...report.totals, declaredSeen: undefined },
-    limits: report.limits,
-    topFindings: report.findings
-      .slice(0, 20)
-      .map(({ rule, severity, keyId, aliases, summary }) => ({ rule, severity, keyId, aliases, summary })),
-    remediations: report.remediations,
-    ...(report.keysNotFound.length > 0 ? { keysNotFound: report.keysNotFound } : {}),
-    // Named, so that the owner of each lapsed exception can be chased: at most 20, as topFindings.
-    ...(report.expiredExceptions.length > 0 ? { expiredExceptions: report.expiredExceptions.slice(0, 20) } : {}),
-  },
-});
+/** The one notification of an audit, sent by its last slice. */
+const auditCompleted = (report: AuditReport, deps: AuditDeps): Notification =>
+  notificationOf({
+    type: 'AuditCompleted',
+    severity:
+      (report.totals.bySeverity.CRITICAL ?? 0) > 0
+        ? 'CRITICAL'
+        : report.totals.nonCompliantKeys > 0 || report.keysNotFound.length > 0 || report.totals.expiredExceptions > 0
+          ? 'WARNING'
+          : 'INFO',
+    about: 'fleet',
+    where: deps.location,
+    at: report.finishedAt,
+    summary: report.summary,
+    details: {
+      auditId: report.auditId,
+      slices: report.slice,
+      totals: { ...report.totals, declaredSeen: undefined },
+      limits: report.limits,
+      topFindings: report.findings
+        .slice(0, 20)
+        .map(({ rule, severity, keyId, aliases, summary }) => ({ rule, severity, keyId, aliases, summary })),
+      remediations: report.remediations,
+      ...(report.keysNotFound.length > 0 ? { keysNotFound: report.keysNotFound } : {}),
+      // Named, so that the owner of each lapsed exception can be chased: at most 20, as topFindings.
+      ...(report.expiredExceptions.length > 0 ? { expiredExceptions: report.expiredExceptions.slice(0, 20) } : {}),
+    },
+  });

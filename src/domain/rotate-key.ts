@@ -7,6 +7,7 @@ import { classifyKey } from './key-classification';
 import { holdingKeys, type LeaseDeps } from './key-lease';
 import { LINEAGE, lineageStateOf } from './lineage';
 import type { KeyDescription, Notification, Severity, Tags } from './model';
+import { notificationOf } from './notification';
 import { locateOnDemand, ON_DEMAND_STEPS, type OnDemandDeps, type OnDemandState } from './on-demand-rotation';
 import type { Notifier } from './ports';
 import { awaitRollbackReadBack, awaitSwapReadBack } from './read-back';
@@ -107,7 +108,7 @@ export const rotateKey = async (request: RotateRequest, deps: RotateDeps): Promi
       ...report,
       summary: `${request.action} of ${report.keyId} failed: ${describeError(error)}`,
     };
-    await deps.notifier.publish(notificationOf('RotationFailed', 'CRITICAL', failed, deps, started));
+    await deps.notifier.publish(rotationNotification('RotationFailed', 'CRITICAL', failed, deps, started));
     throw new RotationFailedError(
       failed.summary,
       { ...failed, notification: { type: 'RotationFailed', severity: 'CRITICAL' } },
@@ -118,7 +119,7 @@ export const rotateKey = async (request: RotateRequest, deps: RotateDeps): Promi
   }
   if (!request.dryRun && report.outcome !== 'nothing-to-do') {
     const severity: Severity = report.outcome === 'in-progress' ? 'WARNING' : 'INFO';
-    await deps.notifier.publish(notificationOf('RotationCompleted', severity, report, deps, started));
+    await deps.notifier.publish(rotationNotification('RotationCompleted', severity, report, deps, started));
     report.notification = { type: 'RotationCompleted', severity };
   }
   deps.log.info(report.summary, { outcome: report.outcome, steps });
@@ -383,30 +384,29 @@ const rollbackLocated = async (
   return report;
 };
 
-const notificationOf = (
-  type: Notification['type'],
+/** `RotationCompleted` or `RotationFailed`: the run's report, with how long it took. */
+const rotationNotification = (
+  type: 'RotationCompleted' | 'RotationFailed',
   severity: Severity,
   report: RotateReport,
   deps: RotateDeps,
   startedMs: number,
-): Notification => ({
-  type,
-  severity,
-  keyId: report.keyId,
-  keyArn: report.keyArn ?? report.keyId,
-  aliases: report.aliases,
-  account: deps.location.account,
-  region: deps.location.region,
-  occurredAt: deps.clock.now().toISOString(),
-  summary: report.summary,
-  details: {
-    action: report.action,
-    strategy: report.strategy,
-    rotationId: report.rotationId,
-    predecessor: report.predecessor,
-    successor: report.successor,
-    steps: report.steps,
-    checks: report.checks,
-    durationMs: deps.clock.now().getTime() - startedMs,
-  },
-});
+): Notification =>
+  notificationOf({
+    type,
+    severity,
+    about: { keyId: report.keyId, ...(report.keyArn ? { keyArn: report.keyArn } : {}), aliases: report.aliases },
+    where: deps.location,
+    at: deps.clock.now(),
+    summary: report.summary,
+    details: {
+      action: report.action,
+      strategy: report.strategy,
+      rotationId: report.rotationId,
+      predecessor: report.predecessor,
+      successor: report.successor,
+      steps: report.steps,
+      checks: report.checks,
+      durationMs: deps.clock.now().getTime() - startedMs,
+    },
+  });

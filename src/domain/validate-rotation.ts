@@ -13,6 +13,7 @@ import { keyIdOf, sameKey } from './key-ref';
 import { equalBytes } from './key-verification';
 import { SELF_TEST_TAG } from './lineage';
 import type { KeyDescription, Notification, RotationEvent, RotationType, ServiceLocation, Severity } from './model';
+import { notificationOf } from './notification';
 import type {
   Canary,
   Clock,
@@ -224,13 +225,11 @@ const validateUnderLease = async (
     ? keepCanary(key.keyId, savedRecord, assessment.newCanary, deps)
     : Promise.resolve();
   const published = deps.notifier.publish(
-    notificationOf(
+    validationNotification(
       'RotationValidated',
       severity,
       summary,
-      event,
-      key,
-      declared,
+      { event, key, declared },
       {
         rotationType: rotationType ?? 'UNKNOWN',
         checks,
@@ -451,13 +450,11 @@ const reportFailure = async (
   if (alreadyNotified) return report;
 
   await deps.notifier.publish(
-    notificationOf(
+    validationNotification(
       'RotationValidationFailed',
       'CRITICAL',
       summary,
-      event,
-      key,
-      declared,
+      { event, key, declared },
       {
         rotationType: report.rotationType ?? 'UNKNOWN',
         failure: kind,
@@ -498,24 +495,21 @@ const validatedSummary = (
   return parts.join('; ');
 };
 
-const notificationOf = (
-  type: Notification['type'],
+/** `RotationValidated` or `RotationValidationFailed`, about the rotated key, naming the event. */
+const validationNotification = (
+  type: 'RotationValidated' | 'RotationValidationFailed',
   severity: Severity,
   summary: string,
-  event: RotationEvent,
-  key: KeyDescription,
-  declared: DeclaredState,
+  rotation: { event: RotationEvent; key: KeyDescription; declared: DeclaredState },
   details: Record<string, unknown>,
   clock: Clock,
-): Notification => ({
-  type,
-  severity,
-  keyId: key.keyId,
-  keyArn: key.arn,
-  aliases: declared.aliases,
-  account: event.account,
-  region: event.region,
-  occurredAt: clock.now().toISOString(),
-  summary,
-  details: { eventId: event.eventId, eventTime: event.time.toISOString(), ...details },
-});
+): Notification =>
+  notificationOf({
+    type,
+    severity,
+    about: { keyId: rotation.key.keyId, keyArn: rotation.key.arn, aliases: rotation.declared.aliases },
+    where: rotation.event,
+    at: clock.now(),
+    summary,
+    details: { eventId: rotation.event.eventId, eventTime: rotation.event.time.toISOString(), ...details },
+  });

@@ -21,6 +21,7 @@ import { keyIdOf, parseArn } from './key-ref';
 import { type KeyVerificationDeps, verifyKeyWorks } from './key-verification';
 import { lineageStateOf } from './lineage';
 import type { KeyDescription, Notification, ServiceLocation, Severity } from './model';
+import { notificationOf } from './notification';
 import type {
   Clock,
   KeyAdmin,
@@ -512,21 +513,29 @@ const actorLine = (activity: KeyActivity): string => {
   return `${activity.name} by ${who}${from} at ${activity.time.toISOString()}`;
 };
 
-const notificationBase = (
+/** A drift notification, about the key it names first, as the record read it; where and when the call was. */
+const driftNotificationOf = (
   activity: KeyActivity,
   examined: readonly Examined[],
-  keyId: string,
   deps: DriftWatchDeps,
-) => {
-  const subject = examined.find((result) => result.keyId === keyId);
-  return {
-    keyId,
-    keyArn: subject?.key?.arn ?? keyId,
-    aliases: subject?.declared?.aliases ?? [],
-    account: activity.account,
-    region: activity.region,
-    occurredAt: deps.clock.now().toISOString(),
-  };
+  told: {
+    type: 'DriftDetected' | 'DriftRemediated';
+    severity: Severity;
+    keyId: string;
+    summary: string;
+    details: Record<string, unknown>;
+  },
+): Notification => {
+  const subject = examined.find((result) => result.keyId === told.keyId);
+  return notificationOf({
+    type: told.type,
+    severity: told.severity,
+    about: { keyId: told.keyId, keyArn: subject?.key?.arn ?? told.keyId, aliases: subject?.declared?.aliases ?? [] },
+    where: activity,
+    at: deps.clock.now(),
+    summary: told.summary,
+    details: told.details,
+  });
 };
 
 const driftNotification = (
@@ -534,28 +543,29 @@ const driftNotification = (
   findings: readonly Finding[],
   examined: readonly Examined[],
   deps: DriftWatchDeps,
-): Notification => ({
-  type: 'DriftDetected',
-  severity: highestSeverity(findings),
-  ...notificationBase(activity, examined, (findings[0] as Finding).keyId, deps),
-  summary: `Drift after ${actorLine(activity)}: ${findings.map((item) => item.summary).join('; ')}`,
-  details: {
-    eventId: activity.eventId,
-    callId: activity.callId,
-    call: activity.name,
-    actor: shownActor(activity.actor),
-    eventTime: activity.time.toISOString(),
-    mode: deps.mode,
-    findings: findings.map(({ rule, severity, keyId, summary, evidence }) => ({
-      rule,
-      severity,
-      keyId,
-      summary,
-      evidence,
-      remediable: deps.remediateRules.has(rule),
-    })),
-  },
-});
+): Notification =>
+  driftNotificationOf(activity, examined, deps, {
+    type: 'DriftDetected',
+    severity: highestSeverity(findings),
+    keyId: (findings[0] as Finding).keyId,
+    summary: `Drift after ${actorLine(activity)}: ${findings.map((item) => item.summary).join('; ')}`,
+    details: {
+      eventId: activity.eventId,
+      callId: activity.callId,
+      call: activity.name,
+      actor: shownActor(activity.actor),
+      eventTime: activity.time.toISOString(),
+      mode: deps.mode,
+      findings: findings.map(({ rule, severity, keyId, summary, evidence }) => ({
+        rule,
+        severity,
+        keyId,
+        summary,
+        evidence,
+        remediable: deps.remediateRules.has(rule),
+      })),
+    },
+  });
 
 const remediationNotification = (
   activity: KeyActivity,
@@ -564,12 +574,11 @@ const remediationNotification = (
   deps: DriftWatchDeps,
 ): Notification => {
   const failed = remediations.filter((item) => item.status === 'failed');
-  const severity: Severity = failed.length > 0 ? 'WARNING' : 'INFO';
-  return {
+  return driftNotificationOf(activity, examined, deps, {
     type: 'DriftRemediated',
-    severity,
-    ...notificationBase(activity, examined, (remediations[0] as RemediationResult).keyId, deps),
+    severity: failed.length > 0 ? 'WARNING' : 'INFO',
+    keyId: (remediations[0] as RemediationResult).keyId,
     summary: `Remediated after ${actorLine(activity)}: ${remediations.map((item) => item.detail).join('; ')}`,
     details: { eventId: activity.eventId, call: activity.name, actor: shownActor(activity.actor), remediations },
-  };
+  });
 };
