@@ -11,20 +11,7 @@ import { invokeBundled } from '../../scripts/lib/invoke';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { csvRecords } from '../unit/support/parse-csv';
 import { deployTestStack, type TestStack } from './support/deployed-stack';
-
-const WILDCARD_POLICY = JSON.stringify({
-  Version: '2012-10-17',
-  Statement: [
-    {
-      Sid: 'Root',
-      Effect: 'Allow',
-      Principal: { AWS: 'arn:aws:iam::123456789012:root' },
-      Action: 'kms:*',
-      Resource: '*',
-    },
-    { Sid: 'Everyone', Effect: 'Allow', Principal: { AWS: '*' }, Action: 'kms:Decrypt', Resource: '*' },
-  ],
-});
+import { WILDCARD_POLICY } from './support/key-policies';
 
 interface AuditReport {
   auditId: string;

@@ -22,6 +22,7 @@ import type { EmulatorClients, subscribeQueueToTopic } from '../../scripts/lib/l
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { keyIdOf } from '../../src/domain/key-ref';
 import { deployTestStack, type TestStack } from './support/deployed-stack';
+import { rootPolicyWith, WILDCARD_POLICY } from './support/key-policies';
 import { emulatorSecurityHub, stateOf } from './support/security-hub';
 
 /** One kind of seeded key, and the findings an auditor would expect of it, written down here, not computed by the audit. */
@@ -134,30 +135,6 @@ const SEEDS: Seed[] = [
   },
   { name: 'disabled-unused', count: 10, state: 'Disabled', expected: [], expectedClass: 'inactive' },
 ];
-
-/** The default key policy's root statement, plus one more. */
-const rootPolicyWith = (statement: Record<string, unknown>): string =>
-  JSON.stringify({
-    Version: '2012-10-17',
-    Statement: [
-      {
-        Sid: 'Root',
-        Effect: 'Allow',
-        Principal: { AWS: 'arn:aws:iam::123456789012:root' },
-        Action: 'kms:*',
-        Resource: '*',
-      },
-      statement,
-    ],
-  });
-
-const WILDCARD_POLICY = rootPolicyWith({
-  Sid: 'Everyone',
-  Effect: 'Allow',
-  Principal: { AWS: '*' },
-  Action: 'kms:Decrypt',
-  Resource: '*',
-});
 
 /** A key policy that denies everyone DescribeKey: the one key-policy check moto makes (docs/kms-facts.md#moto). */
 const DENY_DESCRIBE_POLICY = rootPolicyWith({
