@@ -1,4 +1,5 @@
 import * as z from 'zod/mini';
+import STAGE_DEFAULTS from '../config/defaults.json';
 import { KMS_DEFAULT_QUOTAS } from './adapters/pacing';
 import { matching } from './adapters/schemas/zod';
 import { currentRuleId, type DriftMode, type DriftRuleId, REMEDIABLE_RULES } from './domain/drift-rules';
@@ -48,16 +49,16 @@ const Environment = z.object({
   AWS_REGION: matching(/^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/, 'must be a Region name'),
   TOPIC_ARN: matching(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$/, 'must be an SNS topic ARN'),
   STATE_PARAMETER_PREFIX: matching(/^(\/[\w.-]+)+$/, 'must be an SSM parameter path like /kms-rotation/dev/keys'),
-  ROTATION_EVENT_TOLERANCE_MINUTES: wholeNumber(1, 1440, 60),
-  ON_DEMAND_ROTATION_LIMIT: wholeNumber(1, 25, 25),
-  ROTATION_WAIT_SECONDS: wholeNumber(0, 600, 60),
-  RECENT_ROTATION_MINUTES: wholeNumber(0, 1440, 60),
+  ROTATION_EVENT_TOLERANCE_MINUTES: wholeNumber(1, 1440, Number(STAGE_DEFAULTS.rotationEventToleranceMinutes)),
+  ON_DEMAND_ROTATION_LIMIT: wholeNumber(1, 25, Number(STAGE_DEFAULTS.onDemandRotationLimit)),
+  ROTATION_WAIT_SECONDS: wholeNumber(0, 600, Number(STAGE_DEFAULTS.rotationWaitSeconds)),
+  RECENT_ROTATION_MINUTES: wholeNumber(0, 1440, Number(STAGE_DEFAULTS.recentRotationMinutes)),
   AWS_CLIENT_TIMEOUT_MS: wholeNumber(100, 60_000, 5_000),
-  DRIFT_MODE: z._default(z.enum(['detect', 'remediate']), 'detect'),
+  DRIFT_MODE: z._default(z.enum(['detect', 'remediate']), STAGE_DEFAULTS.driftMode as DriftMode),
   // A renamed rule id (`rotation-disabled`) is read as its new one until the next release.
   DRIFT_REMEDIATE_RULES: z
     .pipe(
-      list(REMEDIABLE_RULES.join(',')),
+      list(STAGE_DEFAULTS.driftRemediateRules),
       z.transform((rules) => rules.map(currentRuleId)),
     )
     .check(
@@ -66,23 +67,23 @@ const Environment = z.object({
         `may only list ${REMEDIABLE_RULES.join(', ')}`,
       ),
     ),
-  AUDIT_MAX_ROTATION_PERIOD_DAYS: wholeNumber(90, 2560, 365),
-  AUDIT_MAX_MATERIAL_AGE_DAYS: wholeNumber(1, 3650, 400),
-  AUDIT_REMEDIATE: z._default(z.enum(['true', 'false']), 'false'),
-  AUDIT_CONCURRENCY: wholeNumber(1, 64, 16),
+  AUDIT_MAX_ROTATION_PERIOD_DAYS: wholeNumber(90, 2560, Number(STAGE_DEFAULTS.auditMaxRotationPeriodDays)),
+  AUDIT_MAX_MATERIAL_AGE_DAYS: wholeNumber(1, 3650, Number(STAGE_DEFAULTS.auditMaxMaterialAgeDays)),
+  AUDIT_REMEDIATE: z._default(z.enum(['true', 'false']), STAGE_DEFAULTS.auditRemediate as 'true' | 'false'),
+  AUDIT_CONCURRENCY: wholeNumber(1, 64, Number(STAGE_DEFAULTS.auditConcurrency)),
   AUDIT_QUOTA_SHARE: z._default(
     z
       .pipe(z.string(), z.transform(Number))
       .check(z.refine((value) => value > 0 && value <= 1, 'must be a number above 0, at most 1')),
-    0.9,
+    Number(STAGE_DEFAULTS.auditQuotaShare),
   ),
-  AUDIT_RATE_LIMITS: list('').check(
+  AUDIT_RATE_LIMITS: list(STAGE_DEFAULTS.auditRateLimits).check(
     z.refine(
       (entries) => entries.every(isRateLimit),
       `may only list <KMS API>=<requests per second above 0>, e.g. ListKeyRotations=50,DescribeKey=500, the APIs among ${Object.keys(KMS_DEFAULT_QUOTAS).join(', ')}`,
     ),
   ),
-  SECURITY_HUB_FINDINGS: z._default(z.enum(['true', 'false']), 'false'),
+  SECURITY_HUB_FINDINGS: z._default(z.enum(['true', 'false']), STAGE_DEFAULTS.securityHubFindings as 'true' | 'false'),
   AUDIT_REPORTS_BUCKET: z._default(
     z
       .string()
