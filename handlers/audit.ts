@@ -29,7 +29,7 @@ import { loadConfig, required } from '../src/config';
 import { type AuditReport, auditFleet } from '../src/domain/audit-fleet';
 import { EVENT_LEASE_WAIT_MS } from '../src/domain/key-lease';
 
-const config = loadConfig(process.env);
+const config = loadConfig(process.env, 'audit');
 const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();

@@ -29,7 +29,7 @@ import { EVENT_LEASE_WAIT_MS } from '../src/domain/key-lease';
 import { roleArnIn } from '../src/domain/service-location';
 import { type DriftReport, watchKeyActivity } from '../src/domain/watch-key-activity';
 
-const config = loadConfig(process.env);
+const config = loadConfig(process.env, 'onKeyActivity');
 const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();

@@ -25,7 +25,7 @@ import { loadConfig, required } from '../src/config';
 import { rotationEventLeaseWaitMs } from '../src/domain/key-lease';
 import { failureOf, type RotationValidationReport, validateRotation } from '../src/domain/validate-rotation';
 
-const config = loadConfig(process.env);
+const config = loadConfig(process.env, 'onRotation');
 const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();

@@ -29,7 +29,7 @@ import { loadConfig, required } from '../src/config';
 import { type RotateReport, RotationFailedError, rotateKey } from '../src/domain/rotate-key';
 import { roleArnIn } from '../src/domain/service-location';
 
-const config = loadConfig(process.env);
+const config = loadConfig(process.env, 'rotate');
 const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();

@@ -28,7 +28,7 @@ import { loadConfig, required } from '../src/config';
 import { runSelfTest, type SelfTestReport } from '../src/domain/self-test';
 import { roleArnIn } from '../src/domain/service-location';
 
-const config = loadConfig(process.env);
+const config = loadConfig(process.env, 'selfTest');
 const roleName = required(config.roleNames.selfTest, 'SELF_TEST_ROLE_NAME');
 const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();

@@ -157,9 +157,67 @@ export class ConfigurationError extends Error {
   }
 }
 
-/** Reads and validates the environment once, at cold start. */
-export const loadConfig = (env: NodeJS.ProcessEnv): ServiceConfig => {
-  const parsed = Environment.safeParse(env);
+/** Every setting the service reads from its environment. */
+export type Setting = keyof z.infer<typeof Environment>;
+
+/** What every function reads: where it runs, its topic, its records, its client timeout, the key leases. */
+const COMMON: readonly Setting[] = [
+  'AWS_REGION',
+  'TOPIC_ARN',
+  'STATE_PARAMETER_PREFIX',
+  'AWS_CLIENT_TIMEOUT_MS',
+  'LEASE_TABLE',
+];
+const ROTATION: readonly Setting[] = [
+  'ROTATION_EVENT_TOLERANCE_MINUTES',
+  'ON_DEMAND_ROTATION_LIMIT',
+  'ROTATION_WAIT_SECONDS',
+  'RECENT_ROTATION_MINUTES',
+];
+
+/**
+ * The settings each function reads, and no others: a setting meant for another function (a bad
+ * `AUDIT_RATE_LIMITS`, say) never fails this one's cold start, and this one takes the default of
+ * a setting it does not read. `tests/template/template.test.ts` holds serverless.yml to it: each
+ * function is given exactly what it reads (the common settings come from the provider and Lambda).
+ */
+export const SETTINGS_OF = {
+  onRotation: [...COMMON, 'ROTATION_EVENT_TOLERANCE_MINUTES'],
+  rotate: [...COMMON, ...ROTATION, 'ALIAS_SCOPE', 'ROTATE_ROLE_NAME'],
+  onKeyActivity: [
+    ...COMMON,
+    'DRIFT_MODE',
+    'DRIFT_REMEDIATE_RULES',
+    'ALIAS_SCOPE',
+    'SECURITY_HUB_FINDINGS',
+    'ON_ROTATION_ROLE_NAME',
+    'ROTATE_ROLE_NAME',
+    'ON_KEY_ACTIVITY_ROLE_NAME',
+    'SELF_TEST_ROLE_NAME',
+  ],
+  audit: [
+    ...COMMON,
+    'AUDIT_REMEDIATE',
+    'AUDIT_MAX_ROTATION_PERIOD_DAYS',
+    'AUDIT_MAX_MATERIAL_AGE_DAYS',
+    'AUDIT_CONCURRENCY',
+    'AUDIT_QUOTA_SHARE',
+    'AUDIT_RATE_LIMITS',
+    'SECURITY_HUB_FINDINGS',
+    'AUDIT_REPORTS_BUCKET',
+  ],
+  selfTest: [...COMMON, ...ROTATION, 'SELF_TEST_ROLE_NAME'],
+} as const satisfies Record<string, readonly Setting[]>;
+
+export type FunctionName = keyof typeof SETTINGS_OF;
+
+/**
+ * Reads and validates the environment once, at cold start: for `fn`, only the settings it reads
+ * (`SETTINGS_OF`); without one (tests, scripts), every setting.
+ */
+export const loadConfig = (env: NodeJS.ProcessEnv, fn?: FunctionName): ServiceConfig => {
+  const read = fn ? Object.fromEntries((SETTINGS_OF[fn] as readonly string[]).map((name) => [name, env[name]])) : env;
+  const parsed = Environment.safeParse(read);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`).join('; ');
     throw new ConfigurationError(`Invalid environment: ${problems}`);
@@ -202,3 +260,6 @@ export const required = <T>(value: T | undefined, variable: string): T => {
     throw new ConfigurationError(`Invalid environment: ${variable} is required by this function`);
   return value;
 };
+
+/** Every setting's name. */
+export const ALL_SETTINGS = Object.keys(Environment.shape) as Setting[];

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lintTemplate, type PackagedService, packageService } from '../../scripts/lib/stack';
+import { ALL_SETTINGS, type FunctionName, SETTINGS_OF } from '../../src/config';
 
 /**
  * The CloudFormation template that `serverless package` generates, asserted resource by
@@ -251,6 +252,31 @@ describe('Template: serverless package output', () => {
         .map(([name, value]) => `${logicalId} ${name}: ${JSON.stringify(value)}`),
     );
     expect(unresolvable).toEqual([]);
+  });
+
+  it('gives each function exactly the settings it reads (src/config.ts SETTINGS_OF), the common ones from the provider and Lambda', () => {
+    const byHandler: Record<string, FunctionName> = {
+      'handlers/on-rotation.handler': 'onRotation',
+      'handlers/rotate.handler': 'rotate',
+      'handlers/on-key-activity.handler': 'onKeyActivity',
+      'handlers/audit.handler': 'audit',
+      'handlers/self-test.handler': 'selfTest',
+    };
+    const functions = ofType('AWS::Lambda::Function');
+    expect(functions.map(([, fn]) => byHandler[String(fn.Properties.Handler)]).sort()).toEqual(
+      Object.keys(SETTINGS_OF).sort(),
+    );
+    for (const [logicalId, fn] of functions) {
+      const name = byHandler[String(fn.Properties.Handler)] as FunctionName;
+      const given = Object.keys((fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables)
+        .filter((variable) => (ALL_SETTINGS as string[]).includes(variable))
+        .sort();
+      // AWS_REGION is Lambda's own; AWS_CLIENT_TIMEOUT_MS keeps its default unless a stack sets it.
+      const expected = (SETTINGS_OF[name] as readonly string[])
+        .filter((setting) => setting !== 'AWS_REGION' && setting !== 'AWS_CLIENT_TIMEOUT_MS')
+        .sort();
+      expect(given, logicalId).toEqual(expected);
+    }
   });
 
   describe('Function: selfTest', () => {
