@@ -469,7 +469,7 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
       ['DescribeKey', 'ListKeyRotations', 'Encrypt', 'Decrypt', 'PutParameter', 'Publish'],
     );
     expect(violations).toEqual([]);
-  });
+  }, 300_000);
 
   it('rotate (on-demand): every fault ends rotated-validated-notified or failed loudly; the alias never moves', async () => {
     let serial = 0;
@@ -504,7 +504,7 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
       ['RotateKeyOnDemand', 'ListKeyRotations', 'Encrypt', 'Decrypt', 'Publish'],
     );
     expect(violations).toEqual([]);
-  });
+  }, 300_000);
 
   it('onKeyActivity (remediate): every fault ends detected-and-notified or failed loudly; rotation ends back on', async () => {
     let serial = 0;
@@ -558,7 +558,7 @@ describe('Fault injection: every AWS call of each flow, every fault kind', () =>
       ['DescribeKey', 'ListResourceTags', 'GetKeyRotationStatus', 'EnableKeyRotation', 'Publish'],
     );
     expect(violations).toEqual([]);
-  });
+  }, 300_000);
 
   /**
    * Whether the run proved `keyId` before it moved an alias onto it, read from what it asked AWS
