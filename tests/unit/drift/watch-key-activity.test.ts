@@ -175,6 +175,26 @@ describe('Function: watchKeyActivity', () => {
     };
   });
 
+  it.each([
+    ['throttled', new AwsServiceError('DescribeKey', true, 'Rate exceeded')],
+    ['denied', new AwsServiceError('DescribeKey', false, 'not authorized', { accessDenied: true })],
+  ])(
+    'fails, telling nothing, when the key cannot be read (%s): it is never taken for deleted',
+    async (_name, error) => {
+      // Prepare: a managed key the service keeps a record of, so a "not found" would be a deletion.
+      records.set(KEY, { managed: true });
+      kms.failNext = error;
+
+      // Act
+      const outcome = watchKeyActivity(activity('DisableKeyRotation'), deps);
+
+      // Assess
+      await expect(outcome).rejects.toBe(error);
+      expect(published).toEqual([]);
+      expect(kms.changes).toEqual([]);
+    },
+  );
+
   it('names who did it, and notifies a drift once however often its events repeat', async () => {
     // Prepare
     kms.rotation.set(KEY, { enabled: false });
