@@ -42,6 +42,32 @@ export interface ProxyOptions {
    * from moto directly). Not consulted for faults, throttles or synthetic answers.
    */
   inspector?: CallInspector;
+  /**
+   * What moto lacks, filled in the proxy (docs/kms-facts.md#moto): each gap may answer a call moto
+   * cannot serve (an API it does not implement) and amend the answer to one it serves (a field it
+   * leaves out). Gaps are asked in order; the first answer wins, every amendment applies. Calls
+   * a gap answers are inspected and recorded like forwarded ones (outcome `filled`).
+   */
+  gaps?: readonly ApiGap[];
+}
+
+/** A call as a gap sees it: the API, the request's JSON text, and the Region it is signed for. */
+export interface GapCall {
+  api: string;
+  body: string;
+  region?: string;
+  /** moto's endpoint, for a gap that needs to read what moto holds. */
+  target: string;
+}
+
+/** One thing moto does not do, done in the proxy. */
+export interface ApiGap {
+  /** The answer to a call moto cannot serve (awsJson 1.1, status 200 unless given), or undefined to forward it. */
+  answer?(
+    call: GapCall,
+  ): Promise<{ status?: number; body: object } | undefined> | { status?: number; body: object } | undefined;
+  /** moto's answer rewritten (its JSON text), or undefined to leave it as it is. */
+  amend?(call: GapCall, answer: { status?: number; body: string }): Promise<string | undefined> | string | undefined;
 }
 
 /** What an inspector sees of a request. */
@@ -68,7 +94,7 @@ export interface CallRecord {
   api: string;
   startedAt: number;
   endedAt: number;
-  outcome: 'forwarded' | 'throttled' | 'stale' | FaultKind;
+  outcome: 'forwarded' | 'filled' | 'throttled' | 'stale' | FaultKind;
   /** The key a KMS call names (`TargetKeyId`, else `KeyId`), an ARN reduced to its key id. */
   keyId?: string;
   /** The HTTP status the caller got; none when its connection was reset or it had given up (a client timeout). */
@@ -85,6 +111,13 @@ export const signerOf = (headers: IncomingMessage['headers']): { caller?: string
   if (typeof authorization !== 'string') return {};
   const match = /Credential=([^/,\s]+)\/[^/]+\/[^/]+\/([^/]+)\//.exec(authorization);
   return match ? { caller: match[1], signingService: match[2] } : {};
+};
+
+/** The Region of a SigV4 `Authorization` header's credential scope. */
+export const signedRegionOf = (headers: IncomingMessage['headers']): string | undefined => {
+  const authorization = headers.authorization;
+  if (typeof authorization !== 'string') return undefined;
+  return /Credential=[^/,\s]+\/[^/]+\/([^/]+)\//.exec(authorization)?.[1];
 };
 
 export interface AwsProxy {
@@ -209,6 +242,7 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
     body: Buffer,
     res: ServerResponse,
     holdMs: number,
+    amend?: (answer: { status?: number; body: string }) => Promise<string | undefined>,
   ): Promise<{ status?: number; body: string }> =>
     new Promise((resolve) => {
       const upstream = httpRequest(
@@ -224,10 +258,19 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
           answer.on('data', (chunk: Buffer) => chunks.push(chunk));
           answer.on('error', () => resolve({ body: '' }));
           answer.on('end', () => {
-            void sleep(holdMs).then(() => {
-              const answered = Buffer.concat(chunks);
+            void sleep(holdMs).then(async () => {
+              const received = Buffer.concat(chunks);
+              const amended = amend
+                ? await amend({ status: answer.statusCode, body: received.toString('utf8') })
+                : undefined;
+              const answered = amended === undefined ? received : Buffer.from(amended, 'utf8');
               if (!gone(req, res)) {
-                res.writeHead(answer.statusCode ?? 502, answer.headers);
+                const headers = { ...answer.headers };
+                if (amended !== undefined) {
+                  delete headers['content-length'];
+                  delete headers['x-amz-crc32'];
+                }
+                res.writeHead(answer.statusCode ?? 502, headers);
                 res.end(answered);
               }
               resolve({ status: answer.statusCode, body: answered.toString('utf8') });
@@ -305,7 +348,42 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
         res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
         res.end(JSON.stringify(synthetic));
       }
-    } else if (options.inspector) {
+      record(fault ?? 'forwarded');
+      return;
+    }
+    const gaps = options.gaps ?? [];
+    const call: GapCall = { api, body: text, region: signedRegionOf(req.headers), target: options.target };
+    let filled: { status?: number; body: object } | undefined;
+    for (const gap of gaps) {
+      filled = await gap.answer?.(call);
+      if (filled) break;
+    }
+    const amend = gaps.some((gap) => gap.amend)
+      ? async (answer: { status?: number; body: string }) => {
+          let current = answer;
+          let changed = false;
+          for (const gap of gaps) {
+            const amended = await gap.amend?.(call, current);
+            if (amended !== undefined) {
+              current = { status: current.status, body: amended };
+              changed = true;
+            }
+          }
+          return changed ? current.body : undefined;
+        }
+      : undefined;
+    const respond = async (): Promise<{ status?: number; body: string }> => {
+      if (!filled) return forward(req, body, res, holdMs, amend);
+      await sleep(holdMs);
+      const status = filled.status ?? 200;
+      const answered = JSON.stringify(filled.body);
+      if (!gone(req, res)) {
+        res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1' });
+        res.end(answered);
+      }
+      return { status, body: answered };
+    };
+    if (options.inspector) {
       const inspected: InspectedRequest = {
         method: req.method ?? 'GET',
         url: req.url ?? '/',
@@ -315,12 +393,12 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
         ...signer,
       };
       const kept = await options.inspector.before(inspected);
-      const answer = await forward(req, body, res, holdMs);
+      const answer = await respond();
       detail = options.inspector.after(inspected, kept, answer);
     } else {
-      await forward(req, body, res, holdMs);
+      await respond();
     }
-    record(fault ?? 'forwarded');
+    record(fault ?? (filled ? 'filled' : 'forwarded'));
   };
 
   const server: Server = createServer((req, res) => {

@@ -1,6 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { DescribeKeyCommand, KMSClient, ListKeyRotationsCommand, UpdateAliasCommand } from '@aws-sdk/client-kms';
+import {
+  DescribeKeyCommand,
+  GetKeyLastUsageCommand,
+  KMSClient,
+  ListKeyRotationsCommand,
+  UpdateAliasCommand,
+} from '@aws-sdk/client-kms';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   type AwsProxy,
@@ -95,6 +101,53 @@ describe('Function: startAwsProxy', () => {
     expect(reached).toHaveLength(quota);
     // Another API has a quota of its own.
     await expect(kms.send(new DescribeKeyCommand({ KeyId: KEY_ID }))).resolves.toBeDefined();
+  });
+
+  it('fills what the upstream lacks: a gap answers an API it does not serve, another amends an answer it gives; both are recorded and inspected', async () => {
+    const seen: string[] = [];
+    const { endpoint, calls } = await start({
+      gaps: [
+        {
+          answer: ({ api, body, region }) =>
+            api === 'GetKeyLastUsage'
+              ? { body: { KeyId: JSON.parse(body).KeyId, TrackingStartDate: 1_700_000_000, Region: region } }
+              : undefined,
+        },
+        {
+          amend: ({ api }, answer) =>
+            api === 'DescribeKey'
+              ? JSON.stringify({
+                  ...JSON.parse(answer.body),
+                  KeyMetadata: { KeyId: KEY_ID, CurrentKeyMaterialId: 'm-1' },
+                })
+              : undefined,
+        },
+      ],
+      inspector: {
+        before: async ({ api }) => api,
+        after: (_request, kept, answer) => {
+          seen.push(`${String(kept)}:${answer.status}`);
+          return kept;
+        },
+      },
+    });
+    const kms = kmsThrough(endpoint);
+
+    const usage = await kms.send(new GetKeyLastUsageCommand({ KeyId: KEY_ID }));
+    const described = await kms.send(new DescribeKeyCommand({ KeyId: KEY_ID }));
+    await kms.send(new ListKeyRotationsCommand({ KeyId: KEY_ID }));
+
+    expect(usage.KeyId).toBe(KEY_ID);
+    expect(usage.TrackingStartDate).toEqual(new Date(1_700_000_000_000));
+    expect(described.KeyMetadata?.CurrentKeyMaterialId).toBe('m-1');
+    // The answered call never reached the upstream; the amended and the untouched ones did.
+    expect(reached).toEqual(['TrentService.DescribeKey', 'TrentService.ListKeyRotations']);
+    expect(calls().map(({ api, outcome, status }) => [api, outcome, status])).toEqual([
+      ['GetKeyLastUsage', 'filled', 200],
+      ['DescribeKey', 'forwarded', 200],
+      ['ListKeyRotations', 'forwarded', 200],
+    ]);
+    expect(seen).toEqual(['GetKeyLastUsage:200', 'DescribeKey:200', 'ListKeyRotations:200']);
   });
 
   it('injects a fault at the n-th call of one API only, and forwards the calls around it', async () => {
