@@ -15,7 +15,7 @@ const THIS_FILE = relative(ROOT, fileURLToPath(import.meta.url))
   .join('/');
 
 /** Where code lives (and docs/, which must not lean on outside documents either). */
-const SCANNED_DIRS = ['src', 'handlers', 'scripts', 'tests', 'config', 'docs'];
+const SCANNED_DIRS = ['src', 'handlers', 'scripts', 'tests', 'config', 'resources', 'docs'];
 const SCANNED_FILES = ['serverless.yml'];
 
 /** Documents that are not in the repository: nothing in it may send a reader there. */
