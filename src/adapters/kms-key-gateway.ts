@@ -36,7 +36,7 @@ import type { AliasEntry, KeyDescription, RotationRecord, RotationStatus, Rotati
 import type { EncryptionContext, KeyAdmin, KeyCrypto, KeyProver, KeyReader, NewKeySpec } from '../domain/ports';
 import { callAws, translateAwsError } from './aws-errors';
 
-const toKeyDescription = (metadata: KeyMetadata | undefined, keyRef: string): KeyDescription => {
+export const toKeyDescription = (metadata: KeyMetadata | undefined, keyRef: string): KeyDescription => {
   if (!metadata?.KeyId || !metadata.Arn) {
     throw new Error(`DescribeKey on ${keyRef} returned no key metadata`);
   }
@@ -60,6 +60,18 @@ const toKeyDescription = (metadata: KeyMetadata | undefined, keyRef: string): Ke
     macAlgorithms: metadata.MacAlgorithms,
   };
 };
+
+/** The one CreateKey request of a `NewKeySpec` (an alias-swap successor, a self-test key). */
+export const createKeyCommandOf = (spec: NewKeySpec): CreateKeyCommand =>
+  new CreateKeyCommand({
+    KeySpec: spec.keySpec as CustomerMasterKeySpec,
+    KeyUsage: spec.keyUsage as KeyUsageType,
+    Description: spec.description,
+    Policy: spec.policy,
+    Origin: spec.origin as OriginType | undefined,
+    CustomKeyStoreId: spec.customKeyStoreId,
+    Tags: Object.entries(spec.tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
+  });
 
 const toTags = (tags: Tag[] | undefined, into: Record<string, string>): void => {
   for (const tag of tags ?? []) if (tag.TagKey !== undefined) into[tag.TagKey] = tag.TagValue ?? '';
@@ -203,17 +215,7 @@ export class KmsKeyGateway implements KeyReader, KeyCrypto, KeyAdmin, KeyProver,
   async createKey(spec: NewKeySpec): Promise<KeyDescription> {
     // Sent once: CreateKey is not idempotent, and the caller looks for a key whose answer was lost.
     const response = await callAws('CreateKey', `a successor ${spec.keySpec} key`, () =>
-      this.noRetryKms.send(
-        new CreateKeyCommand({
-          KeySpec: spec.keySpec as CustomerMasterKeySpec,
-          KeyUsage: spec.keyUsage as KeyUsageType,
-          Description: spec.description,
-          Policy: spec.policy,
-          Origin: spec.origin as OriginType | undefined,
-          CustomKeyStoreId: spec.customKeyStoreId,
-          Tags: Object.entries(spec.tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
-        }),
-      ),
+      this.noRetryKms.send(createKeyCommandOf(spec)),
     );
     return toKeyDescription(response.KeyMetadata, 'CreateKey');
   }

@@ -1,16 +1,13 @@
 import {
-  CreateKeyCommand,
-  type CustomerMasterKeySpec,
   DeleteAliasCommand,
   DisableKeyRotationCommand,
-  type KeyUsageType,
   type KMSClient,
-  type OriginType,
   ScheduleKeyDeletionCommand,
 } from '@aws-sdk/client-kms';
 import type { KeyDescription } from '../domain/model';
 import type { NewKeySpec, ThrowawayKeyAdmin } from '../domain/ports';
 import { callAws } from './aws-errors';
+import { createKeyCommandOf, toKeyDescription } from './kms-key-gateway';
 
 /**
  * KMS behind `selfTest`'s own calls. Keys are named by key id: moto fails on key ARNs for
@@ -27,30 +24,15 @@ export class KmsThrowawayKeys implements ThrowawayKeyAdmin {
 
   async createKey(spec: NewKeySpec): Promise<KeyDescription> {
     const response = await callAws('CreateKey', `a self-test ${spec.keySpec} key`, () =>
-      this.noRetryKms.send(
-        new CreateKeyCommand({
-          KeySpec: spec.keySpec as CustomerMasterKeySpec,
-          KeyUsage: spec.keyUsage as KeyUsageType,
-          Description: spec.description,
-          Policy: spec.policy,
-          Origin: spec.origin as OriginType | undefined,
-          Tags: Object.entries(spec.tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
-        }),
-      ),
+      this.noRetryKms.send(createKeyCommandOf(spec)),
     );
     const metadata = response.KeyMetadata;
-    if (!metadata?.KeyId || !metadata.Arn) throw new Error('CreateKey returned no key metadata');
     return {
-      keyId: metadata.KeyId,
-      arn: metadata.Arn,
-      keyState: metadata.KeyState ?? 'Enabled',
+      ...toKeyDescription(metadata, 'CreateKey'),
+      keyState: metadata?.KeyState ?? 'Enabled',
       // moto leaves KeyUsage out of its answer when it was asked for explicitly: keep what was asked.
-      keySpec: metadata.KeySpec ?? spec.keySpec,
-      keyUsage: metadata.KeyUsage ?? spec.keyUsage,
-      origin: metadata.Origin,
-      keyManager: metadata.KeyManager,
-      creationDate: metadata.CreationDate,
-      description: metadata.Description,
+      keySpec: metadata?.KeySpec ?? spec.keySpec,
+      keyUsage: metadata?.KeyUsage ?? spec.keyUsage,
     };
   }
 

@@ -37,6 +37,20 @@ const flipFirstBit = (data: Uint8Array): Uint8Array => {
   return copy;
 };
 
+/**
+ * What `verifyKeyWorks` may call on a key, over every key usage: encrypt/decrypt, sign/verify,
+ * MAC generate/verify, the public key. Key policies that let a role verify a key grant these.
+ */
+export const VERIFY_KEY_ACTIONS = [
+  'kms:Encrypt',
+  'kms:Decrypt',
+  'kms:Sign',
+  'kms:Verify',
+  'kms:GenerateMac',
+  'kms:VerifyMac',
+  'kms:GetPublicKey',
+] as const;
+
 /** Whether two byte strings are the same bytes. */
 export const equalBytes = (a: Uint8Array, b: Uint8Array): boolean =>
   a.length === b.length && a.every((byte, index) => byte === b[index]);

@@ -1,6 +1,7 @@
 import { TAGS } from './declared-state';
 import { AwsServiceError, describeError, PreconditionFailedError } from './errors';
 import { partitionOf } from './key-ref';
+import { VERIFY_KEY_ACTIONS } from './key-verification';
 import { SELF_TEST_TAG } from './lineage';
 import type { KeyDescription, Notification, ServiceLocation } from './model';
 import type {
@@ -41,13 +42,7 @@ export const THROWAWAY_KEY_ACTIONS = [
   'kms:DisableKeyRotation',
   'kms:ListKeyRotations',
   'kms:RotateKeyOnDemand',
-  'kms:Encrypt',
-  'kms:Decrypt',
-  'kms:Sign',
-  'kms:Verify',
-  'kms:GenerateMac',
-  'kms:VerifyMac',
-  'kms:GetPublicKey',
+  ...VERIFY_KEY_ACTIONS,
   'kms:CreateAlias',
   'kms:UpdateAlias',
   'kms:DeleteAlias',

@@ -1,4 +1,5 @@
 import { PreconditionFailedError } from './errors';
+import { VERIFY_KEY_ACTIONS } from './key-verification';
 
 /**
  * The key policy of an alias-swap successor: the predecessor's, plus one statement that lets
@@ -32,13 +33,7 @@ export const SUCCESSOR_ACTIONS = [
   'kms:CreateAlias',
   'kms:UpdateAlias',
   // verifySuccessor, by key usage: encrypt/decrypt, sign/verify, MAC, public key.
-  'kms:Encrypt',
-  'kms:Decrypt',
-  'kms:Sign',
-  'kms:Verify',
-  'kms:GenerateMac',
-  'kms:VerifyMac',
-  'kms:GetPublicKey',
+  ...VERIFY_KEY_ACTIONS,
 ] as const;
 
 /** KMS's limit on a key policy document (KMS Developer Guide, "Quotas: key policy document size"). */
