@@ -1,7 +1,7 @@
 import { type AliasScope, describeAliasScope, inAliasScope } from './alias-scope';
 import { aliasTargetOf } from './alias-target';
 import { keyArnOf, type SecurityFindings } from './asff';
-import { type AuditException, EXCEPTABLE_RULES, readExceptions } from './audit-exceptions';
+import { EXCEPTABLE_RULES, readExceptions } from './audit-exceptions';
 import { type DeclaredState, readDeclaredState } from './declared-state';
 import { driftSecurityHubBatch } from './drift-asff';
 import {
@@ -20,7 +20,7 @@ import { holdingKeys, type LeaseDeps } from './key-lease';
 import { keyIdOf, parseArn } from './key-ref';
 import { type KeyVerificationDeps, verifyKeyWorks } from './key-verification';
 import { lineageStateOf } from './lineage';
-import type { KeyDescription, Notification, ServiceLocation, Severity } from './model';
+import type { KeyDescription, Notification, ServiceLocation, Severity, Tags } from './model';
 import { notificationOf } from './notification';
 import type {
   Clock,
@@ -108,8 +108,6 @@ export interface DriftWatchDeps extends KeyVerificationDeps, LeaseDeps {
   /** Security Hub, when the stack's `securityHubFindings` is on: the judged keys' findings. */
   securityHub?: SecurityFindings;
 }
-
-const ALIAS_EVENTS = new Set(['CreateAlias', 'UpdateAlias', 'DeleteAlias']);
 
 /** What every report of an event starts from: which event, and nothing found yet. */
 /** The actor as logs and notifications show it: every value from the record bounded. */
@@ -239,9 +237,8 @@ const judgeKeys = async (
           remediated.set(item.fingerprint, outcome.detail);
         }
       }
-      if (remediations.some((item) => item.keyId === result.keyId && item.status === 'remediated')) {
-        await saveOpenDrift(result, deps);
-      }
+      // Writes only when a drift was put back (saveOpenDrift skips a record that holds what it would write).
+      if (result.managed) await saveOpenDrift(result, deps);
     }
     if (remediations.length > 0)
       await deps.notifier.publish(remediationNotification(activity, remediations, examined, deps));
@@ -285,13 +282,17 @@ const toSecurityHub = async (
   if (!deps.securityHub) return undefined;
   const judged = examined.filter((result) => result.managed);
   const active = await deps.securityHub.activeFindings(judged.map((result) => keyArnOf(deps.location, result.keyId)));
-  const actor = shownActor(activity.actor);
   const { imports, resolved } = driftSecurityHubBatch(
     judged.map((result) => ({
       keyId: result.keyId,
       aliases: result.aliasesOfKey,
       findings: result.findings,
-      exceptions: result.exceptions,
+      exceptions: result.tags
+        ? readExceptions(
+            { keyId: result.keyId, aliases: result.aliasesOfKey, tags: result.tags },
+            { exceptableRules: EXCEPTABLE_RULES, now: deps.clock.now() },
+          ).active
+        : [],
     })),
     active,
     {
@@ -299,7 +300,7 @@ const toSecurityHub = async (
       now: deps.clock.now(),
       eventId: activity.eventId,
       cause: actorLine(activity),
-      actor: actor?.arn ?? actor?.invokedBy ?? actor?.type ?? 'AWS KMS',
+      actor: actorNameOf(activity),
       remediated,
     },
   );
@@ -319,7 +320,8 @@ const keysConcerned = async (
 ): Promise<{ keyIds: string[]; aliasesLeadingNowhere: string[] }> => {
   const ids = new Set(activity.keyRefs.map(keyIdOf));
   const aliasesLeadingNowhere: string[] = [];
-  if (ALIAS_EVENTS.has(activity.name) || activity.aliasNames.length > 0) {
+  // CreateAlias, UpdateAlias and DeleteAlias records always name their alias.
+  if (activity.aliasNames.length > 0) {
     const [targets, managed] = await Promise.all([
       Promise.all(activity.aliasNames.map((alias) => aliasTargetOf(deps.keys, alias))),
       deps.directory.managedKeys(),
@@ -347,8 +349,8 @@ interface Examined {
   openDrift: Record<string, string>;
   /** Aliases that point at the key now. */
   aliasesOfKey: string[];
-  /** Audit exceptions in force on the key (read only with Security Hub on: they suppress its findings there). */
-  exceptions: AuditException[];
+  /** Its tags, as read (managed keys that exist): audit exceptions suppress its findings in Security Hub. */
+  tags?: Tags;
 }
 
 const NOT_DECLARED: DeclaredState = { managed: true, aliases: [], problems: [] };
@@ -375,11 +377,10 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
     record,
     openDrift: {},
     aliasesOfKey: [],
-    exceptions: [],
   });
   let snapshot: KeySnapshot;
   let declared: DeclaredState | undefined;
-  let exceptions: AuditException[] = [];
+  let tags: Tags | undefined;
   if (!described) {
     // Deleted: ours only if we kept a record of it.
     if (!record.managed && !record.canary && !record.openDrift) {
@@ -395,7 +396,7 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
     };
   } else {
     if (described.keyManager === 'AWS') return unmanaged('an AWS managed key');
-    const tags = await deps.keys.listTags(keyId);
+    tags = await deps.keys.listTags(keyId);
     declared = readDeclaredState(tags);
     if (!declared.managed) return unmanaged('not managed by kms-rotation (no kms-rotation:managed tag)');
     const wantsRotation = classifyKey(described).keyClass === 'auto-rotatable';
@@ -418,12 +419,6 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
       declaredAliasTargets: Object.fromEntries(targets),
       policy,
     };
-    if (deps.securityHub) {
-      exceptions = readExceptions(
-        { keyId, aliases: snapshot.aliasesOfKey, tags },
-        { exceptableRules: EXCEPTABLE_RULES, now: deps.clock.now() },
-      ).active;
-    }
   }
   const findings = evaluateDrift(snapshot);
   // Kept before a rule id was renamed, a fingerprint is read as the new one: that drift is not notified again.
@@ -442,7 +437,7 @@ const examineKey = async (keyId: string, activity: KeyActivity, deps: DriftWatch
     record,
     openDrift,
     aliasesOfKey: snapshot.aliasesOfKey,
-    exceptions,
+    ...(tags ? { tags } : {}),
   };
 };
 
@@ -506,11 +501,15 @@ const remediate = async (
   }
 };
 
-const actorLine = (activity: KeyActivity): string => {
+/** Who made the call, in one name: its ARN, else the service that made it for someone, else its type; KMS's own events have none. */
+const actorNameOf = (activity: KeyActivity): string => {
   const actor = shownActor(activity.actor);
-  const who = actor?.arn ?? actor?.invokedBy ?? actor?.type ?? 'AWS KMS';
-  const from = actor?.sourceIp ? ` from ${actor.sourceIp}` : '';
-  return `${activity.name} by ${who}${from} at ${activity.time.toISOString()}`;
+  return actor?.arn ?? actor?.invokedBy ?? actor?.type ?? 'AWS KMS';
+};
+
+const actorLine = (activity: KeyActivity): string => {
+  const from = activity.actor?.sourceIp ? ` from ${excerpt(activity.actor.sourceIp, 256)}` : '';
+  return `${activity.name} by ${actorNameOf(activity)}${from} at ${activity.time.toISOString()}`;
 };
 
 /** A drift notification, about the key it names first, as the record read it; where and when the call was. */

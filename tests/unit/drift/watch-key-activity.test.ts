@@ -655,6 +655,202 @@ describe('Function: watchKeyActivity', () => {
     expect(published).toEqual([]);
   });
 
+  describe('decisions, each guarded (a mutant of any of them fails a test here)', () => {
+    const THIRD = '2222bbbb-3333-4444-8555-666677778888';
+    /** Every write of a key's record, by key. */
+    let saves: string[];
+
+    beforeEach(() => {
+      saves = [];
+      const save = deps.records.save;
+      deps = {
+        ...deps,
+        records: {
+          load: deps.records.load,
+          save: async (keyId, record) => {
+            saves.push(keyId);
+            await save(keyId, record);
+          },
+        },
+      };
+    });
+
+    it('writes the record once per new drift: a drift already recorded writes nothing when its event repeats', async () => {
+      kms.rotation.set(KEY, { enabled: false });
+
+      await watchKeyActivity(activity('DisableKeyRotation'), deps);
+      await watchKeyActivity({ ...activity('DisableKeyRotation'), eventId: 'redelivered' }, deps);
+
+      expect(saves).toEqual([KEY]);
+    });
+
+    it('writes a record again only for a key whose drift was put back, and keeps what the record held (the canary)', async () => {
+      // Prepare: KEY's rotation is off (put back); OTHER's declared alias points at KEY, and OTHER fails verification.
+      const canary = { ciphertext: 'Y2lwaGVy', plaintextSha256: 'ab'.repeat(32), createdAt: '2026-11-01T00:00:00Z' };
+      records.set(KEY, { managed: true, canary });
+      kms.rotation.set(KEY, { enabled: false });
+      kms.tags.set(OTHER, { ...managedTags('alias/app/other') });
+      kms.aliases.set('alias/app/other', KEY);
+      kms.brokenKeys.add(OTHER);
+
+      // Act
+      const report = await watchKeyActivity(activity('DisableKeyRotation', { keyRefs: [KEY, OTHER] }), {
+        ...deps,
+        mode: 'remediate',
+      });
+
+      // Assess: keys in a stable order; KEY written twice (notified, then put back), OTHER once.
+      expect(report.keys).toEqual([OTHER, KEY]);
+      expect(report.remediations.map(({ keyId, status }) => [keyId, status])).toEqual([
+        [OTHER, 'failed'],
+        [KEY, 'remediated'],
+      ]);
+      expect(saves.filter((keyId) => keyId === KEY)).toHaveLength(2);
+      expect(saves.filter((keyId) => keyId === OTHER)).toHaveLength(1);
+      // The drift put back is gone from it; the one that cannot be (an alias KEY does not declare) stays.
+      expect(records.get(KEY)).toEqual({
+        managed: true,
+        canary,
+        openDrift: { [`undeclared-alias:${KEY}:alias/app/other`]: '2026-11-21T10:00:05.000Z' },
+      });
+      expect(Object.keys(records.get(OTHER)?.openDrift ?? {})).toEqual([
+        expect.stringContaining('declared-alias-elsewhere'),
+      ]);
+    });
+
+    it.each(['detect', 'remediate'] as const)(
+      'keeps no record of a key it does not manage, named beside one it does (%s)',
+      async (mode) => {
+        kms.rotation.set(KEY, { enabled: false });
+
+        const report = await watchKeyActivity(activity('DisableKeyRotation', { keyRefs: [KEY, OTHER] }), {
+          ...deps,
+          mode,
+        });
+
+        expect(report.keys).toEqual([KEY]);
+        expect([...records.keys()]).toEqual([KEY]);
+      },
+    );
+
+    it('lists the managed keys (the tagging API) only for an event that names an alias', async () => {
+      let listings = 0;
+      const directory = {
+        managedKeys: () => {
+          listings += 1;
+          return deps.directory.managedKeys();
+        },
+      };
+
+      await watchKeyActivity(activity('DisableKeyRotation'), { ...deps, directory });
+      expect(listings).toBe(0);
+      await watchKeyActivity(activity('UpdateAlias', { keyRefs: [], aliasNames: ['alias/app/key'] }), {
+        ...deps,
+        directory,
+      });
+      expect(listings).toBe(1);
+    });
+
+    it('says an alias leads nowhere only when it points at no key and no managed key declares it', async () => {
+      kms.aliases.set('alias/app/foo', OTHER);
+
+      const report = await watchKeyActivity(
+        activity('UpdateAlias', { keyRefs: [], aliasNames: ['alias/app/foo'] }),
+        deps,
+      );
+
+      expect(report.summary).toBe(
+        `UpdateAlias concerns nothing kms-rotation manages; nothing checked (${OTHER}: not managed by kms-rotation (no kms-rotation:managed tag))`,
+      );
+    });
+
+    it('leaves an AWS managed key alone without reading its tags, and says so', async () => {
+      kms.addKey(THIRD, managedTags(), { keyManager: 'AWS' });
+      const tagReads: string[] = [];
+      const keys = {
+        ...deps.keys,
+        listTags: (keyId: string) => {
+          tagReads.push(keyId);
+          return deps.keys.listTags(keyId);
+        },
+      };
+
+      const report = await watchKeyActivity(activity('DisableKey', { keyRefs: [THIRD] }), { ...deps, keys });
+
+      expect(report.summary).toBe(
+        `DisableKey concerns nothing kms-rotation manages; nothing checked (${THIRD}: an AWS managed key)`,
+      );
+      expect(tagReads).toEqual([]);
+    });
+
+    it('never reads the rotation status of a key KMS cannot rotate by itself, so never flags it for rotation', async () => {
+      kms.addKey(THIRD, managedTags(''), { keySpec: 'RSA_2048', keyUsage: 'SIGN_VERIFY' });
+      kms.rotation.set(THIRD, { enabled: false });
+      const statusReads: string[] = [];
+      const keys = {
+        ...deps.keys,
+        getRotationStatus: (keyId: string) => {
+          statusReads.push(keyId);
+          return deps.keys.getRotationStatus(keyId);
+        },
+      };
+
+      const report = await watchKeyActivity(activity('DisableKeyRotation', { keyRefs: [THIRD] }), { ...deps, keys });
+
+      expect(report).toMatchObject({ outcome: 'no-drift', summary: `DisableKeyRotation: no drift on ${THIRD}` });
+      expect(statusReads).toEqual([]);
+    });
+
+    it('never moves a declared alias back onto its key while that key is not enabled', async () => {
+      kms.keys.set(KEY, { ...(kms.keys.get(KEY) as KeyDescription), keyState: 'Disabled' });
+      kms.aliases.set('alias/app/key', OTHER);
+
+      const report = await watchKeyActivity(activity('UpdateAlias', { aliasNames: ['alias/app/key'] }), {
+        ...deps,
+        mode: 'remediate',
+      });
+
+      expect(report.remediations).toEqual([
+        {
+          rule: 'declared-alias-elsewhere',
+          keyId: KEY,
+          status: 'failed',
+          detail: `alias/app/key left as is: its declared key ${KEY} is not enabled`,
+        },
+      ]);
+      expect(kms.changes).toEqual([]);
+    });
+
+    it('moves an existing declared alias back with UpdateAlias (CreateAlias is for a deleted one), saying how the key proved itself', async () => {
+      kms.aliases.set('alias/app/key', OTHER);
+
+      const report = await watchKeyActivity(activity('UpdateAlias', { aliasNames: ['alias/app/key'] }), {
+        ...deps,
+        mode: 'remediate',
+      });
+
+      expect(kms.changes).toEqual([`UpdateAlias alias/app/key ${KEY}`]);
+      expect(report.remediations).toEqual([
+        {
+          rule: 'declared-alias-elsewhere',
+          keyId: KEY,
+          status: 'remediated',
+          detail: `alias/app/key points at ${KEY} again (encrypt -> decrypt round trip with an encryption context)`,
+        },
+      ]);
+    });
+
+    it('sums up what it judged in one line: the drift found, or no drift on the keys it checked', async () => {
+      const clean = await watchKeyActivity(activity('EnableKeyRotation'), deps);
+      kms.rotation.set(KEY, { enabled: false });
+      const drifted = await watchKeyActivity(activity('DisableKeyRotation'), deps);
+
+      expect(clean.summary).toBe(`EnableKeyRotation: no drift on ${KEY}`);
+      expect(drifted.summary).toBe(`DisableKeyRotation: ${drifted.findings[0]?.summary}`);
+      expect(drifted.findings).toHaveLength(1);
+    });
+  });
+
   describe('with Security Hub findings (securityHubFindings on)', () => {
     let hub: MemorySecurityHub;
     const idOf = (rule: string) => `kms-rotation/${ACCOUNT}/us-east-1/${KEY}/${rule}`;
@@ -673,6 +869,14 @@ describe('Function: watchKeyActivity', () => {
     beforeEach(() => {
       hub = new MemorySecurityHub();
       deps = { ...deps, securityHub: hub };
+    });
+
+    it('reads back the findings of the managed keys only, and sends nothing when there is nothing to import or resolve', async () => {
+      const report = await watchKeyActivity(activity('EnableKeyRotation', { keyRefs: [KEY, OTHER] }), deps);
+
+      expect(report.securityHub).toEqual({ imported: 0, resolved: 0 });
+      expect(hub.reads).toEqual([[KEY_ARN]]);
+      expect(hub.imports).toEqual([]);
     });
 
     it("imports a drift under the audit rule's finding, open, naming who caused it, and reads back only the key's findings", async () => {
