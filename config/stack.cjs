@@ -127,7 +127,7 @@ const USER_ACTIONS = ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:Gener
 
 const accountRoot = { 'Fn::Sub': 'arn:${AWS::Partition}:iam::${AWS::AccountId}:root' };
 
-/** The roles of serverless.yml that use the provisioned key directly (validation, rotation, drift remediation). */
+/** The stack's roles (resources/role-*.yml) that use the provisioned key directly (validation, rotation, drift remediation). */
 const SERVICE_ROLES_USING_THE_KEY = ['OnRotationRole', 'RotateRole', 'OnKeyActivityRole'];
 
 /**

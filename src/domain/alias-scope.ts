@@ -1,7 +1,7 @@
 /**
  * The aliases kms-rotation may create and move: the stack's `aliasScope` parameter, as alias
  * names (`alias/app/secure-key`) or folders ending in `*` (`alias/app/*`). The same patterns
- * are the `Resource` of every alias grant in serverless.yml, so an alias outside them is
+ * are the `Resource` of every alias grant in resources/role-*.yml, so an alias outside them is
  * refused here, before any call that IAM would deny.
  */
 export type AliasScope = readonly string[];

@@ -92,8 +92,8 @@ const successorSpec = (swap: SwapState, policy: PromiseSettledResult<string>, de
     policy: successorPolicy(predecessor.keyId, settledValue(policy), deps.rotateRoleArn),
     origin: predecessor.origin === 'AWS_CLOUDHSM' ? 'AWS_CLOUDHSM' : undefined,
     customKeyStoreId: predecessor.origin === 'AWS_CLOUDHSM' ? predecessor.customKeyStoreId : undefined,
-    // Lineage only: the rotate role may create keys with these tags and no others (serverless.yml,
-    // CreateSuccessorKeys); the predecessor's own tags follow in `verifySuccessor`.
+    // Lineage only: the rotate role may create keys with these tags and no others (resources/role-rotate.yml,
+    // CreateSuccessorKeysWithLineageOnly); the predecessor's own tags follow in `verifySuccessor`.
     tags: {
       [LINEAGE.rotationId]: swap.rotationId,
       [LINEAGE.predecessor]: predecessor.keyId,

@@ -760,7 +760,7 @@ describe('Authorization: every AWS call of every flow, against the policies the 
     // The one known exception, asserted so that it neither spreads to another role nor goes unseen:
     // the drift watch in remediate mode moves a declared alias back from a key it does not manage,
     // which needs UpdateAlias on any key, and IAM cannot tell the old key from the new one
-    // (serverless.yml, MoveDeclaredAliasesAwayFromAnyKey; docs/authorization.md).
+    // (resources/role-on-key-activity.yml, MoveDeclaredAliasesAwayFromAnyKey; docs/authorization.md).
     const knownException =
       '- OnKeyActivityRole may point an alias at an unmanaged key carrying creation lineage and the self-test tag';
     expect(allowed, `probes that must be denied are allowed:\n${allowed.join('\n')}`).toEqual([knownException]);

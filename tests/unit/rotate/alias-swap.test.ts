@@ -163,7 +163,7 @@ describe('Function: rotateKey', () => {
           },
         ],
       });
-      // Only what the rotate role may tag a new key with (serverless.yml, CreateSuccessorKeys).
+      // Only what the rotate role may tag a new key with (resources/role-rotate.yml, CreateSuccessorKeysWithLineageOnly).
       expect(Object.keys(created.tags).sort()).toEqual([
         'kms-rotation:predecessor',
         'kms-rotation:rotation-id',

@@ -75,7 +75,7 @@ describe('Function: runSelfTest', () => {
         'RSA_2048/SIGN_VERIFY',
         'HMAC_256/GENERATE_VERIFY_MAC',
       ]);
-      // CreateKey carries only what the role may tag any key with (serverless.yml, CreateOnlySelfTestKeys).
+      // CreateKey carries only what the role may tag any key with (resources/role-self-test.yml, CreateOnlySelfTestKeys).
       expect(rsa?.tags).toEqual({ [SELF_TEST_TAG]: RUN_ID });
       const declared = world.kms.calls
         .filter((call) => call.method === 'tagKey')
