@@ -378,8 +378,6 @@ export const finish = async (swap: SwapState, deps: AliasSwapDeps, dryRun: boole
     rotationDone ? Promise.resolve() : deps.admin.enableKeyRotation(successor.keyId, swap.declared.periodDays),
     predecessorDone ? Promise.resolve() : deps.admin.tagKey(predecessor.keyId, retired),
   ]);
-  if (!successorDone) swap.successorTags = setLineage(swap.successorTags, active);
-  if (!predecessorDone) swap.predecessorTags = setLineage(swap.predecessorTags, retired);
   const detail = `${successor.keyId} is active with the declared state; ${predecessor.keyId} is retired and stays enabled`;
   deps.log.info('finish', { rotationId: swap.rotationId, detail });
   return { step: 'finish', status: 'done', detail };
