@@ -37,6 +37,8 @@ export interface Workload {
 export interface KindCalls {
   make(keyId: string, message: Uint8Array): Promise<{ keyId: string; proof: Uint8Array }>;
   check(keyId: string, message: Uint8Array, proof: Uint8Array): Promise<boolean>;
+  /** For data that names its own key (a symmetric ciphertext): the same check, naming no key. */
+  checkUnnamed?(message: Uint8Array, proof: Uint8Array): Promise<boolean>;
 }
 
 export type TrafficCalls = Record<WorkloadKind, KindCalls>;
@@ -72,6 +74,9 @@ export interface RecheckCounts {
   failedByKeptKeyId: number;
   /** Data that no longer decrypts or verifies through the alias. */
   failedThroughAlias: number;
+  /** Data checked naming no key (kinds with `checkUnnamed` only), and how much of it failed. */
+  checkedUnnamed: number;
+  failedUnnamed: number;
   /** Data made by a key other than the one the alias names now (bound to fail through the alias). */
   madeByAnotherKey: number;
   /** Why checks failed (`does-not-verify` for a `false` answer, else the error name), both ways. */
@@ -211,8 +216,8 @@ export const startTraffic = (opts: {
 };
 
 /**
- * Checks every piece of kept data again, twice: by the key id kept beside it, and through the
- * alias its workload names. `targets` are the key ids the aliases name now; data made by another
+ * Checks every piece of kept data again: by the key id kept beside it, through the alias its
+ * workload names, and, for data that names its own key (a symmetric ciphertext), naming no key. `targets` are the key ids the aliases name now; data made by another
  * key is counted as `madeByAnotherKey`. At most `parallel` checks at once.
  */
 export const recheck = async (opts: {
@@ -234,6 +239,8 @@ export const recheck = async (opts: {
         checked: 0,
         failedByKeptKeyId: 0,
         failedThroughAlias: 0,
+        checkedUnnamed: 0,
+        failedUnnamed: 0,
         madeByAnotherKey: 0,
         reasons: {},
       };
@@ -264,6 +271,11 @@ export const recheck = async (opts: {
     if (bareKeyId(data.keyId) !== bareKeyId(target)) entry.madeByAnotherKey += 1;
     if (!(await good(entry, () => kind.check(data.keyId, data.message, data.proof)))) entry.failedByKeptKeyId += 1;
     if (!(await good(entry, () => kind.check(workload.alias, data.message, data.proof)))) entry.failedThroughAlias += 1;
+    const { checkUnnamed } = kind;
+    if (checkUnnamed) {
+      entry.checkedUnnamed += 1;
+      if (!(await good(entry, () => checkUnnamed(data.message, data.proof)))) entry.failedUnnamed += 1;
+    }
   };
 
   const queue = [...opts.kept];
@@ -317,6 +329,10 @@ export const kmsTrafficCalls = (
         const answer = await kms.send(
           new DecryptCommand({ KeyId: keyId, CiphertextBlob: proof, EncryptionContext: context }),
         );
+        return sameBytes(answer.Plaintext, message);
+      },
+      checkUnnamed: async (message, proof) => {
+        const answer = await kms.send(new DecryptCommand({ CiphertextBlob: proof, EncryptionContext: context }));
         return sameBytes(answer.Plaintext, message);
       },
     },

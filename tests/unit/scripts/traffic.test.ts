@@ -51,7 +51,17 @@ const fakeKms = () => {
       return text(proof) === `${resolveKey(keyId)}|${text(message)}`;
     },
   };
-  const calls: TrafficCalls = { 'encrypt-decrypt': kind, 'sign-verify': kind, mac: kind };
+  // A ciphertext names its key: it can be checked naming none.
+  const ciphertexts: KindCalls = {
+    ...kind,
+    checkUnnamed: async (message, proof) => {
+      await next();
+      const [key = '', ...rest] = text(proof).split('|');
+      resolveKey(key);
+      return rest.join('|') === text(message);
+    },
+  };
+  const calls: TrafficCalls = { 'encrypt-decrypt': ciphertexts, 'sign-verify': kind, mac: kind };
   return { calls, aliases, disabled, failOn, falseOn };
 };
 
@@ -152,18 +162,30 @@ describe('Function: recheck', () => {
     expect(signingBefore?.failedThroughAlias).toBeGreaterThanOrEqual(3);
     expect(signingBefore?.reasons).toEqual({ 'does-not-verify': signingBefore?.failedThroughAlias });
     const byOldKey = kept.filter((data) => data.workload === 'signing' && bareKeyId(data.keyId) === 'key-9').length;
-    const totals = totalsByWorkload(counts, ['checked', 'failedByKeptKeyId', 'failedThroughAlias', 'madeByAnotherKey']);
+    const totals = totalsByWorkload(counts, [
+      'checked',
+      'failedByKeptKeyId',
+      'failedThroughAlias',
+      'madeByAnotherKey',
+      'checkedUnnamed',
+      'failedUnnamed',
+    ]);
     expect(totals.signing).toEqual({
       checked: kept.filter((data) => data.workload === 'signing').length,
       failedByKeptKeyId: 0,
       failedThroughAlias: byOldKey,
       madeByAnotherKey: byOldKey,
+      // A signature does not name its key: nothing is checked naming none.
+      checkedUnnamed: 0,
+      failedUnnamed: 0,
     });
     expect(totals.symmetric).toEqual({
       checked: kept.filter((data) => data.workload === 'symmetric').length,
       failedByKeptKeyId: 0,
       failedThroughAlias: 0,
       madeByAnotherKey: 0,
+      checkedUnnamed: kept.filter((data) => data.workload === 'symmetric').length,
+      failedUnnamed: 0,
     });
   });
 
@@ -185,7 +207,9 @@ describe('Function: recheck', () => {
       failedByKeptKeyId: kept,
       failedThroughAlias: kept,
       madeByAnotherKey: kept,
-      reasons: { DisabledException: kept, 'does-not-verify': kept },
+      checkedUnnamed: kept,
+      failedUnnamed: kept,
+      reasons: { DisabledException: 2 * kept, 'does-not-verify': kept },
     });
   });
 
@@ -245,10 +269,19 @@ describe('Function: kmsTrafficCalls', () => {
     );
   });
 
-  it('decrypts to the very message, or says no', async () => {
-    const calls = kmsTrafficCalls(clientAnswering(() => ({ Plaintext: bytes('record 1') })));
+  it('decrypts to the very message, or says no; by the key named, or naming none', async () => {
+    const client = clientAnswering(() => ({ Plaintext: bytes('record 1') }));
+    const calls = kmsTrafficCalls(client);
     expect(await calls['encrypt-decrypt'].check('k', bytes('record 1'), bytes('c'))).toBe(true);
     expect(await calls['encrypt-decrypt'].check('k', bytes('record 2'), bytes('c'))).toBe(false);
+    expect(await calls['encrypt-decrypt'].checkUnnamed?.(bytes('record 1'), bytes('c'))).toBe(true);
+    expect(await calls['encrypt-decrypt'].checkUnnamed?.(bytes('record 2'), bytes('c'))).toBe(false);
+    const inputs = vi
+      .mocked(client.send)
+      .mock.calls.map(([command]) => (command as { input: { KeyId?: string } }).input);
+    expect(inputs.map((input) => input.KeyId)).toEqual(['k', 'k', undefined, undefined]);
+    expect(calls['sign-verify'].checkUnnamed).toBeUndefined();
+    expect(calls.mac.checkUnnamed).toBeUndefined();
   });
 
   it('keeps the key id KMS answered with, and fails a make whose answer has none', async () => {
