@@ -108,7 +108,7 @@ export interface Traffic {
   /** Live counts so far, per workload and phase. */
   live(): LiveCounts[];
   kept(): readonly KeptData[];
-  /** Stops the loops and waits for the rounds under way. */
+  /** Stops the loops and waits for the rounds under way; a wait for rounds not done by then is refused. */
   stop(): Promise<void>;
 }
 
@@ -127,7 +127,7 @@ export const startTraffic = (opts: {
   const kept: KeptData[] = [];
   const liveCounts = new Map<string, LiveCounts>();
   const roundsDone = new Map<string, number>(opts.workloads.map((workload) => [workload.name, 0]));
-  const waiters: { until: Map<string, number>; resolve: () => void }[] = [];
+  const waiters: { until: Map<string, number>; resolve: () => void; reject: (error: Error) => void }[] = [];
 
   const countsOf = (workload: string, phaseName: string): LiveCounts => {
     const id = `${workload}\u0000${phaseName}`;
@@ -198,7 +198,7 @@ export const startTraffic = (opts: {
           return;
         }
         const until = new Map([...roundsDone].map(([name, done]) => [name, done + rounds]));
-        waiters.push({ until, resolve });
+        waiters.push({ until, resolve, reject });
         settleWaiters();
       }),
     callsSoFar: () => {
@@ -211,6 +211,8 @@ export const startTraffic = (opts: {
     stop: async () => {
       running = false;
       await Promise.all(loops);
+      settleWaiters();
+      for (const waiter of waiters.splice(0)) waiter.reject(new Error('traffic stopped before the rounds were done'));
     },
   };
 };

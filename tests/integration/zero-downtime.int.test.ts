@@ -23,7 +23,8 @@ import { deployTestStack, type TestStack } from './support/deployed-stack';
  * pause through every phase below, in order, against the deployed stack in moto server: encrypt
  * and decrypt, sign and verify, generate and verify MACs, each through its alias, each piece of
  * data kept with the key id KMS said made it. After each phase every piece kept so far is checked
- * again, by that key id and through the alias.
+ * again, by that key id and through the alias (and each ciphertext naming no key, as it names
+ * its own).
  *
  * What moto can show: RotateKeyOnDemand in moto records a rotation but does not change the key
  * material (docs/kms-facts.md#moto), so the on-demand phase proves that traffic through the alias
@@ -117,6 +118,9 @@ const PHASES: readonly Phase[] = [
   // Retirement phases (disable the predecessor, schedule its deletion) join here as rows; see docs/rotate.md#zero-downtime-proven.
 ];
 
+/** A phase runs `rotate` up to three times in a row and rechecks everything kept (about 30 s here; more under load). */
+const PHASE_TIMEOUT_MS = 300_000;
+
 /** Rounds each workload completes before a phase's action, and after it, before the recheck. */
 const ROUNDS_AROUND_ACTION = 3;
 
@@ -200,84 +204,88 @@ describe('Zero downtime: client traffic through every rotation phase', () => {
     ]);
 
   for (const [index, phase] of PHASES.entries()) {
-    it(`${phase.name}: no failed call, nothing that no longer decrypts or verifies by its kept key id`, async () => {
-      expect(results.length, 'the phases run in order, each after the one before').toBe(index);
-      traffic.setPhase(phase.name);
-      const before = traffic.callsSoFar();
-      await phase.drive(fixture);
-      const after = traffic.callsSoFar();
-      const callsDuringAction = Object.fromEntries(
-        WORKLOADS.map(({ name }) => [name, (after[name] ?? 0) - (before[name] ?? 0)]),
-      );
-      await traffic.rounds(ROUNDS_AROUND_ACTION);
-      const kept = [...traffic.kept()];
-      const targets = await targetsNow();
-      const rechecked = await recheck({ calls, workloads: WORKLOADS, kept, targets });
-      const live = traffic.live().filter((counts) => counts.phase === phase.name);
-      results.push({ phase, callsDuringAction, live, rechecked, kept, targets });
+    it(
+      `${phase.name}: no failed call, nothing that no longer decrypts or verifies by its kept key id`,
+      async () => {
+        expect(results.length, 'the phases run in order, each after the one before').toBe(index);
+        traffic.setPhase(phase.name);
+        const before = traffic.callsSoFar();
+        await phase.drive(fixture);
+        const after = traffic.callsSoFar();
+        const callsDuringAction = Object.fromEntries(
+          WORKLOADS.map(({ name }) => [name, (after[name] ?? 0) - (before[name] ?? 0)]),
+        );
+        await traffic.rounds(ROUNDS_AROUND_ACTION);
+        const kept = [...traffic.kept()];
+        const targets = await targetsNow();
+        const rechecked = await recheck({ calls, workloads: WORKLOADS, kept, targets });
+        const live = traffic.live().filter((counts) => counts.phase === phase.name);
+        results.push({ phase, callsDuringAction, live, rechecked, kept, targets });
 
-      const sums = sumsOf(rechecked);
-      console.log(
-        `zero-downtime phase "${phase.name}": ${JSON.stringify(
-          Object.fromEntries(
-            WORKLOADS.map(({ name }) => {
-              const counts = live.find((row) => row.workload === name);
-              return [
-                name,
-                {
-                  calls: counts?.calls,
-                  callsDuringAction: callsDuringAction[name],
-                  failedCalls: counts?.failedCalls,
-                  rejectedAtOnce: counts?.rejectedAtOnce,
-                  ...sums[name],
-                },
-              ];
-            }),
+        const sums = sumsOf(rechecked);
+        console.log(
+          `zero-downtime phase "${phase.name}": ${JSON.stringify(
+            Object.fromEntries(
+              WORKLOADS.map(({ name }) => {
+                const counts = live.find((row) => row.workload === name);
+                return [
+                  name,
+                  {
+                    calls: counts?.calls,
+                    callsDuringAction: callsDuringAction[name],
+                    failedCalls: counts?.failedCalls,
+                    rejectedAtOnce: counts?.rejectedAtOnce,
+                    ...sums[name],
+                  },
+                ];
+              }),
+            ),
+          )}`,
+        );
+
+        const unusable = new Set(phase.expected.unusableKeys(fixture));
+        // moto lets a disabled key decrypt and verify (docs/kms-facts.md#moto): the recheck alone would
+        // not see a key taken out of use, so every key that made kept data must still read Enabled.
+        const makers = [...new Set(kept.map((data) => bareKeyId(data.keyId)))].sort();
+        const states = await Promise.all(
+          makers.map(
+            async (keyId) => (await fixture.kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata?.KeyState,
           ),
-        )}`,
-      );
-
-      const unusable = new Set(phase.expected.unusableKeys(fixture));
-      // moto lets a disabled key decrypt and verify (docs/kms-facts.md#moto): the recheck alone would
-      // not see a key taken out of use, so every key that made kept data must still read Enabled.
-      const makers = [...new Set(kept.map((data) => bareKeyId(data.keyId)))].sort();
-      const states = await Promise.all(
-        makers.map(
-          async (keyId) => (await fixture.kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata?.KeyState,
-        ),
-      );
-      expect(
-        makers.filter((_, at) => states[at] === 'Enabled'),
-        'keys that made kept data and are still enabled',
-      ).toEqual(makers.filter((keyId) => !unusable.has(keyId)));
-      for (const { name, alias, kind } of WORKLOADS) {
-        // Traffic ran while the phase's action did.
-        expect(callsDuringAction[name], `${name}: calls while ${phase.name} ran`).toBeGreaterThan(0);
-        const counts = live.find((row) => row.workload === name);
-        expect(counts?.calls, `${name}: calls in ${phase.name}`).toBeGreaterThan(0);
-        expect(counts?.errors, `${name}: errors in ${phase.name}`).toEqual({});
-        expect(counts, `${name}: failed calls in ${phase.name}`).toMatchObject({ failedCalls: 0, rejectedAtOnce: 0 });
-        const keptOf = kept.filter((data) => data.workload === name);
-        const madeByOther = keptOf.filter((data) => bareKeyId(data.keyId) !== targets[alias]).length;
-        const madeByUnusable = keptOf.filter((data) => unusable.has(bareKeyId(data.keyId))).length;
-        // A ciphertext names its key, so it is also decrypted naming none; signatures and MACs are not.
-        const namesItsKey = kind === 'encrypt-decrypt';
-        expect(sums[name], `${name}: rechecked after ${phase.name}`).toEqual({
-          checked: keptOf.length,
-          failedByKeptKeyId: madeByUnusable,
-          failedThroughAlias: madeByOther,
-          madeByAnotherKey: madeByOther,
-          checkedUnnamed: namesItsKey ? keptOf.length : 0,
-          failedUnnamed: namesItsKey ? madeByUnusable : 0,
-        });
-        if (phase.expected.aliasMovesFor.includes(name)) {
-          expect(madeByOther, `${name}: data made by the key the alias no longer names`).toBeGreaterThan(0);
-        } else {
-          expect(targets[alias], `${name}: the alias still names the key it named`).toBe(fixture.original[name]);
-          expect(madeByOther).toBe(0);
+        );
+        expect(
+          makers.filter((_, at) => states[at] === 'Enabled'),
+          'keys that made kept data and are still enabled',
+        ).toEqual(makers.filter((keyId) => !unusable.has(keyId)));
+        for (const { name, alias, kind } of WORKLOADS) {
+          // Traffic ran while the phase's action did.
+          expect(callsDuringAction[name], `${name}: calls while ${phase.name} ran`).toBeGreaterThan(0);
+          const counts = live.find((row) => row.workload === name);
+          expect(counts?.calls, `${name}: calls in ${phase.name}`).toBeGreaterThan(0);
+          expect(counts?.errors, `${name}: errors in ${phase.name}`).toEqual({});
+          expect(counts, `${name}: failed calls in ${phase.name}`).toMatchObject({ failedCalls: 0, rejectedAtOnce: 0 });
+          const keptOf = kept.filter((data) => data.workload === name);
+          const madeByOther = keptOf.filter((data) => bareKeyId(data.keyId) !== targets[alias]).length;
+          const madeByUnusable = keptOf.filter((data) => unusable.has(bareKeyId(data.keyId))).length;
+          // A ciphertext names its key, so it is also decrypted naming none; signatures and MACs are not.
+          const namesItsKey = kind === 'encrypt-decrypt';
+          expect(sums[name], `${name}: rechecked after ${phase.name}`).toEqual({
+            checked: keptOf.length,
+            failedByKeptKeyId: madeByUnusable,
+            failedThroughAlias: madeByOther,
+            madeByAnotherKey: madeByOther,
+            checkedUnnamed: namesItsKey ? keptOf.length : 0,
+            failedUnnamed: namesItsKey ? madeByUnusable : 0,
+          });
+          if (phase.expected.aliasMovesFor.includes(name)) {
+            expect(madeByOther, `${name}: data made by the key the alias no longer names`).toBeGreaterThan(0);
+          } else {
+            expect(targets[alias], `${name}: the alias still names the key it named`).toBe(fixture.original[name]);
+            expect(madeByOther).toBe(0);
+          }
         }
-      }
-    });
+      },
+      PHASE_TIMEOUT_MS,
+    );
   }
 
   it('alias-swap: every signature, MAC and ciphertext made before it fails through the alias, and works by its kept key id', () => {

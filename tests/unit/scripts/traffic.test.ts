@@ -128,9 +128,11 @@ describe('Function: startTraffic', () => {
     expect(counts?.calls).toBe(2 * kept.length + 1);
   });
 
-  it('refuses to wait for rounds once stopped', async () => {
+  it('refuses to wait for rounds once stopped, and refuses a wait that stopping leaves undone', async () => {
     const traffic = startTraffic({ calls: fakeKms().calls, workloads, phase: 'p' });
+    const pending = traffic.rounds(1_000_000);
     await traffic.stop();
+    await expect(pending).rejects.toThrow('traffic stopped before the rounds were done');
     await expect(traffic.rounds(1)).rejects.toThrow('traffic is stopped');
   });
 });
