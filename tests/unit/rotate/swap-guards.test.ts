@@ -102,4 +102,33 @@ describe('Alias-swap guards', () => {
     expect(world.kms.mutatingCallsSince(before)).toEqual([]);
     expect(world.kms.aliasTarget(ALIAS)).toBe(predecessor);
   });
+
+  it('resumes a rotation its predecessor names without a successor yet (tags edited by hand), creating the successor under that rotation', async () => {
+    const world = createWorld();
+    const predecessor = addManagedKey(world, [ALIAS]);
+    await world.kms.tagKey(predecessor, { [LINEAGE.rotationId]: 'rotation-by-hand', [LINEAGE.state]: 'rotating' });
+
+    const report = await rotateKey(swapOf(predecessor), world.deps);
+
+    const successor = world.kms.keyIds().find((keyId) => keyId !== predecessor) as string;
+    expect(report).toMatchObject({ outcome: 'completed', rotationId: 'rotation-by-hand' });
+    expect(world.kms.tagsOf(successor)[LINEAGE.rotationId]).toBe('rotation-by-hand');
+    expect(world.kms.aliasTarget(ALIAS)).toBe(successor);
+  });
+
+  it('never resumes an old rotation from a retired key whose successor has since been rotated again', async () => {
+    const world = createWorld();
+    const first = addManagedKey(world, [ALIAS]);
+    await rotateKey(swapOf(ALIAS), world.deps);
+    await rotateKey(swapOf(ALIAS), world.deps);
+    const latest = world.kms.aliasTarget(ALIAS);
+    const before = world.kms.calls.length;
+
+    const outcome = await rotateKey(swapOf(first), world.deps).catch((error: unknown) => error);
+
+    expect(outcome).toMatchObject({ name: 'PreconditionFailedError', reason: 'not-managed' });
+    expect(world.kms.mutatingCallsSince(before)).toEqual([]);
+    expect(world.kms.aliasTarget(ALIAS)).toBe(latest);
+    expect(latest).not.toBe(first);
+  });
 });
