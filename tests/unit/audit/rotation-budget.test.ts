@@ -14,7 +14,7 @@ const daysAgo = (days: number) => new Date(NOW.getTime() - days * DAY);
 const onDemand = (count: number): RotationRecord[] =>
   Array.from({ length: count }, (_, index) => ({ rotationType: 'ON_DEMAND', rotationDate: daysAgo(500 - index) }));
 
-const audited = (overrides: Partial<AuditedKey> & { key?: Partial<KeyDescription> } = {}): AuditedKey => {
+const audited = (overrides: Omit<Partial<AuditedKey>, 'key'> & { key?: Partial<KeyDescription> } = {}): AuditedKey => {
   const { key, ...rest } = overrides;
   return {
     keyClass: 'auto-rotatable',
@@ -105,7 +105,7 @@ describe('Rotation budget: on-demand rotations used and left of 25, and the next
 
 describe('RotationDue: a managed key that never rotates by itself, rotationDueWarningDays before its material reaches the maximum age', () => {
   /** An alias-swap key whose material is `ageDays` old: due at 400 days. */
-  const aged = (ageDays: number, overrides: Partial<AuditedKey> = {}) =>
+  const aged = (ageDays: number, overrides: Omit<Partial<AuditedKey>, 'key'> = {}) =>
     audited({ keyClass: 'alias-swap', history: undefined, rotatedAt: daysAgo(ageDays), ...overrides });
   const dueOf = (key: AuditedKey, warningDays = 30) =>
     rotationDueIn(key, rotationScheduleOf(key, LIMITS), warningDays, NOW);
