@@ -75,7 +75,10 @@ export const importedMaterialGap = (now: () => Date = () => new Date()): Importe
 
   return {
     seed(keyId, materials) {
-      seeded.set(keyIdOf(keyId), materials.map((material) => ({ ...material })));
+      seeded.set(
+        keyIdOf(keyId),
+        materials.map((material) => ({ ...material })),
+      );
     },
 
     materialsOf(keyId) {

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { importedMaterialExpiring, importedMaterialExpiry } from '../../../src/domain/imported-material';
+import {
+  currentMaterialOf,
+  importedMaterialExpiring,
+  importedMaterialExpiry,
+} from '../../../src/domain/imported-material';
 import type { KeyDescription } from '../../../src/domain/model';
 
 const NOW = new Date('2026-11-22T00:00:00Z');
@@ -142,5 +146,47 @@ describe('Rule: imported key material expiring (importExpiryWarningDays, CRITICA
         criticalWithinDays: 7,
       },
     });
+  });
+});
+
+describe('currentMaterialOf: the current material rotate reports', () => {
+  const rotated = new Date('2026-11-01T00:00:00Z');
+  const validTo = new Date('2027-06-01T00:00:00Z');
+
+  it('is the entry ListKeyRotations says is CURRENT, whatever DescribeKey names', () => {
+    expect(
+      currentMaterialOf(
+        [
+          { keyMaterialId: 'old', keyMaterialState: 'NON_CURRENT', importState: 'IMPORTED' },
+          {
+            keyMaterialId: 'new',
+            keyMaterialState: 'CURRENT',
+            importState: 'IMPORTED',
+            expirationModel: 'KEY_MATERIAL_EXPIRES',
+            validTo,
+            rotationDate: rotated,
+            rotationType: 'ON_DEMAND',
+          },
+        ],
+        'old',
+      ),
+    ).toEqual({
+      keyMaterialId: 'new',
+      keyMaterialState: 'CURRENT',
+      importState: 'IMPORTED',
+      expirationModel: 'KEY_MATERIAL_EXPIRES',
+      validTo: validTo.toISOString(),
+    });
+  });
+
+  it("is the entry DescribeKey's CurrentKeyMaterialId names when no entry has a state, its id alone when none matches, nothing when neither says", () => {
+    const entries = [{ keyMaterialId: 'a' }, { keyMaterialId: 'b', importState: 'IMPORTED' }];
+    expect(currentMaterialOf(entries, 'b')).toEqual({
+      keyMaterialId: 'b',
+      keyMaterialState: undefined,
+      importState: 'IMPORTED',
+    });
+    expect(currentMaterialOf(entries, 'c')).toEqual({ keyMaterialId: 'c' });
+    expect(currentMaterialOf(entries, undefined)).toBeUndefined();
   });
 });

@@ -56,7 +56,10 @@ describe('Gap: imported key material (scripts/lib/kms-gaps/imported-material.ts)
 
   const gatewayThrough = async () => {
     const gap = importedMaterialGap(() => NOW);
-    proxy = await startAwsProxy({ target: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, gaps: [gap] });
+    proxy = await startAwsProxy({
+      target: `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`,
+      gaps: [gap],
+    });
     const kms = new KMSClient({
       endpoint: proxy.endpoint,
       region: 'us-east-1',
@@ -151,7 +154,12 @@ describe('Gap: imported key material (scripts/lib/kms-gaps/imported-material.ts)
     const again = gateway.rotateKeyOnDemand(KEY_ID);
     await expect(again).rejects.toBeInstanceOf(PreconditionFailedError);
     await expect(again).rejects.toMatchObject({ reason: 'wrong-key-type' });
-    expect(proxy.calls().filter((call) => call.api === 'RotateKeyOnDemand').map((call) => [call.outcome, call.status])).toEqual([
+    expect(
+      proxy
+        .calls()
+        .filter((call) => call.api === 'RotateKeyOnDemand')
+        .map((call) => [call.outcome, call.status]),
+    ).toEqual([
       ['filled', 200],
       ['filled', 400],
     ]);
