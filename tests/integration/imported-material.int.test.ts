@@ -87,7 +87,8 @@ describe('Imported key material and rotation budget against the local AWS emulat
     const signing = await createKey({ keySpec: 'RSA_2048', managed: true, alias: 'alias/app/it-signing' });
     await inbox.drain();
 
-    const outcome = await invoke('audit', { keyIds: [expiring, warned, forever, later, signing] });
+    const stackKey = stack.outputs.KeyId as string;
+    const outcome = await invoke('audit', { keyIds: [expiring, warned, forever, later, signing, stackKey] });
 
     expect(outcome.ok, JSON.stringify(outcome.ok ? '' : outcome.error)).toBe(true);
     const report = (outcome as { result: Record<string, unknown> }).result as {
@@ -133,6 +134,12 @@ describe('Imported key material and rotation budget against the local AWS emulat
     }
     expect(byKey.get(signing)).toMatchObject({ keyClass: 'alias-swap', next: { basis: 'maximum-material-age' } });
     expect(byKey.get(signing)?.onDemand).toBeUndefined();
+    // The stack's key rotates by itself; moto reports no NextRotationDate (docs/kms-facts.md#moto), and the report says so.
+    expect(byKey.get(stackKey)).toMatchObject({
+      keyClass: 'auto-rotatable',
+      onDemand: { used: 0, left: 25, quota: 25 },
+      next: { basis: 'none', reason: 'KMS reported no next rotation date' },
+    });
     // Through the gap, never from moto: the audit read the materials' expiry with DescribeKey alone.
     expect(
       proxy.calls().filter((call) => call.api === 'DescribeKey' && call.keyId === expiring).length,
