@@ -298,6 +298,29 @@ const keyTags = async ({ resolveVariable }) => {
   ];
 };
 
+/**
+ * `importExpiryWarningDays`: how many days before imported key material's ValidTo the audit
+ * notifies it. 1..365: ImportKeyMaterial's ValidTo is at most 365 days after the import.
+ */
+const importExpiryWarningDays = async ({ resolveVariable }) =>
+  integerInRange(
+    'importExpiryWarningDays',
+    await readParam(resolveVariable, 'importExpiryWarningDays'),
+    1,
+    365,
+    'imported key material is valid at most 365 days',
+  );
+
+/** `rotationDueWarningDays`: how many days before a key's material reaches the maximum age the audit notifies it (1..365). */
+const rotationDueWarningDays = async ({ resolveVariable }) =>
+  integerInRange(
+    'rotationDueWarningDays',
+    await readParam(resolveVariable, 'rotationDueWarningDays'),
+    1,
+    365,
+    'at most a year of notice',
+  );
+
 module.exports = {
   StackParameterError,
   rotationPeriodDays,
@@ -310,6 +333,8 @@ module.exports = {
   keyTags,
   auditReportsBucket,
   auditReportExpiryDays,
+  importExpiryWarningDays,
+  rotationDueWarningDays,
   ADMIN_ACTIONS,
   USER_ACTIONS,
 };

@@ -52,6 +52,10 @@ const deps = {
     maxRotationPeriodDays: config.audit.maxRotationPeriodDays,
     maxMaterialAgeDays: config.audit.maxMaterialAgeDays,
   },
+  schedule: {
+    importExpiryWarningDays: config.audit.importExpiryWarningDays,
+    rotationDueWarningDays: config.audit.rotationDueWarningDays,
+  },
   concurrency: config.audit.concurrency,
   handOverBelowMs: 120_000,
   maxFindingsListed: 500,

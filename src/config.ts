@@ -69,6 +69,8 @@ const Environment = z.object({
     ),
   AUDIT_MAX_ROTATION_PERIOD_DAYS: wholeNumber(90, 2560, Number(STAGE_DEFAULTS.auditMaxRotationPeriodDays)),
   AUDIT_MAX_MATERIAL_AGE_DAYS: wholeNumber(1, 3650, Number(STAGE_DEFAULTS.auditMaxMaterialAgeDays)),
+  AUDIT_IMPORT_EXPIRY_WARNING_DAYS: wholeNumber(1, 365, Number(STAGE_DEFAULTS.importExpiryWarningDays)),
+  AUDIT_ROTATION_DUE_WARNING_DAYS: wholeNumber(1, 365, Number(STAGE_DEFAULTS.rotationDueWarningDays)),
   AUDIT_REMEDIATE: z._default(z.enum(['true', 'false']), STAGE_DEFAULTS.auditRemediate as 'true' | 'false'),
   AUDIT_CONCURRENCY: wholeNumber(1, 64, Number(STAGE_DEFAULTS.auditConcurrency)),
   AUDIT_QUOTA_SHARE: z._default(
@@ -134,6 +136,10 @@ export interface ServiceConfig {
   audit: {
     maxRotationPeriodDays: number;
     maxMaterialAgeDays: number;
+    /** Days before imported material's ValidTo that the audit notifies `ImportedMaterialExpiring`. */
+    importExpiryWarningDays: number;
+    /** Days before a key that never rotates by itself is due that the audit notifies `RotationDue`. */
+    rotationDueWarningDays: number;
     remediateOnSchedule: boolean;
     concurrency: number;
     quotaShare: number;
@@ -205,6 +211,8 @@ export const SETTINGS_OF = {
     'AUDIT_RATE_LIMITS',
     'SECURITY_HUB_FINDINGS',
     'AUDIT_REPORTS_BUCKET',
+    'AUDIT_IMPORT_EXPIRY_WARNING_DAYS',
+    'AUDIT_ROTATION_DUE_WARNING_DAYS',
   ],
   selfTest: [...COMMON, ...ROTATION, 'SELF_TEST_ROLE_NAME'],
 } as const satisfies Record<string, readonly Setting[]>;
@@ -244,6 +252,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv, fn?: FunctionName): ServiceCo
     audit: {
       maxRotationPeriodDays: parsed.data.AUDIT_MAX_ROTATION_PERIOD_DAYS,
       maxMaterialAgeDays: parsed.data.AUDIT_MAX_MATERIAL_AGE_DAYS,
+      importExpiryWarningDays: parsed.data.AUDIT_IMPORT_EXPIRY_WARNING_DAYS,
+      rotationDueWarningDays: parsed.data.AUDIT_ROTATION_DUE_WARNING_DAYS,
       remediateOnSchedule: parsed.data.AUDIT_REMEDIATE === 'true',
       concurrency: parsed.data.AUDIT_CONCURRENCY,
       quotaShare: parsed.data.AUDIT_QUOTA_SHARE,

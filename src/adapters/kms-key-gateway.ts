@@ -51,6 +51,8 @@ export const toKeyDescription = (metadata: KeyMetadata | undefined, keyRef: stri
     multiRegion: metadata.MultiRegion,
     multiRegionKeyType: metadata.MultiRegionConfiguration?.MultiRegionKeyType,
     currentKeyMaterialId: metadata.CurrentKeyMaterialId,
+    expirationModel: metadata.ExpirationModel,
+    validTo: metadata.ValidTo,
     creationDate: metadata.CreationDate,
     deletionDate: metadata.DeletionDate,
     description: metadata.Description,
@@ -122,6 +124,9 @@ export class KmsKeyGateway implements KeyReader, KeyCrypto, KeyAdmin, KeyProver,
             rotationDate: entry.RotationDate,
             rotationType: entry.RotationType as RotationType | undefined,
             keyMaterialState: entry.KeyMaterialState,
+            importState: entry.ImportState,
+            expirationModel: entry.ExpirationModel,
+            validTo: entry.ValidTo,
           });
         }
       }

@@ -19,6 +19,7 @@ import {
 } from './audit-rules';
 import { type DeclaredState, readDeclaredState } from './declared-state';
 import { AwsServiceError, PreconditionFailedError } from './errors';
+import { importedMaterialExpiring, importedMaterialExpiry } from './imported-material';
 import { classifyKey, type KeyClass } from './key-classification';
 import { holdingKeys, type LeaseDeps } from './key-lease';
 import { LINEAGE, lineageStateOf } from './lineage';
@@ -26,6 +27,7 @@ import type { AliasEntry, KeyDescription, Notification, ServiceLocation, Severit
 import { notificationOf } from './notification';
 import type { ReportedFinding } from './ocsf';
 import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, Notifier } from './ports';
+import { type RotationSchedule, rotationDue, rotationDueIn, rotationScheduleOf } from './rotation-budget';
 
 /** The account's keys and aliases, listed a page at a time. */
 export interface FleetReader {
@@ -61,6 +63,17 @@ export interface AuditTotals {
   expiredExceptions: number;
   /** Declared keys seen managed and usable so far (small: the service's own keys). */
   declaredSeen: string[];
+  /** Per-key notifications sent (`ImportedMaterialExpiring`, `RotationDue`), by type. */
+  keyNotifications?: Partial<Record<KeyNotificationType, number>>;
+}
+
+/** The notifications the audit sends about one key (docs/audit.md#imported-material-and-rotation-budget). */
+export type KeyNotificationType = 'ImportedMaterialExpiring' | 'RotationDue';
+
+/** How far ahead the audit warns of expiring imported material and of a rotation falling due. */
+export interface ScheduleSettings {
+  importExpiryWarningDays: number;
+  rotationDueWarningDays: number;
 }
 
 export interface AuditCheckpoint {
@@ -96,6 +109,12 @@ export interface AuditReport {
   findingsOmitted: number;
   /** This slice's exceptions past their end date, and whether a finding of their rule is open again. */
   expiredExceptions: ExpiredException[];
+  /**
+   * With `schedule` set: this slice's keys' on-demand rotations used and left and their next
+   * rotation (capped at `maxFindingsListed`; see `schedulesOmitted`).
+   */
+  schedules?: RotationSchedule[];
+  schedulesOmitted?: number;
   remediations: { keyId: string; detail: string }[];
   /** Keys asked for by id (`keyIds`) that do not exist in this account and Region: never audited, never dropped silently. */
   keysNotFound: string[];
@@ -130,6 +149,8 @@ export interface AuditDeps extends LeaseDeps {
   securityHub?: SecurityFindings;
   /** The stack's report bucket, when its `auditReports` is on: every finding of every slice, uncapped. */
   reports?: { store: ReportStore; productVersion: string };
+  /** Per-key rotation budget and schedule, and their notifications; unset, neither is reported. */
+  schedule?: ScheduleSettings;
 }
 
 const emptyTotals = (): AuditTotals => ({
@@ -205,6 +226,8 @@ interface Slice {
    */
   exported: ReportedFinding[];
   exporting: boolean;
+  schedules: RotationSchedule[];
+  schedulesOmitted: number;
 }
 
 /** The fleet as read once per slice: every alias, and the keys the service keeps records of. */
@@ -233,6 +256,8 @@ const startSlice = (request: AuditRequest, deps: AuditDeps): Slice => {
     seen: new Set(totals.declaredSeen),
     exported: [],
     exporting: deps.securityHub !== undefined || deps.reports !== undefined,
+    schedules: [],
+    schedulesOmitted: 0,
   };
 };
 
@@ -340,6 +365,7 @@ const auditKeyOf = async (
       ? Object.fromEntries(declaredState.aliases.map((alias) => [alias, fleet.targetByAlias.get(alias) ?? 'missing']))
       : undefined,
   };
+  await scheduleKey(audited, deps, slice);
   const judged = judgeKey(audited, declaredState, tags, deps, slice, fleet);
   const found = applyKeyExceptions(judged, audited, tags, deps, slice);
   const remediated = await remediateKey(found, key.keyId, declaredState, request, deps, slice);
@@ -353,6 +379,57 @@ const rotatedAtOf = (tags: Tags): Date | undefined => {
 };
 
 // --- judge -------------------------------------------------------------------------------------
+
+/**
+ * With `schedule` set: the key's rotation budget and next rotation, listed (up to the cap); and
+ * its notifications, sent at every audit while they hold (docs/audit.md#imported-material-and-rotation-budget):
+ * `ImportedMaterialExpiring` for imported material near or past its `ValidTo`, `RotationDue` for a
+ * managed key that never rotates by itself and whose material nears the maximum age.
+ */
+const scheduleKey = async (audited: AuditedKey, deps: AuditDeps, slice: Slice): Promise<void> => {
+  if (!deps.schedule) return;
+  const now = deps.clock.now();
+  const schedule = rotationScheduleOf(audited, deps.limits);
+  if (schedule) {
+    if (slice.schedules.length < deps.maxFindingsListed) slice.schedules.push(schedule);
+    else slice.schedulesOmitted += 1;
+  }
+  const notices: Notification[] = [];
+  const expiry = importedMaterialExpiry(audited.key, deps.schedule.importExpiryWarningDays, now);
+  if (expiry) {
+    notices.push(
+      importedMaterialExpiring({
+        key: audited.key,
+        aliases: audited.aliases,
+        expiry,
+        warningDays: deps.schedule.importExpiryWarningDays,
+        where: deps.location,
+        at: now,
+        auditId: slice.auditId,
+      }),
+    );
+  }
+  const due = rotationDueIn(audited, schedule, deps.schedule.rotationDueWarningDays, now);
+  if (schedule && due) {
+    notices.push(
+      rotationDue({
+        audited,
+        schedule,
+        due,
+        warningDays: deps.schedule.rotationDueWarningDays,
+        maxMaterialAgeDays: deps.limits.maxMaterialAgeDays,
+        where: deps.location,
+        at: now,
+        auditId: slice.auditId,
+      }),
+    );
+  }
+  for (const notice of notices) {
+    await deps.notifier.publish(notice);
+    slice.totals.keyNotifications ??= {};
+    increment(slice.totals.keyNotifications, notice.type as KeyNotificationType);
+  }
+};
 
 /** The rules of the key's class; and, for a key the service keeps records of, whether it is still managed and usable. */
 const judgeKey = (
@@ -647,6 +724,7 @@ const reportOf = (
   suppressed: slice.suppressed,
   findingsOmitted: slice.findingsOmitted,
   expiredExceptions: slice.expiredExceptions,
+  ...(deps.schedule ? { schedules: slice.schedules, schedulesOmitted: slice.schedulesOmitted } : {}),
   remediations: slice.remediations,
   keysNotFound: slice.keysNotFound.sort(),
   ...(securityHub ? { securityHub } : {}),
@@ -706,6 +784,8 @@ const summaryOf = (totals: AuditTotals, handedOver: boolean, keysNotFound: reado
   if (totals.expiredExceptions > 0) {
     parts.push(`${totals.expiredExceptions} exception${totals.expiredExceptions === 1 ? '' : 's'} expired`);
   }
+  const notified = list(totals.keyNotifications ?? {});
+  if (notified) parts.push(`key notifications sent: ${notified}`);
   if (keysNotFound.length > 0)
     parts.push(`${keysNotFound.length} asked for but not found (${keysNotFound.join(', ')})`);
   return parts.join('; ');

@@ -13,6 +13,13 @@ export interface KeyDescription {
   multiRegion?: boolean;
   multiRegionKeyType?: string;
   currentKeyMaterialId?: string;
+  /**
+   * Imported material only (`Origin: EXTERNAL`): `KEY_MATERIAL_EXPIRES` or
+   * `KEY_MATERIAL_DOES_NOT_EXPIRE` (docs/kms-facts.md#imported-key-material).
+   */
+  expirationModel?: string;
+  /** Imported material that expires: the earliest expiry of any material permanently associated with the key. */
+  validTo?: Date;
   creationDate?: Date;
   deletionDate?: Date;
   description?: string;
@@ -38,7 +45,14 @@ export interface RotationRecord {
   keyMaterialId?: string;
   rotationDate?: Date;
   rotationType?: RotationType;
+  /** `CURRENT`, `NON_CURRENT`, `PENDING_ROTATION`, ... (only with `includeKeyMaterial`, for some keys). */
   keyMaterialState?: string;
+  /** Imported material only: `IMPORTED` or `PENDING_IMPORT`. */
+  importState?: string;
+  /** Imported material only: `KEY_MATERIAL_EXPIRES` or `KEY_MATERIAL_DOES_NOT_EXPIRE`. */
+  expirationModel?: string;
+  /** Imported material that expires: when this material does. */
+  validTo?: Date;
 }
 
 export interface AliasEntry {
@@ -71,7 +85,9 @@ export type NotificationType =
   | 'RotationFailed'
   | 'DriftDetected'
   | 'DriftRemediated'
-  | 'AuditCompleted';
+  | 'AuditCompleted'
+  | 'ImportedMaterialExpiring'
+  | 'RotationDue';
 
 /** The SNS message contract (docs/architecture.md#notifications): the JSON body of every notification. */
 export interface Notification {

@@ -3,6 +3,7 @@ import { locateRollback, ROLLBACK_STEPS, type RollbackState } from './alias-swap
 import { type AliasSwapDeps, locateSwap, type SwapState } from './alias-swap-state';
 import type { DeclaredState } from './declared-state';
 import { describeError, excerpt, KmsRotationError, PreconditionFailedError, VerificationFailedError } from './errors';
+import { currentMaterialOf, type MaterialReport, materialReportOf } from './imported-material';
 import { classifyKey } from './key-classification';
 import { holdingKeys, type LeaseDeps } from './key-lease';
 import { LINEAGE, lineageStateOf } from './lineage';
@@ -44,6 +45,12 @@ export interface RotateReport {
   predecessor?: string;
   successor?: string;
   checks?: CheckResult[];
+  /**
+   * Imported material (`Origin: EXTERNAL`), on demand: the key's current material (its id, state,
+   * import state, expiry) and the material still waiting as `PENDING_ROTATION`, read after the
+   * rotation (before it, in a dry run).
+   */
+  keyMaterial?: { current?: MaterialReport; pendingRotation: MaterialReport[] };
   notification?: { type: Notification['type']; severity: Severity };
 }
 
@@ -318,6 +325,8 @@ const rotateOnDemand = async (
   const state = await locateOnDemand(key, deps, { force: request.force });
   const stopped = await runOnDemandSteps(state, report, deps, request.dryRun);
   const nth = `rotation ${state.used + 1} of ${deps.onDemandLimit}`;
+  if (key.origin === 'EXTERNAL' && stopped?.step !== 'validate')
+    report.keyMaterial = await importedMaterialOf(key, deps);
   if (request.dryRun) {
     report.outcome = 'planned';
     report.summary = state.recent
@@ -334,8 +343,24 @@ const rotateOnDemand = async (
     return report;
   }
   report.outcome = 'completed';
-  report.summary = `Rotated ${key.keyId} on demand and validated the new key material (${nth})`;
+  const current = report.keyMaterial?.current;
+  report.summary = current
+    ? `Rotated ${key.keyId} on demand and validated the new key material (${nth}): current material ${current.keyMaterialId}${current.importState ? `, ${current.importState}` : ''}`
+    : `Rotated ${key.keyId} on demand and validated the new key material (${nth})`;
   return report;
+};
+
+/** An imported key's materials as KMS reports them now: the current one, and those waiting as `PENDING_ROTATION`. */
+const importedMaterialOf = async (key: KeyDescription, deps: RotateDeps): Promise<RotateReport['keyMaterial']> => {
+  const [described, materials] = await Promise.all([
+    deps.keys.describeKey(key.keyId),
+    deps.keys.listRotations(key.keyId, { includeKeyMaterial: true }),
+  ]);
+  const current = currentMaterialOf(materials, described.currentKeyMaterialId);
+  const pendingRotation = materials
+    .filter((record) => record.keyMaterialState === 'PENDING_ROTATION')
+    .map(materialReportOf);
+  return { ...(current ? { current } : {}), pendingRotation };
 };
 
 /** When the key took over in an alias-swap that finished within `recentRotationMs`, how it was. */
@@ -407,6 +432,7 @@ const rotationNotification = (
       successor: report.successor,
       steps: report.steps,
       checks: report.checks,
+      ...(report.keyMaterial ? { keyMaterial: report.keyMaterial } : {}),
       durationMs: deps.clock.now().getTime() - startedMs,
     },
   });

@@ -75,6 +75,8 @@ describe('Stage parameter defaults: one place, config/defaults.json', () => {
       auditQuotaShare: config.audit.quotaShare,
       auditRateLimits: config.audit.rateLimits,
       securityHubFindings: config.securityHubFindings,
+      importExpiryWarningDays: config.audit.importExpiryWarningDays,
+      rotationDueWarningDays: config.audit.rotationDueWarningDays,
     }).toEqual({
       rotationEventToleranceMinutes: Number(STAGE_DEFAULTS.rotationEventToleranceMinutes),
       onDemandRotationLimit: Number(STAGE_DEFAULTS.onDemandRotationLimit),
@@ -89,6 +91,8 @@ describe('Stage parameter defaults: one place, config/defaults.json', () => {
       auditQuotaShare: Number(STAGE_DEFAULTS.auditQuotaShare),
       auditRateLimits: {},
       securityHubFindings: STAGE_DEFAULTS.securityHubFindings === 'true',
+      importExpiryWarningDays: Number(STAGE_DEFAULTS.importExpiryWarningDays),
+      rotationDueWarningDays: Number(STAGE_DEFAULTS.rotationDueWarningDays),
     });
   });
 });

@@ -232,6 +232,66 @@ describe('Function: rotateKey', () => {
       expect(checkStatuses(report.checks)).toMatchObject({ canary: 'passed', 'current-material': 'passed' });
     });
 
+    it('reports the imported key material current after the rotation (the one that was PENDING_ROTATION, IMPORTED) and none left pending, in the report and its notification', async () => {
+      // Prepare
+      const world = createWorld();
+      const keyId = await ledgerKey(world, {
+        origin: 'EXTERNAL',
+        pendingImportedMaterial: true,
+        rotationEnabled: false,
+      });
+      const before = await world.kms.listRotations(keyId, { includeKeyMaterial: true });
+      const pending = before.find((record) => record.keyMaterialState === 'PENDING_ROTATION')?.keyMaterialId as string;
+      const previous = before.find((record) => record.keyMaterialState === 'CURRENT')?.keyMaterialId as string;
+
+      // Act
+      const report = await rotateKey(request({ key: ALIAS }), world.deps);
+
+      // Assess
+      const keyMaterial = {
+        current: { keyMaterialId: pending, keyMaterialState: 'CURRENT', importState: 'IMPORTED' },
+        pendingRotation: [],
+      };
+      expect(pending).not.toBe(previous);
+      expect(report.keyMaterial).toEqual(keyMaterial);
+      expect(report.summary).toBe(
+        `Rotated ${keyId} on demand and validated the new key material (rotation 1 of 25): current material ${pending}, IMPORTED`,
+      );
+      expect(world.notifier.published.at(-1)?.details.keyMaterial).toEqual(keyMaterial);
+    });
+
+    it('reports, in a dry run, the imported material current now and the one waiting as PENDING_ROTATION, and changes nothing', async () => {
+      // Prepare
+      const world = createWorld();
+      const keyId = await ledgerKey(world, {
+        origin: 'EXTERNAL',
+        pendingImportedMaterial: true,
+        rotationEnabled: false,
+      });
+      const before = await world.kms.listRotations(keyId, { includeKeyMaterial: true });
+      const pending = before.find((record) => record.keyMaterialState === 'PENDING_ROTATION')?.keyMaterialId;
+      const current = before.find((record) => record.keyMaterialState === 'CURRENT')?.keyMaterialId;
+
+      // Act
+      const report = await rotateKey(request({ key: ALIAS, dryRun: true }), world.deps);
+
+      // Assess
+      expect(report.outcome).toBe('planned');
+      expect(report.keyMaterial).toEqual({
+        current: { keyMaterialId: current, keyMaterialState: 'CURRENT', importState: 'IMPORTED' },
+        pendingRotation: [{ keyMaterialId: pending, keyMaterialState: 'PENDING_ROTATION', importState: 'IMPORTED' }],
+      });
+      expect(world.kms.rotationOf(keyId).onDemandRotations).toBe(0);
+    });
+
+    it('reports no key material for a key with KMS material (the report stays as it was)', async () => {
+      const world = createWorld();
+      await ledgerKey(world);
+      const report = await rotateKey(request({ key: ALIAS }), world.deps);
+      expect(report.outcome).toBe('completed');
+      expect(report.keyMaterial).toBeUndefined();
+    });
+
     it('spends no other on-demand rotation when the key was rotated on demand moments ago, and rotates when forced', async () => {
       // Prepare
       const world = createWorld();

@@ -313,6 +313,7 @@ export class FakeKms implements KeyReader, KeyCrypto, KeyAdmin, KeyProver, Throw
           rotationDate: material.rotationDate,
           rotationType: material.rotationType,
           ...(options.includeKeyMaterial ? { keyMaterialState: material.state } : {}),
+          ...(options.includeKeyMaterial && key.meta.origin === 'EXTERNAL' ? { importState: 'IMPORTED' } : {}),
         }));
     });
   }
