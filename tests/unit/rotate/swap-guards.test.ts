@@ -131,4 +131,36 @@ describe('Alias-swap guards', () => {
     expect(world.kms.aliasTarget(ALIAS)).toBe(latest);
     expect(latest).not.toBe(first);
   });
+
+  it('rolls back a key that declares no aliases: the aliases step says there is nothing to restore', async () => {
+    const world = createWorld();
+    const predecessor = addManagedKey(world, [], {
+      keySpec: 'HMAC_256',
+      keyUsage: 'GENERATE_VERIFY_MAC',
+      macAlgorithms: ['HMAC_SHA_256'],
+    });
+    const rotated = await rotateKey(request({ key: predecessor }), world.deps);
+    world.clock.advance(60_000);
+
+    const report = await rotateKey(request({ key: rotated.successor as string, action: 'rollback' }), world.deps);
+
+    expect(report.steps.find((step) => step.step === 'restoreAliases')).toEqual({
+      step: 'restoreAliases',
+      status: 'skipped',
+      detail: 'no aliases are declared',
+    });
+  });
+
+  it('reads imported material (ListKeyRotations with IncludeKeyMaterial) only for a key with imported material', async () => {
+    const world = createWorld();
+    const keyId = addManagedKey(world, [ALIAS]);
+
+    await rotateKey(request({ key: keyId }), world.deps);
+
+    const withMaterial = world.kms
+      .callsSince(0, 'listRotations')
+      .filter((call) => (call.args[1] as { includeKeyMaterial?: boolean } | undefined)?.includeKeyMaterial);
+    expect(world.kms.callsSince(0, 'rotateKeyOnDemand')).toHaveLength(1);
+    expect(withMaterial).toEqual([]);
+  });
 });
