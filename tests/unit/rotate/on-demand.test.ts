@@ -211,6 +211,25 @@ describe('Function: rotateKey', () => {
       expect(world.kms.rotationOf(keyId).onDemandRotations).toBe(25);
     });
 
+    it('validates its own 25th rotation again when asked moments later (the answer was lost), instead of refusing for the limit', async () => {
+      // Prepare: the 25th rotation, done by a run whose caller never heard back.
+      const world = createWorld();
+      const keyId = await ledgerKey(world, { history: onDemandHistory(24) });
+      await rotateKey(request({ key: ALIAS }), world.deps);
+      world.clock.advance(60_000);
+
+      // Act
+      const rerun = await rotateKey(request({ key: ALIAS }), world.deps);
+
+      // Assess: that rotation validated again; nothing waited for, no rotation spent.
+      expect(rerun.outcome).toBe('completed');
+      expect(stepStatuses(rerun)).toEqual([
+        ['rotateKeyOnDemand', 'skipped'],
+        ['validate', 'done'],
+      ]);
+      expect(world.kms.rotationOf(keyId).onDemandRotations).toBe(25);
+    });
+
     it('rotates imported key material on demand into the material waiting as PENDING_ROTATION', async () => {
       // Prepare
       const world = createWorld();
