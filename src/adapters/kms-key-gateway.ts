@@ -36,7 +36,7 @@ import type { AliasEntry, KeyDescription, RotationRecord, RotationStatus, Rotati
 import type { EncryptionContext, KeyAdmin, KeyCrypto, KeyProver, KeyReader, NewKeySpec } from '../domain/ports';
 import { callAws, translateAwsError } from './aws-errors';
 
-const toKeyDescription = (metadata: KeyMetadata | undefined, keyRef: string): KeyDescription => {
+export const toKeyDescription = (metadata: KeyMetadata | undefined, keyRef: string): KeyDescription => {
   if (!metadata?.KeyId || !metadata.Arn) {
     throw new Error(`DescribeKey on ${keyRef} returned no key metadata`);
   }
@@ -50,6 +50,13 @@ const toKeyDescription = (metadata: KeyMetadata | undefined, keyRef: string): Ke
     keyManager: metadata.KeyManager,
     multiRegion: metadata.MultiRegion,
     multiRegionKeyType: metadata.MultiRegionConfiguration?.MultiRegionKeyType,
+    ...(metadata.MultiRegionConfiguration?.MultiRegionKeyType === 'PRIMARY'
+      ? {
+          replicaKeys: (metadata.MultiRegionConfiguration.ReplicaKeys ?? []).flatMap((replica) =>
+            replica.Region && replica.Arn ? [{ region: replica.Region, arn: replica.Arn }] : [],
+          ),
+        }
+      : {}),
     currentKeyMaterialId: metadata.CurrentKeyMaterialId,
     creationDate: metadata.CreationDate,
     deletionDate: metadata.DeletionDate,

@@ -12,6 +12,8 @@ export interface KeyDescription {
   keyManager?: string;
   multiRegion?: boolean;
   multiRegionKeyType?: string;
+  /** A multi-Region primary key's replicas, as its DescribeKey lists them (`MultiRegionConfiguration.ReplicaKeys`). */
+  replicaKeys?: { region: string; arn: string }[];
   currentKeyMaterialId?: string;
   creationDate?: Date;
   deletionDate?: Date;
@@ -71,7 +73,8 @@ export type NotificationType =
   | 'RotationFailed'
   | 'DriftDetected'
   | 'DriftRemediated'
-  | 'AuditCompleted';
+  | 'AuditCompleted'
+  | 'ReplicaMaterialLagging';
 
 /** The SNS message contract (docs/architecture.md#notifications): the JSON body of every notification. */
 export interface Notification {
