@@ -381,7 +381,11 @@ describe('Template: serverless package output', () => {
           .filter((statement) => JSON.stringify(statement.Resource).includes(':kms:*:'))
           .map((statement) => ({ logicalId, statement })),
       );
-      expect(replicaStatements.map(({ logicalId }) => logicalId).sort()).toEqual(['AuditRole', 'OnRotationRole', 'RotateRole']);
+      expect(replicaStatements.map(({ logicalId }) => logicalId).sort()).toEqual([
+        'AuditRole',
+        'OnRotationRole',
+        'RotateRole',
+      ]);
       for (const { statement } of replicaStatements) {
         expect(statement).toEqual({
           Sid: 'ReadReplicasInTheirRegions',

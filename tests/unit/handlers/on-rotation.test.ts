@@ -407,7 +407,10 @@ describe('Function: handler (onRotation)', () => {
       );
       expect(kms).toHaveReceivedCommandTimes(DecryptCommand, 1); // the probe only
       expect(savedRecords(ssm)).toEqual([
-        { lastValidatedRotation: { keyMaterialId: CURRENT_MATERIAL, rotationDate: '2026-11-20T03:11:50.000Z' }, canary: expect.objectContaining({ plaintextSha256: expect.any(String) }) },
+        {
+          lastValidatedRotation: { keyMaterialId: CURRENT_MATERIAL, rotationDate: '2026-11-20T03:11:50.000Z' },
+          canary: expect.objectContaining({ plaintextSha256: expect.any(String) }),
+        },
       ]);
       expect(publishedNotifications(sns)[0]?.attributes?.severity?.StringValue).toBe('INFO');
     });
@@ -949,7 +952,10 @@ describe('Function: handler (onRotation)', () => {
       await expect(result).rejects.toBeInstanceOf(AwsServiceError);
       await expect(result).rejects.toMatchObject({ retryable: true, operation: 'Publish' });
       expect(savedRecords(ssm)).toEqual([
-        { lastValidatedRotation: { keyMaterialId: CURRENT_MATERIAL, rotationDate: '2026-11-20T03:11:50.000Z' }, canary: expect.objectContaining({ ciphertext: expect.any(String) }) },
+        {
+          lastValidatedRotation: { keyMaterialId: CURRENT_MATERIAL, rotationDate: '2026-11-20T03:11:50.000Z' },
+          canary: expect.objectContaining({ ciphertext: expect.any(String) }),
+        },
       ]);
     });
 
