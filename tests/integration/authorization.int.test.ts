@@ -480,17 +480,6 @@ describe('Authorization: every AWS call of every flow, against the policies the 
           call.api === 'DescribeKey' && (call.detail as { key?: { arn: string } })?.key?.arn.includes(':eu-west-1:'),
       );
 
-  it('rotate on demand of a multi-Region primary: every call is authorized, its replica read in eu-west-1 too', async () => {
-    await multiRegionPrimary();
-    await authorizeFlow(
-      'rotate on-demand multi-Region',
-      'rotate',
-      { key: 'alias/authz/global', strategy: 'on-demand' },
-      { mustCall: ['RotateKeyOnDemand'] },
-    );
-    expect(replicaReads()).toHaveLength(1);
-  });
-
   it('audit reconciling a rotation whose event was lost, and reading a replica: every call is authorized', async () => {
     const { keyId: primaryId } = await multiRegionPrimary();
     const { keyId } = stackKey();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RotationRecord } from '../../../src/domain/model';
-import { reconcileRotations, rotationsToReconcile } from '../../../src/domain/reconcile-rotations';
+import { reconcileRotations, reconciliationEvent, rotationsToReconcile } from '../../../src/domain/reconcile-rotations';
+import { validateRotation } from '../../../src/domain/validate-rotation';
 import { addManagedKey, createWorld, LOCATION, seedCanary, type World } from '../rotate/support/world';
 
 const day = (n: number) => new Date(Date.UTC(2026, 1, n, 9, 0, 0));
@@ -36,6 +37,8 @@ describe('Function: rotationsToReconcile', () => {
     { keyMaterialId: 'm1', rotationDate: day(1), rotationType: 'AUTOMATIC' },
     { keyMaterialId: 'm2', rotationDate: day(2), rotationType: 'ON_DEMAND' },
     { keyMaterialId: 'm4', keyMaterialState: 'PENDING_ROTATION' },
+    // Imported material waiting for its rotation is no rotation, whatever date it carries.
+    { keyMaterialId: 'm5', rotationDate: day(4), keyMaterialState: 'PENDING_ROTATION' },
   ];
 
   it('lists the completed rotations after the last validated one, by material id, oldest first', () => {
@@ -214,6 +217,18 @@ describe('Function: reconcileRotations', () => {
     const second = await reconcileRotations(key, history, world.deps);
     expect(second.map((item) => item.outcome)).toEqual(['failed']);
     expect(world.notifier.kinds()).toEqual(['RotationValidationFailed/CRITICAL']);
+  });
+
+  it('never moves the record back: a late event for an older rotation leaves the later one on record', async () => {
+    const world = createWorld();
+    const { keyId, key, history } = await keyWithHistory(world, [1, 2, 3]);
+    validatedUpTo(world, keyId, history[2] as RotationRecord);
+    const older = history[1] as RotationRecord & { rotationDate: Date };
+
+    const report = await validateRotation(reconciliationEvent(key, older, world.deps.location), world.deps);
+
+    expect(report.outcome).toBe('validated');
+    expect(world.records.byKey.get(keyId)?.lastValidatedRotation?.keyMaterialId).toBe(history[2]?.keyMaterialId);
   });
 
   it('leaves a rotation it could not validate (the key held by another run) for the next audit, and stops there', async () => {
