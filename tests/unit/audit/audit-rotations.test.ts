@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type AuditDeps, auditFleet } from '../../../src/domain/audit-fleet';
+import { parseAuditRequest } from '../../../src/adapters/schemas/audit-request';
+import { type AuditDeps, type AuditRequest, auditFleet } from '../../../src/domain/audit-fleet';
 import { AwsServiceError } from '../../../src/domain/errors';
 import type { RotationRecord } from '../../../src/domain/model';
 import { addManagedKey, createWorld, LOCATION, seedCanary, type World } from '../rotate/support/world';
@@ -124,6 +125,38 @@ describe('Function: auditFleet, reconciliation of rotations whose event was lost
       ['unfinished', 'AwsServiceError: ThrottlingException'],
     ]);
     expect(world.notifier.kinds()).toEqual(['AuditCompleted/WARNING']);
+  });
+
+  it('carries the reconciliation counts from slice to slice: the checkpoint it hands over is one the audit accepts', async () => {
+    const world = createWorld();
+    await managedKeyRotatedOn(world, [1, 2]);
+    await managedKeyRotatedOn(world, [3, 4]);
+    const handedOver: AuditRequest[] = [];
+    const deps: AuditDeps = {
+      ...auditDeps(world),
+      // One key per page, and time short after the first: the second key is the next slice's.
+      fleet: {
+        listKeysPage: async (marker?: string) => {
+          const ids = world.kms.keyIds();
+          const at = Number(marker ?? 0);
+          return { keyIds: ids.slice(at, at + 1), ...(at + 1 < ids.length ? { nextMarker: String(at + 1) } : {}) };
+        },
+        listAllAliases: async () => [],
+      },
+      remainingMs: () => 60_000,
+      continuation: { continueLater: async (request) => void handedOver.push(request) },
+    };
+
+    const first = await auditFleet({ remediate: false }, deps);
+    expect(first.complete).toBe(false);
+    const resumed = parseAuditRequest(JSON.parse(JSON.stringify(handedOver[0])), false);
+    const last = await auditFleet(resumed, deps);
+
+    expect(resumed.checkpoint?.totals.reconciled).toBe(1);
+    expect(last).toMatchObject({
+      complete: true,
+      totals: { reconciled: 2, reconcileFailed: 0, reconcileUnfinished: 0 },
+    });
   });
 
   it('leaves keys it does not manage alone: no validation, no record', async () => {
