@@ -9,6 +9,7 @@ import { version } from '../package.json';
 import { clientOptions } from '../src/adapters/aws-clients';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
+import { KmsReplicaReader } from '../src/adapters/kms-replica-reader';
 import { LambdaContinuation } from '../src/adapters/lambda-continuation';
 import { recordAudit } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
@@ -18,7 +19,9 @@ import {
   leaseHolderOf,
   logTo,
   realSleeper,
+  secureRandom,
   serviceLocationOf,
+  sha256,
   systemClock,
   uuidGenerator,
 } from '../src/adapters/runtime';
@@ -38,11 +41,22 @@ const log = logTo(logger);
 const kmsClient = new KMSClient({ ...sdk(), retryMode: 'adaptive', maxAttempts: 8 });
 paceKmsCalls(kmsClient, quotasFrom(config.audit.rateLimits, config.audit.quotaShare));
 const kms = new KmsKeyGateway(kmsClient);
+const records = new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log);
 const deps = {
   fleet: kms,
   keys: kms,
   admin: kms,
-  records: new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
+  records,
+  // Reconciling rotations whose event was lost (onRotation's validation), and multi-Region primaries' replicas.
+  rotations: {
+    store: records,
+    crypto: kms,
+    random: secureRandom,
+    digest: sha256,
+    replicas: new KmsReplicaReader(
+      (region) => new KMSClient({ ...sdk(), region, retryMode: 'adaptive', maxAttempts: 8 }),
+    ),
+  },
   continuation: new LambdaContinuation(new LambdaClient(sdk()), process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'audit'),
   notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
   clock: systemClock,

@@ -7,6 +7,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
+import { KmsReplicaReader } from '../src/adapters/kms-replica-reader';
 import { recordRotationValidation } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
 import {
@@ -41,6 +42,8 @@ const deps = {
   digest: sha256,
   log,
   toleranceMs: config.rotationEventToleranceMs,
+  // A multi-Region primary's replicas, read in their own Regions with the same client options.
+  replicas: new KmsReplicaReader((region) => new KMSClient({ ...sdk(), region })),
   leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
 };
 

@@ -8,6 +8,7 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { clientOptions } from '../src/adapters/aws-clients';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
+import { KmsReplicaReader } from '../src/adapters/kms-replica-reader';
 import { recordRotation } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
 import {
@@ -52,6 +53,8 @@ const deps = {
   sleeper: realSleeper,
   log,
   toleranceMs: config.rotationEventToleranceMs,
+  // After an on-demand rotation of a multi-Region primary: its replicas, in their own Regions.
+  replicas: new KmsReplicaReader((region) => new KMSClient({ ...sdk(), region })),
   onDemandLimit: config.onDemandRotationLimit,
   rotationWaitMs: config.rotationWaitMs,
   recentRotationMs: config.recentRotationMs,

@@ -50,6 +50,13 @@ export const toKeyDescription = (metadata: KeyMetadata | undefined, keyRef: stri
     keyManager: metadata.KeyManager,
     multiRegion: metadata.MultiRegion,
     multiRegionKeyType: metadata.MultiRegionConfiguration?.MultiRegionKeyType,
+    ...(metadata.MultiRegionConfiguration?.MultiRegionKeyType === 'PRIMARY'
+      ? {
+          replicaKeys: (metadata.MultiRegionConfiguration.ReplicaKeys ?? []).flatMap((replica) =>
+            replica.Region && replica.Arn ? [{ region: replica.Region, arn: replica.Arn }] : [],
+          ),
+        }
+      : {}),
     currentKeyMaterialId: metadata.CurrentKeyMaterialId,
     expirationModel: metadata.ExpirationModel,
     validTo: metadata.ValidTo,

@@ -21,6 +21,13 @@ const StoredRecord = z.object({
   ),
   notifiedFailures: z.optional(z.array(text(256)).check(z.maxLength(100))),
   openDrift: z.optional(z.record(text(300), text(64))),
+  lastValidatedRotation: z.optional(z.object({ keyMaterialId: z.optional(text(128)), rotationDate: text(64) })),
+  replicaLag: z.optional(
+    z.record(
+      text(64),
+      z.object({ firstSeen: text(64), primaryMaterialId: text(128), replicaMaterialId: z.optional(text(128)) }),
+    ),
+  ),
 });
 
 /**

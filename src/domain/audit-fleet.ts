@@ -22,11 +22,25 @@ import { AwsServiceError, PreconditionFailedError } from './errors';
 import { importedMaterialExpiring, importedMaterialExpiry } from './imported-material';
 import { classifyKey, type KeyClass } from './key-classification';
 import { holdingKeys, type LeaseDeps } from './key-lease';
-import { LINEAGE, lineageStateOf } from './lineage';
+import { LINEAGE, lineageStateOf, SELF_TEST_TAG } from './lineage';
 import type { AliasEntry, KeyDescription, Notification, ServiceLocation, Severity, Tags } from './model';
 import { notificationOf } from './notification';
 import type { ReportedFinding } from './ocsf';
-import type { Clock, IdGenerator, KeyAdmin, KeyReader, Log, Notifier } from './ports';
+import type {
+  Clock,
+  Digest,
+  IdGenerator,
+  KeyAdmin,
+  KeyCrypto,
+  KeyReader,
+  KeyRecordStore,
+  Log,
+  Notifier,
+  RandomSource,
+  ReplicaReader,
+} from './ports';
+import { RECONCILIATION_TOLERANCE_MS, type Reconciliation, reconcileRotations } from './reconcile-rotations';
+import { isMultiRegionPrimary, type ReplicaJudgement, watchReplicas } from './replica-material';
 import { type RotationSchedule, rotationDue, rotationDueIn, rotationScheduleOf } from './rotation-budget';
 
 /** The account's keys and aliases, listed a page at a time. */
@@ -63,6 +77,11 @@ export interface AuditTotals {
   expiredExceptions: number;
   /** Declared keys seen managed and usable so far (small: the service's own keys). */
   declaredSeen: string[];
+  /** Rotations whose event was lost, validated by this audit (src/domain/reconcile-rotations.ts), and how it went. */
+  reconciled: number;
+  reconcileFailed: number;
+  /** Rotations the audit could not validate this time (a throttled read, a key held by another run): the next audit tries again. */
+  reconcileUnfinished: number;
   /** Per-key notifications sent (`ImportedMaterialExpiring`, `RotationDue`), by type. */
   keyNotifications?: Partial<Record<KeyNotificationType, number>>;
 }
@@ -116,6 +135,8 @@ export interface AuditReport {
   schedules?: RotationSchedule[];
   schedulesOmitted?: number;
   remediations: { keyId: string; detail: string }[];
+  /** This slice's reconciled rotations, each with its validation's outcome (capped with `findings`). */
+  reconciliations: Reconciliation[];
   /** Keys asked for by id (`keyIds`) that do not exist in this account and Region: never audited, never dropped silently. */
   keysNotFound: string[];
   /** With Security Hub on: this slice's findings imported (open and suppressed), and those resolved. */
@@ -151,6 +172,19 @@ export interface AuditDeps extends LeaseDeps {
   reports?: { store: ReportStore; productVersion: string };
   /** Per-key rotation budget and schedule, and their notifications; unset, neither is reported. */
   schedule?: ScheduleSettings;
+  /** With it, the audit reconciles managed keys' rotations and checks multi-Region primaries' replicas. */
+  rotations?: AuditRotationDeps;
+}
+
+/** What reconciling rotations (onRotation's validation) and remembering replica lag need beyond the audit's reads. */
+export interface AuditRotationDeps {
+  /** The keys' records, read and written (`KeyRecordStore`). */
+  store: KeyRecordStore;
+  crypto: KeyCrypto;
+  random: RandomSource;
+  digest: Digest;
+  /** DescribeKey in other Regions, for a multi-Region primary's replicas. */
+  replicas?: ReplicaReader;
 }
 
 const emptyTotals = (): AuditTotals => ({
@@ -165,6 +199,9 @@ const emptyTotals = (): AuditTotals => ({
   suppressedByRule: {},
   expiredExceptions: 0,
   declaredSeen: [],
+  reconciled: 0,
+  reconcileFailed: 0,
+  reconcileUnfinished: 0,
 });
 
 const increment = <K extends string>(counts: Partial<Record<K, number>>, key: K, by = 1): void => {
@@ -217,6 +254,7 @@ interface Slice {
   findingsOmitted: number;
   expiredExceptions: ExpiredException[];
   remediations: AuditReport['remediations'];
+  reconciliations: Reconciliation[];
   keysNotFound: string[];
   /** Declared keys seen managed and usable, over every slice. */
   seen: Set<string>;
@@ -252,6 +290,7 @@ const startSlice = (request: AuditRequest, deps: AuditDeps): Slice => {
     findingsOmitted: 0,
     expiredExceptions: [],
     remediations: [],
+    reconciliations: [],
     keysNotFound: [],
     seen: new Set(totals.declaredSeen),
     exported: [],
@@ -367,9 +406,115 @@ const auditKeyOf = async (
   };
   await scheduleKey(audited, deps, slice);
   const judged = judgeKey(audited, declaredState, tags, deps, slice, fleet);
+  judged.push(...(await followRotations(audited, tags, deps, slice)));
   const found = applyKeyExceptions(judged, audited, tags, deps, slice);
   const remediated = await remediateKey(found, key.keyId, declaredState, request, deps, slice);
   tally(found, remediated, deps, slice);
+};
+
+/**
+ * A managed, enabled key's rotations since its last validated one, validated as `onRotation`
+ * would (reconciliation: an event lost is a rotation never validated); then, for a multi-Region
+ * primary, its replicas' material. Self-test keys are left to their run. Returns the findings.
+ */
+const followRotations = async (
+  audited: AuditedKey,
+  tags: Tags,
+  deps: AuditDeps,
+  slice: Slice,
+): Promise<AuditFinding[]> => {
+  const extra = deps.rotations;
+  const { key } = audited;
+  if (!extra || !audited.declared?.managed || key.keyState !== 'Enabled' || tags[SELF_TEST_TAG] !== undefined) {
+    return [];
+  }
+  if (audited.history) {
+    const reconciled = await reconcileRotations(key, audited.history, {
+      ...deps,
+      ...extra,
+      records: extra.store,
+      toleranceMs: RECONCILIATION_TOLERANCE_MS,
+    });
+    for (const item of reconciled) {
+      if (item.outcome === 'validated') slice.totals.reconciled += 1;
+      if (item.outcome === 'failed') slice.totals.reconcileFailed += 1;
+      if (item.outcome === 'unfinished') slice.totals.reconcileUnfinished += 1;
+      if (slice.reconciliations.length < deps.maxFindingsListed) slice.reconciliations.push(item);
+    }
+  }
+  // Only keys whose material rotates (their history was read) have a current material to compare.
+  return extra.replicas && audited.history && isMultiRegionPrimary(key)
+    ? auditReplicas(audited, extra, extra.replicas, deps, slice)
+    : [];
+};
+
+/**
+ * A multi-Region primary's replicas, under the key's lease (their lag is kept in the key's record,
+ * which other runs write too): a lag first seen is WARNING, one already on record before this audit
+ * began CRITICAL; a replica not compared (unreadable, material not reported) is a WARNING of its
+ * own, never taken for in step. Each lag is also told (`ReplicaMaterialLagging`).
+ */
+const auditReplicas = async (
+  audited: AuditedKey,
+  extra: AuditRotationDeps,
+  replicas: ReplicaReader,
+  deps: AuditDeps,
+  slice: Slice,
+): Promise<AuditFinding[]> => {
+  const { key } = audited;
+  const finding = (severity: Severity, summary: string, evidence: Record<string, unknown>): AuditFinding => ({
+    rule: 'replica-material',
+    severity,
+    keyId: key.keyId,
+    aliases: audited.aliases,
+    summary,
+    evidence,
+  });
+  let judgement: ReplicaJudgement;
+  try {
+    judgement = await holdingKeys([key.keyId], 'audit: replica material', deps, async () => {
+      const record = await extra.store.load(key.keyId);
+      const watched = await watchReplicas(
+        key,
+        audited.declared?.aliases ?? [],
+        record,
+        { kind: 'audit', auditId: slice.auditId },
+        { ...deps, replicas },
+        new Date(slice.startedAt),
+      );
+      if (JSON.stringify(watched.replicaLag) !== JSON.stringify(record.replicaLag ?? {})) {
+        await extra.store.save(key.keyId, { ...record, replicaLag: watched.replicaLag });
+      }
+      return watched;
+    });
+  } catch (error) {
+    if (!(error instanceof PreconditionFailedError && error.reason === 'key-busy')) throw error;
+    return [finding('WARNING', `replicas of ${key.keyId} not checked: ${error.message}`, { replicasChecked: false })];
+  }
+  return [
+    ...judgement.lagging.map((replica) =>
+      finding(
+        replica.severity,
+        replica.severity === 'CRITICAL'
+          ? `replica of ${key.keyId} in ${replica.region} still behind its primary's key material (since ${replica.firstSeen})`
+          : `replica of ${key.keyId} in ${replica.region} behind its primary's key material`,
+        {
+          region: replica.region,
+          replicaArn: replica.arn,
+          primaryMaterialId: replica.primaryMaterialId,
+          replicaMaterialId: replica.replicaMaterialId,
+          firstSeen: replica.firstSeen,
+        },
+      ),
+    ),
+    ...judgement.unknown.map((replica) =>
+      finding('WARNING', `replica of ${key.keyId} in ${replica.region} not compared: ${replica.detail}`, {
+        region: replica.region,
+        replicaArn: replica.arn,
+        status: replica.status,
+      }),
+    ),
+  ];
 };
 
 /** When the key took over in an alias-swap (its lineage tag), if it says so readably. */
@@ -726,6 +871,7 @@ const reportOf = (
   expiredExceptions: slice.expiredExceptions,
   ...(deps.schedule ? { schedules: slice.schedules, schedulesOmitted: slice.schedulesOmitted } : {}),
   remediations: slice.remediations,
+  reconciliations: slice.reconciliations,
   keysNotFound: slice.keysNotFound.sort(),
   ...(securityHub ? { securityHub } : {}),
   summary: summaryOf(slice.totals, !complete, slice.keysNotFound),
@@ -776,6 +922,12 @@ const summaryOf = (totals: AuditTotals, handedOver: boolean, keysNotFound: reado
     `${totals.keysAudited - totals.nonCompliantKeys} compliant, ${totals.nonCompliantKeys} non-compliant${rules ? ` (${rules})` : ''}`,
   ];
   if (totals.remediated > 0) parts.push(`${totals.remediated} remediated`);
+  const reconciledAny = totals.reconciled + totals.reconcileFailed + totals.reconcileUnfinished;
+  if (reconciledAny > 0) {
+    parts.push(
+      `${reconciledAny} rotation${reconciledAny === 1 ? '' : 's'} without a validation reconciled (${totals.reconciled} validated, ${totals.reconcileFailed} failed, ${totals.reconcileUnfinished} left for the next audit)`,
+    );
+  }
   if (totals.suppressed > 0) {
     parts.push(
       `${totals.suppressed} finding${totals.suppressed === 1 ? '' : 's'} suppressed by exception (${list(totals.suppressedByRule)})`,
@@ -798,7 +950,11 @@ const auditCompleted = (report: AuditReport, deps: AuditDeps): Notification =>
     severity:
       (report.totals.bySeverity.CRITICAL ?? 0) > 0
         ? 'CRITICAL'
-        : report.totals.nonCompliantKeys > 0 || report.keysNotFound.length > 0 || report.totals.expiredExceptions > 0
+        : report.totals.nonCompliantKeys > 0 ||
+            report.keysNotFound.length > 0 ||
+            report.totals.expiredExceptions > 0 ||
+            report.totals.reconcileFailed > 0 ||
+            report.totals.reconcileUnfinished > 0
           ? 'WARNING'
           : 'INFO',
     about: 'fleet',
@@ -814,6 +970,7 @@ const auditCompleted = (report: AuditReport, deps: AuditDeps): Notification =>
         .slice(0, 20)
         .map(({ rule, severity, keyId, aliases, summary }) => ({ rule, severity, keyId, aliases, summary })),
       remediations: report.remediations,
+      ...(report.reconciliations.length > 0 ? { reconciliations: report.reconciliations.slice(0, 20) } : {}),
       ...(report.keysNotFound.length > 0 ? { keysNotFound: report.keysNotFound } : {}),
       // Named, so that the owner of each lapsed exception can be chased: at most 20, as topFindings.
       ...(report.expiredExceptions.length > 0 ? { expiredExceptions: report.expiredExceptions.slice(0, 20) } : {}),

@@ -12,7 +12,8 @@ export type AuditRuleId =
   | 'policy-wildcard-principal'
   | 'declared-key-missing'
   | 'key-unreadable'
-  | 'exception-malformed';
+  | 'exception-malformed'
+  | 'replica-material';
 
 /** The controls auditors cite, per rule: the report maps every finding to them. */
 export const CONTROLS: Record<AuditRuleId, string[]> = {
@@ -39,6 +40,10 @@ export const CONTROLS: Record<AuditRuleId, string[]> = {
   'exception-malformed': [
     'NIST SP 800-53 CA-5 plan of action and milestones: every accepted deviation has an owner and an end date',
     'kms-rotation audit exceptions: a tag kms-rotation:exception:<rule> names a known rule, an owner and an end date within a year',
+  ],
+  'replica-material': [
+    'NIST SP 800-57 Part 1 §5.3 cryptoperiods: every copy of a key changes material with it',
+    "kms-rotation multi-Region keys: each replica carries its primary key's current material",
   ],
 };
 

@@ -12,6 +12,8 @@ export interface KeyDescription {
   keyManager?: string;
   multiRegion?: boolean;
   multiRegionKeyType?: string;
+  /** A multi-Region primary key's replicas, as its DescribeKey lists them (`MultiRegionConfiguration.ReplicaKeys`). */
+  replicaKeys?: { region: string; arn: string }[];
   currentKeyMaterialId?: string;
   /**
    * Imported material only (`Origin: EXTERNAL`): `KEY_MATERIAL_EXPIRES` or
@@ -87,7 +89,8 @@ export type NotificationType =
   | 'DriftRemediated'
   | 'AuditCompleted'
   | 'ImportedMaterialExpiring'
-  | 'RotationDue';
+  | 'RotationDue'
+  | 'ReplicaMaterialLagging';
 
 /** The SNS message contract (docs/architecture.md#notifications): the JSON body of every notification. */
 export interface Notification {

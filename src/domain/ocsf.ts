@@ -53,6 +53,7 @@ export const STANDARDS: Record<AuditRuleId, string[]> = {
   'declared-key-missing': ['kms-rotation declared state'],
   'key-unreadable': ['NIST SP 800-53', 'kms-rotation audit coverage'],
   'exception-malformed': ['NIST SP 800-53', 'kms-rotation audit exceptions'],
+  'replica-material': ['NIST SP 800-57', 'kms-rotation multi-Region keys'],
 };
 
 /** What to do about a finding of each rule (`remediation.desc`). */
@@ -66,6 +67,8 @@ export const REMEDIATION: Record<AuditRuleId, string> = {
   'declared-key-missing': "Find out what happened to the key, and remove the service's record of it if it is gone.",
   'key-unreadable': 'Grant the audit role read access to the key in its key policy.',
   'exception-malformed': 'Fix the exception tag: a known rule, an owner and an end date within a year.',
+  'replica-material':
+    "Find out why the replica has not taken its primary key's current material (its key state, its Region); grant the audit role DescribeKey on it if it could not be read.",
 };
 
 export interface OcsfComplianceFinding {

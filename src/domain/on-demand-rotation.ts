@@ -1,9 +1,10 @@
 import { PreconditionFailedError } from './errors';
 import type { KeyDescription, RotationRecord, RotationStatus } from './model';
-import type { KeyAdmin, Sleeper } from './ports';
+import type { KeyAdmin, Notifier, Sleeper } from './ports';
+import { isMultiRegionPrimary, watchReplicas } from './replica-material';
 import type { CheckResult } from './rotation-checks';
 import type { StepReport } from './step-report';
-import { assessRotation, keepCanary, type RotationAssessmentDeps } from './validate-rotation';
+import { assessRotation, keepCanary, type RotationAssessmentDeps, validatedRotationUpdate } from './validate-rotation';
 
 /**
  * On-demand rotation, for keys KMS can rotate: KMS makes new key material under the same key
@@ -27,6 +28,8 @@ export interface OnDemandDeps extends RotationAssessmentDeps {
    * (after a crash or a timeout the caller never heard back from), not as a new one.
    */
   recentRotationMs: number;
+  /** With `replicas`: where a multi-Region primary's lagging replicas are told (`rotate` passes its own). */
+  notifier?: Notifier;
 }
 
 /** Where an on-demand rotation stands, read from the key's rotation history. */
@@ -222,8 +225,31 @@ export const validate: OnDemandStepRun = async (state, deps, dryRun) => {
   if (assessment.kind === 'skipped') throw new PreconditionFailedError('not-managed', assessment.reason);
   state.checks = assessment.checks;
   if (assessment.failure) return { step: 'validate', status: 'failed', detail: failedChecks(assessment.checks) };
-  if (assessment.newCanary) await keepCanary(key.keyId, assessment.savedRecord, assessment.newCanary, deps);
-  return { step: 'validate', status: 'done', detail: 'round trip, canary, rotation history and aliases checked' };
+  // A multi-Region primary's replicas must follow it: a new lag is told (ReplicaMaterialLagging) and kept on record.
+  const replicas =
+    deps.replicas && deps.notifier && isMultiRegionPrimary(assessment.key)
+      ? await watchReplicas(
+          assessment.key,
+          assessment.declared.aliases,
+          assessment.savedRecord.status === 'fulfilled' ? assessment.savedRecord.value : {},
+          { kind: 'rotate', eventId: `rotate:${key.keyId}:${recorded?.rotationDate?.toISOString() ?? 'now'}` },
+          { ...deps, replicas: deps.replicas, notifier: deps.notifier },
+        )
+      : undefined;
+  if (assessment.newCanary) {
+    await keepCanary(key.keyId, assessment.savedRecord, assessment.newCanary, deps, {
+      ...validatedRotationUpdate(assessment.savedRecord, assessment.recorded),
+      ...(replicas ? { replicaLag: replicas.replicaLag } : {}),
+    });
+  }
+  const replicaDetail = replicas
+    ? `; replicas: ${replicas.checks.map((check) => `${check.region} ${check.status}`).join(', ') || 'none'}`
+    : '';
+  return {
+    step: 'validate',
+    status: 'done',
+    detail: `round trip, canary, rotation history and aliases checked${replicaDetail}`,
+  };
 };
 
 const failedChecks = (checks: readonly CheckResult[]): string =>

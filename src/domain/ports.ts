@@ -57,6 +57,28 @@ export interface KeyRecord {
   notifiedFailures?: string[];
   /** Drift fingerprint -> when it was first notified; dropped once the drift is gone. */
   openDrift?: Record<string, string>;
+  /**
+   * The last rotation a validation passed for (ListKeyRotations' entry): the audit reconciles the
+   * rotations after it (src/domain/reconcile-rotations.ts).
+   */
+  lastValidatedRotation?: { keyMaterialId?: string; rotationDate: string };
+  /**
+   * Replica Region -> the first sighting of its replica behind the primary's current material,
+   * kept while it lags: seen again at a later audit, the lag is CRITICAL (src/domain/replica-material.ts).
+   */
+  replicaLag?: Record<string, ReplicaLagSighting>;
+}
+
+/** A replica first seen behind its primary: when, and the materials then. */
+export interface ReplicaLagSighting {
+  firstSeen: string;
+  primaryMaterialId: string;
+  replicaMaterialId?: string;
+}
+
+/** DescribeKey of a multi-Region primary's replica, in the replica's own Region. Errors are translated like `KeyReader`'s. */
+export interface ReplicaReader {
+  describeReplica(replicaArn: string, region: string): Promise<KeyDescription>;
 }
 
 /** Where the keys' records are kept: passed as `records`. */

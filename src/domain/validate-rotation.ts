@@ -12,7 +12,15 @@ import { holdingKeys, type LeaseDeps } from './key-lease';
 import { keyIdOf, sameKey } from './key-ref';
 import { equalBytes } from './key-verification';
 import { SELF_TEST_TAG } from './lineage';
-import type { KeyDescription, Notification, RotationEvent, RotationType, ServiceLocation, Severity } from './model';
+import type {
+  KeyDescription,
+  Notification,
+  RotationEvent,
+  RotationRecord,
+  RotationType,
+  ServiceLocation,
+  Severity,
+} from './model';
 import { notificationOf } from './notification';
 import type {
   Canary,
@@ -26,7 +34,9 @@ import type {
   Log,
   Notifier,
   RandomSource,
+  ReplicaReader,
 } from './ports';
+import { isMultiRegionPrimary, type ReplicaJudgement, watchReplicas } from './replica-material';
 import {
   type CheckResult,
   checkCurrentMaterial,
@@ -51,6 +61,8 @@ export interface RotationValidationDeps {
   location: ServiceLocation;
   /** How far a history entry's date may be from the event's time and still be "this rotation". */
   toleranceMs: number;
+  /** DescribeKey in other Regions: a multi-Region primary's replicas are checked after its rotation validated. */
+  replicas?: ReplicaReader;
 }
 
 export interface RotationValidationReport {
@@ -68,6 +80,8 @@ export interface RotationValidationReport {
   notification?: { type: Notification['type']; severity: Severity; status: 'published' | 'already-notified' };
   /** False when an earlier attempt at the same event already reported this failure. */
   firstReport: boolean;
+  /** A multi-Region primary's replicas, after its rotation validated (src/domain/replica-material.ts). */
+  replicas?: Pick<ReplicaJudgement, 'checks' | 'lagging'> & { notified?: Severity };
 }
 
 /** Plaintext test data is random and never logged; the context binds a ciphertext to its key and purpose. */
@@ -87,6 +101,8 @@ export type RotationAssessment =
       declared: DeclaredState;
       checks: CheckResult[];
       rotationType?: RotationType;
+      /** The history entry of this rotation, when the history has it. */
+      recorded?: RotationRecord;
       aliases?: AliasVerification;
       /** The key's record as read (possibly unreadable). */
       savedRecord: PromiseSettledResult<KeyRecord>;
@@ -181,6 +197,7 @@ export const assessRotation = async (
     declared,
     checks,
     rotationType,
+    recorded: recorded.record,
     aliases: aliasVerification,
     savedRecord,
     newCanary: roundTrip.newCanary,
@@ -218,11 +235,31 @@ const validateUnderLease = async (
   if (assessment.failure) return reportFailure(event, { ...assessment, failure: assessment.failure }, deps);
   const { key, declared, checks, rotationType, aliases, savedRecord } = assessment;
   const aliasVerification = aliases as AliasVerification;
-  const summary = validatedSummary(key, assessment.roundTripVia ?? key.arn, aliasVerification, declared);
-  const severity: Severity = aliasVerification.drift.length > 0 || declared.problems.length > 0 ? 'WARNING' : 'INFO';
-  // Round trip 4: keep the new canary and tell people, at once.
+  // A multi-Region primary's replicas must carry its new material: a lag is told apart (ReplicaMaterialLagging).
+  const replicas =
+    deps.replicas && isMultiRegionPrimary(key)
+      ? await watchReplicas(
+          key,
+          declared.aliases,
+          savedRecord.status === 'fulfilled' ? savedRecord.value : {},
+          { kind: 'onRotation', eventId: event.eventId },
+          { ...deps, replicas: deps.replicas },
+        )
+      : undefined;
+  const summary = [
+    validatedSummary(key, assessment.roundTripVia ?? key.arn, aliasVerification, declared),
+    ...(replicas?.unknown.length ? [`replicas not compared: ${replicas.unknown.map((r) => r.detail).join('; ')}`] : []),
+  ].join('; ');
+  const severity: Severity =
+    aliasVerification.drift.length > 0 || declared.problems.length > 0 || (replicas?.unknown.length ?? 0) > 0
+      ? 'WARNING'
+      : 'INFO';
+  // Round trip 4: keep the new canary (with the rotation validated, and the replicas' lag) and tell people, at once.
   const refreshed = assessment.newCanary
-    ? keepCanary(key.keyId, savedRecord, assessment.newCanary, deps)
+    ? keepCanary(key.keyId, savedRecord, assessment.newCanary, deps, {
+        ...validatedRotationUpdate(savedRecord, assessment.recorded),
+        ...(replicas ? { replicaLag: replicas.replicaLag } : {}),
+      })
     : Promise.resolve();
   const published = deps.notifier.publish(
     validationNotification(
@@ -236,6 +273,7 @@ const validateUnderLease = async (
         aliasDrift: aliasVerification.drift,
         undeclaredAliases: aliasVerification.undeclared,
         declaredStateProblems: declared.problems,
+        ...(replicas ? { replicas: replicas.checks } : {}),
       },
       deps.clock,
     ),
@@ -254,6 +292,35 @@ const validateUnderLease = async (
     aliases: aliasVerification,
     notification: { type: 'RotationValidated', severity, status: 'published' },
     firstReport: true,
+    ...(replicas
+      ? {
+          replicas: {
+            checks: replicas.checks,
+            lagging: replicas.lagging,
+            ...(replicas.notified ? { notified: replicas.notified } : {}),
+          },
+        }
+      : {}),
+  };
+};
+
+/**
+ * The rotation a passed validation records as the key's last validated one, unless the record
+ * already names a later one (a late or repeated event must not send the audit back over
+ * rotations already validated).
+ */
+export const validatedRotationUpdate = (
+  savedRecord: PromiseSettledResult<KeyRecord>,
+  recorded: RotationRecord | undefined,
+): Pick<KeyRecord, 'lastValidatedRotation'> => {
+  if (!recorded?.rotationDate) return {};
+  const onRecord = savedRecord.status === 'fulfilled' ? savedRecord.value.lastValidatedRotation : undefined;
+  if (onRecord && Date.parse(onRecord.rotationDate) > recorded.rotationDate.getTime()) return {};
+  return {
+    lastValidatedRotation: {
+      ...(recorded.keyMaterialId ? { keyMaterialId: recorded.keyMaterialId } : {}),
+      rotationDate: recorded.rotationDate.toISOString(),
+    },
   };
 };
 
@@ -388,12 +455,14 @@ export const keepCanary = async (
   savedRecord: PromiseSettledResult<KeyRecord>,
   canary: Canary,
   deps: Pick<RotationValidationDeps, 'records' | 'log'>,
+  /** What else the validation records with it: the rotation validated, the replicas' lag. */
+  alongside: Partial<KeyRecord> = {},
 ): Promise<void> => {
   if (savedRecord.status === 'rejected') {
     deps.log.warn('Canary not refreshed: the state on record could not be read, so it is not overwritten', { keyId });
     return;
   }
-  await refreshCanary(keyId, { ...savedRecord.value, canary }, deps);
+  await refreshCanary(keyId, { ...savedRecord.value, ...alongside, canary }, deps);
 };
 
 /** The canary is refreshed only after a passed validation; losing a refresh is logged, not fatal. */

@@ -3,9 +3,11 @@ import {
   CreateKeyCommand,
   DeleteAliasCommand,
   DisableKeyRotationCommand,
+  EnableKeyRotationCommand,
   type KeySpec,
   type KeyUsageType,
   ListKeyRotationsCommand,
+  ReplicateKeyCommand,
   RotateKeyOnDemandCommand,
   UpdateAliasCommand,
 } from '@aws-sdk/client-kms';
@@ -469,6 +471,55 @@ describe('Authorization: every AWS call of every flow, against the policies the 
       { remediate: true },
       { mustCall: ['EnableKeyRotation', 'GetFindings', 'BatchImportFindings', 'PutObject'] },
     );
+  });
+
+  // --- multi-Region primaries and reconciliation ----------------------------------------------------
+  /** A managed multi-Region primary, rotation on, with its alias and a replica in eu-west-1. */
+  let multiRegion: { keyId: string; arn: string } | undefined;
+  const multiRegionPrimary = async () => {
+    if (multiRegion) return multiRegion;
+    const { KeyMetadata } = await deployed.clients.kms.send(
+      new CreateKeyCommand({
+        MultiRegion: true,
+        Description: 'multi-Region key for alias/authz/global',
+        Tags: [
+          { TagKey: 'kms-rotation:managed', TagValue: 'true' },
+          { TagKey: 'kms-rotation:aliases', TagValue: 'alias/authz/global' },
+        ],
+      }),
+    );
+    const keyId = KeyMetadata?.KeyId as string;
+    await deployed.clients.kms.send(new CreateAliasCommand({ AliasName: 'alias/authz/global', TargetKeyId: keyId }));
+    await deployed.clients.kms.send(new EnableKeyRotationCommand({ KeyId: keyId }));
+    await deployed.clients.kms.send(new ReplicateKeyCommand({ KeyId: keyId, ReplicaRegion: 'eu-west-1' }));
+    multiRegion = { keyId, arn: KeyMetadata?.Arn as string };
+    return multiRegion;
+  };
+  /** The calls a flow made in a Region other than the stack's: the replicas read where they live. */
+  const replicaReads = () =>
+    proxy
+      .calls()
+      .filter(
+        (call) =>
+          call.api === 'DescribeKey' && (call.detail as { key?: { arn: string } })?.key?.arn.includes(':eu-west-1:'),
+      );
+
+  it('audit reconciling a rotation whose event was lost, and reading a replica: every call is authorized', async () => {
+    const { keyId: primaryId } = await multiRegionPrimary();
+    const { keyId } = stackKey();
+    // Rotated with no event sent: the audit is the first to hear of it.
+    await deployed.clients.kms.send(new RotateKeyOnDemandCommand({ KeyId: keyId }));
+    // The whole fleet: moto's multi-Region key ids are not AWS's (docs/kms-facts.md#moto), so keyIds cannot name the primary.
+    const outcome = await authorizeFlow(
+      'audit reconcile',
+      'audit',
+      {},
+      { mustCall: ['Encrypt', 'Decrypt', 'GetParameter', 'PutParameter'] },
+    );
+    const report = (outcome as { result: { reconciliations: { keyId: string; outcome: string }[] } }).result;
+    expect(report.reconciliations).toContainEqual(expect.objectContaining({ keyId, outcome: 'validated' }));
+    expect(primaryId).toMatch(/^mrk-/);
+    expect(replicaReads()).toHaveLength(1);
   });
 
   // --- selfTest -----------------------------------------------------------------------------------

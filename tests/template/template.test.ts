@@ -112,6 +112,9 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
     'kms:ListKeyRotations',
     'kms:GetKeyPolicy',
     'kms:EnableKeyRotation',
+    'kms:Encrypt',
+    'ssm:GetParameter',
+    'ssm:PutParameter',
     'ssm:GetParametersByPath',
     'lambda:InvokeFunction',
     'kms:GenerateDataKey*',
@@ -369,6 +372,27 @@ describe('Template: serverless package output', () => {
         expect(actions).not.toContain('kms:*');
         expect(actions).not.toContain('*');
         expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+      }
+    });
+
+    it('reads replicas in other Regions with DescribeKey alone, on multi-Region keys of this account only, and only where a rotation is validated', () => {
+      const replicaStatements = ofType('AWS::IAM::Role').flatMap(([logicalId, role]) =>
+        statementsOf(role)
+          .filter((statement) => JSON.stringify(statement.Resource).includes(':kms:*:'))
+          .map((statement) => ({ logicalId, statement })),
+      );
+      expect(replicaStatements.map(({ logicalId }) => logicalId).sort()).toEqual([
+        'AuditRole',
+        'OnRotationRole',
+        'RotateRole',
+      ]);
+      for (const { statement } of replicaStatements) {
+        expect(statement).toEqual({
+          Sid: 'ReadReplicasInTheirRegions',
+          Effect: 'Allow',
+          Action: 'kms:DescribeKey',
+          Resource: { 'Fn::Sub': 'arn:${AWS::Partition}:kms:*:${AWS::AccountId}:key/mrk-*' },
+        });
       }
     });
 

@@ -16,7 +16,7 @@ import {
   ListResourceTagsCommand,
 } from '@aws-sdk/client-kms';
 import { GetTopicAttributesCommand, SNSClient } from '@aws-sdk/client-sns';
-import type { CallInspector, InspectedRequest } from '../aws-proxy';
+import { type CallInspector, type InspectedRequest, signedRegionOf } from '../aws-proxy';
 
 /** A key as it was just before a call. */
 export interface KeySnapshot {
@@ -194,9 +194,21 @@ export const createCallRecorder = (opts: { target: string; region: string; clock
   };
   const kms = new KMSClient(config);
   const sns = new SNSClient(config);
+  // A call signed for another Region (a multi-Region primary's replica, read where it lives) names a key there.
+  const kmsIn = new Map<string, KMSClient>([[opts.region, kms]]);
+  const kmsFor = (region: string | undefined): KMSClient => {
+    if (!region) return kms;
+    let client = kmsIn.get(region);
+    if (!client) {
+      client = new KMSClient({ ...config, region });
+      kmsIn.set(region, client);
+    }
+    return client;
+  };
   let history: Record<string, TagWrite[]> = {};
 
-  const snapshot = async (keyRef: string): Promise<KeySnapshot | undefined> => {
+  const snapshot = async (keyRef: string, inRegion?: string): Promise<KeySnapshot | undefined> => {
+    const kms = kmsFor(inRegion);
     let m: Record<string, string>;
     try {
       const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: keyRef }));
@@ -256,7 +268,7 @@ export const createCallRecorder = (opts: { target: string; region: string; clock
       const api = action.slice(4);
       const named = (params.TargetKeyId ?? params.KeyId) as string | undefined;
       if (named && !KMS_WITHOUT_KEY_RESOURCE.has(api)) {
-        const key = await snapshot(named);
+        const key = await snapshot(named, signedRegionOf(request.headers));
         if (key) kept.key = key;
         else kept.keyNotFound = named;
       }

@@ -25,6 +25,12 @@ const Checkpoint = z.strictObject({
     suppressed: z.optional(Count),
     suppressedByRule: z.optional(Counts),
     expiredExceptions: z.optional(Count),
+    // Optional: a checkpoint written before reconciliation existed has none of these.
+    reconciled: z.optional(Count),
+    reconcileFailed: z.optional(Count),
+    reconcileUnfinished: z.optional(Count),
+    // Optional: per-key notifications sent (ImportedMaterialExpiring, RotationDue), by type.
+    keyNotifications: z.optional(Counts),
     declaredSeen: z.array(z.string().check(z.regex(KEY_ID_PATTERN))).check(z.maxLength(1000)),
   }),
 });

@@ -17,6 +17,10 @@ export const EXPLAINED_GRANTS: Record<string, string> = {
     'the lease is read only when another run holds a key the audit would remediate, to name that run in the finding; tests/unit/audit/audit-fleet.test.ts makes that happen',
   'SelfTestRole/self-test#HoldKeyLeases dynamodb:GetItem':
     "the lease is read only when another run holds it; a self-test's throwaway keys are its own alone",
+  'OnRotationRole/on-rotation#ReadReplicasInTheirRegions kms:DescribeKey':
+    "moto names a multi-Region key mrk-<uuid>, not AWS's mrk-<32 hex>, so no rotation event can name one here; the same read by rotate and audit is evaluated, and tests/unit/rotate/replicas-after-rotation.test.ts covers onRotation's",
+  'RotateRole/rotate#ReadReplicasInTheirRegions kms:DescribeKey':
+    "moto cannot decrypt under a multi-Region key (its ciphertext header holds a 36-character key id; an mrk- id has 40), so no on-demand rotation of one validates here; the audit's same read is evaluated, and tests/unit/rotate/replicas-after-rotation.test.ts covers rotate's",
   'AuditRole/audit#ContinueInANewSlice lambda:InvokeFunction':
     'the audit hands the rest of a large fleet to a new invocation of itself; the test fleet fits in one slice',
   'RotateRole/rotate#RotateManagedKeys kms:CreateAlias':

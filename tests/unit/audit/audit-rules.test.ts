@@ -418,6 +418,7 @@ describe('Function: auditKey', () => {
       'declared-key-missing',
       'key-unreadable',
       'exception-malformed',
+      'replica-material',
     ]);
     expect(CONTROLS['exception-malformed'].join(' ')).toMatch(/CA-5.*owner and an end date/s);
   });

@@ -358,6 +358,8 @@ describe('Function: handler (onRotation)', () => {
       expect(saved).toEqual({
         managed: true,
         openDrift: { 'alias-drift:x': '2026-11-01' },
+        // The rotation validated, for the audit's reconciliation to start after.
+        lastValidatedRotation: { keyMaterialId: CURRENT_MATERIAL, rotationDate: '2026-11-20T03:11:50.000Z' },
         canary: {
           ciphertext: Buffer.from(seal(plaintext)).toString('base64'),
           plaintextSha256: sha256Hex(plaintext),
@@ -404,7 +406,12 @@ describe('Function: handler (onRotation)', () => {
         expect.objectContaining({ id: 'canary', status: 'skipped', detail: expect.stringContaining('no data') }),
       );
       expect(kms).toHaveReceivedCommandTimes(DecryptCommand, 1); // the probe only
-      expect(savedRecords(ssm)).toEqual([{ canary: expect.objectContaining({ plaintextSha256: expect.any(String) }) }]);
+      expect(savedRecords(ssm)).toEqual([
+        {
+          lastValidatedRotation: { keyMaterialId: CURRENT_MATERIAL, rotationDate: '2026-11-20T03:11:50.000Z' },
+          canary: expect.objectContaining({ plaintextSha256: expect.any(String) }),
+        },
+      ]);
       expect(publishedNotifications(sns)[0]?.attributes?.severity?.StringValue).toBe('INFO');
     });
 
@@ -944,7 +951,12 @@ describe('Function: handler (onRotation)', () => {
       // Assess
       await expect(result).rejects.toBeInstanceOf(AwsServiceError);
       await expect(result).rejects.toMatchObject({ retryable: true, operation: 'Publish' });
-      expect(savedRecords(ssm)).toEqual([{ canary: expect.objectContaining({ ciphertext: expect.any(String) }) }]);
+      expect(savedRecords(ssm)).toEqual([
+        {
+          lastValidatedRotation: { keyMaterialId: CURRENT_MATERIAL, rotationDate: '2026-11-20T03:11:50.000Z' },
+          canary: expect.objectContaining({ ciphertext: expect.any(String) }),
+        },
+      ]);
     });
 
     it('validates without the canary, saying so, and leaves the unread state as it is, when GetParameter fails', async () => {

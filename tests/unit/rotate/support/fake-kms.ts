@@ -84,6 +84,8 @@ export interface FakeKeyInit {
   keyState?: string;
   multiRegion?: boolean;
   multiRegionKeyType?: string;
+  /** A multi-Region primary's replicas, as DescribeKey lists them. */
+  replicaKeys?: { region: string; arn: string }[];
   customKeyStoreId?: string;
   description?: string;
   signingAlgorithms?: string[];
@@ -185,6 +187,7 @@ export class FakeKms implements KeyReader, KeyCrypto, KeyAdmin, KeyProver, Throw
         keyManager: init.keyManager ?? 'CUSTOMER',
         multiRegion: init.multiRegion ?? false,
         multiRegionKeyType: init.multiRegionKeyType,
+        ...(init.replicaKeys ? { replicaKeys: init.replicaKeys } : {}),
         currentKeyMaterialId: current.id,
         creationDate: new Date('2025-01-01T00:00:00Z'),
         description: init.description ?? `key ${this.created}`,
