@@ -71,7 +71,10 @@ export type NotificationType =
   | 'RotationFailed'
   | 'DriftDetected'
   | 'DriftRemediated'
-  | 'AuditCompleted';
+  | 'AuditCompleted'
+  | 'PredecessorDisabled'
+  | 'PredecessorDeletionScheduled'
+  | 'PredecessorInUse';
 
 /** The SNS message contract (docs/architecture.md#notifications): the JSON body of every notification. */
 export interface Notification {

@@ -75,6 +75,9 @@ describe('Stage parameter defaults: one place, config/defaults.json', () => {
       auditQuotaShare: config.audit.quotaShare,
       auditRateLimits: config.audit.rateLimits,
       securityHubFindings: config.securityHubFindings,
+      retireMode: config.retire.mode,
+      retireDisableAfterDays: config.retire.disableAfterDays,
+      retireDeleteAfterDays: config.retire.deleteAfterDays,
     }).toEqual({
       rotationEventToleranceMinutes: Number(STAGE_DEFAULTS.rotationEventToleranceMinutes),
       onDemandRotationLimit: Number(STAGE_DEFAULTS.onDemandRotationLimit),
@@ -89,6 +92,9 @@ describe('Stage parameter defaults: one place, config/defaults.json', () => {
       auditQuotaShare: Number(STAGE_DEFAULTS.auditQuotaShare),
       auditRateLimits: {},
       securityHubFindings: STAGE_DEFAULTS.securityHubFindings === 'true',
+      retireMode: STAGE_DEFAULTS.retireMode,
+      retireDisableAfterDays: Number(STAGE_DEFAULTS.retireDisableAfterDays),
+      retireDeleteAfterDays: Number(STAGE_DEFAULTS.retireDeleteAfterDays),
     });
   });
 });
