@@ -581,11 +581,11 @@ const summaryOf = (report: Omit<RetireReport, 'summary'>): string => {
  */
 export const retirePredecessors = async (request: RetireRequest, deps: RetireDeps): Promise<RetireReport> => {
   const { mode } = deps.settings;
+  const dryRun = dryRunOf(request, mode);
   if (mode === 'off' && request.dryRun !== true) {
     const report = { mode, dryRun: true, examined: 0, keys: [] };
     return { ...report, summary: summaryOf(report) };
   }
-  const dryRun = dryRunOf(request, mode);
   const keys: RetiredKeyReport[] = [];
   let failure: unknown;
   for (const keyId of await candidatesOf(request, deps)) {
