@@ -14,6 +14,22 @@ const RetirePayload = z.strictObject({
 /** KMS's answers to a use of a disabled key, or of one pending deletion (docs/kms-facts.md#retiring-a-key). */
 export const USE_REFUSED_ERRORS = ['DisabledException', 'KMSInvalidStateException'] as const;
 
+/** KMS's cryptographic operations: the uses of a key a refusal tells of. */
+export const USE_CALLS = [
+  'Encrypt',
+  'Decrypt',
+  'ReEncrypt',
+  'GenerateDataKey',
+  'GenerateDataKeyWithoutPlaintext',
+  'GenerateDataKeyPair',
+  'GenerateDataKeyPairWithoutPlaintext',
+  'Sign',
+  'Verify',
+  'GenerateMac',
+  'VerifyMac',
+  'DeriveSharedSecret',
+] as const;
+
 /**
  * A cryptographic call KMS refused on a disabled or pending-deletion key, as CloudTrail records it
  * and EventBridge delivers it (read-only management events: the rule's state
@@ -24,7 +40,7 @@ const UseAttemptEvent = z.object({
   'detail-type': z.literal('AWS API Call via CloudTrail'),
   detail: z.looseObject({
     eventSource: z.literal('kms.amazonaws.com', { error: 'must be "kms.amazonaws.com"' }),
-    eventName: matching(/^[A-Za-z]{1,64}$/, 'must be a KMS API name'),
+    eventName: z.enum(USE_CALLS, { error: 'must be a KMS cryptographic operation' }),
     eventTime: z.iso.datetime({ offset: true }),
     eventID: z.optional(text(128)),
     errorCode: z.enum(USE_REFUSED_ERRORS, { error: `must be one of ${USE_REFUSED_ERRORS.join(', ')}` }),
