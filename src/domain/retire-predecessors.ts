@@ -37,7 +37,7 @@ const retirementStepOf = (tags: Tags): RetirementStep | undefined => {
   return value === 'disabled' || value === 'deletion-scheduled' || value === 'stopped' ? value : undefined;
 };
 
-/** KMS's longest pending window for ScheduleKeyDeletion (7 to 30 days; docs/kms-facts.md#deletion). */
+/** KMS's longest pending window for ScheduleKeyDeletion (7 to 30 days; docs/kms-facts.md#retiring-a-key). */
 export const LONGEST_DELETION_WINDOW_DAYS = 30;
 
 export type RetireMode = 'off' | 'dry-run' | 'enforce';

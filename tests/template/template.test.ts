@@ -396,7 +396,7 @@ describe('Template: serverless package output', () => {
         ).toBe('retired');
       }
       const deletion = statements.find((statement) => actionsOf(statement).includes('kms:ScheduleKeyDeletion'));
-      expect(deletion?.Condition?.NumericEquals).toEqual({ 'kms:ScheduleKeyDeletionPendingWindowInDays': 30 });
+      expect(deletion?.Condition?.NumericEquals).toEqual({ 'kms:ScheduleKeyDeletionPendingWindowInDays': '30' });
       const tagging = statements.find((statement) => actionsOf(statement).includes('kms:TagResource'));
       expect(tagging?.Condition).toMatchObject({
         StringEquals: { 'aws:RequestTag/kms-rotation:retirement': ['disabled', 'deletion-scheduled', 'stopped'] },
