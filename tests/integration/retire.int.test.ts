@@ -20,6 +20,8 @@ import type { DeployedStack } from '../../scripts/lib/stack';
 import { deployTestStack } from './support/deployed-stack';
 
 const DAY = 86_400_000;
+/** When KMS began tracking the keys, as if they were made long ago (a key made now is tracked from now). */
+const LONG_AGO = new Date(Date.now() - 400 * DAY);
 
 interface RetireReport {
   mode: string;
@@ -170,7 +172,11 @@ describe('Function: retire against the local AWS emulator', () => {
     const { predecessor, successor, ciphertext } = await swapped(alias);
     // Eight days on: the swap, and the last use, were that long ago.
     await backdate(successor, 'kms-rotation:rotated-at', 8);
-    usage.seed(predecessor, { lastUsedAt: new Date(Date.now() - 8 * DAY), operation: 'Encrypt' });
+    usage.seed(predecessor, {
+      lastUsedAt: new Date(Date.now() - 8 * DAY),
+      operation: 'Encrypt',
+      trackingStartDate: LONG_AGO,
+    });
 
     const dry = await ok<RetireReport>('retire', { dryRun: true, keyId: predecessor });
     expect(dry.keys[0]?.steps.at(-1)).toMatchObject({ step: 'disablePredecessor', status: 'planned' });
@@ -223,7 +229,11 @@ describe('Function: retire against the local AWS emulator', () => {
   it('schedules the deletion of a predecessor disabled and unused for 7 more days with the 30-day window, notifies PredecessorDeletionScheduled; a refused use cancels it', async () => {
     const { predecessor, successor, ciphertext } = await swapped('alias/it/retire-deleted');
     await backdate(successor, 'kms-rotation:rotated-at', 20);
-    usage.seed(predecessor, { lastUsedAt: new Date(Date.now() - 20 * DAY), operation: 'Encrypt' });
+    usage.seed(predecessor, {
+      lastUsedAt: new Date(Date.now() - 20 * DAY),
+      operation: 'Encrypt',
+      trackingStartDate: LONG_AGO,
+    });
     await ok<RetireReport>('retire', { keyId: predecessor });
     expect((await stateOf(predecessor))?.KeyState).toBe('Disabled');
     await inbox.drain();
@@ -261,7 +271,7 @@ describe('Function: retire against the local AWS emulator', () => {
   it('never touches a key an alias points at, nor one whose lineage the successor does not confirm', async () => {
     const { predecessor, successor } = await swapped('alias/it/retire-kept');
     await backdate(successor, 'kms-rotation:rotated-at', 30);
-    usage.seed(predecessor, { lastUsedAt: new Date(Date.now() - 30 * DAY) });
+    usage.seed(predecessor, { lastUsedAt: new Date(Date.now() - 30 * DAY), trackingStartDate: LONG_AGO });
     await clients.kms.send(
       new CreateAliasCommand({
         AliasName: 'alias/it/legacy-reader',
