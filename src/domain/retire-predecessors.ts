@@ -206,6 +206,13 @@ export const checkLineage = async (
   };
 };
 
+/** What a step did, and whether an alias stopped it. */
+interface StepResult {
+  report: RetireStepReport;
+  notification?: Notification;
+  aliased?: boolean;
+}
+
 /** Aliases are re-read just before any change: a key an alias points at is never disabled or deleted. */
 const aliasesOn = async (keyId: string, deps: RetireDeps): Promise<string[]> =>
   (await deps.keys.listAliasesOf(keyId)).map((alias) => alias.aliasName);
@@ -303,12 +310,14 @@ export const disablePredecessor = async (
   usage: KeyLastUsage,
   deps: RetireDeps,
   dryRun: boolean,
-): Promise<{ report: RetireStepReport; notification?: Notification }> => {
+): Promise<StepResult> => {
   const keyId = state.key.keyId;
   const quietSince = later(state.swappedAt, usage.trackingStartDate, usage.lastUsedAt);
   const quietDays = (deps.clock.now().getTime() - quietSince.getTime()) / DAY_MS;
+  // Adopting a key found disabled (a run that died after DisableKey) needs the same quiet time:
+  // one someone else disabled early is not taken into the retirement before it is due.
   const adopting = state.key.keyState === 'Disabled';
-  if (!adopting && quietDays < deps.settings.disableAfterDays) {
+  if (quietDays < deps.settings.disableAfterDays) {
     return {
       report: {
         step: 'disablePredecessor',
@@ -334,6 +343,7 @@ export const disablePredecessor = async (
         status: 'skipped',
         detail: `${aliases.join(', ')} point${aliases.length === 1 ? 's' : ''} at ${keyId}: never disabled`,
       },
+      aliased: true,
     };
   }
   if (dryRun) {
@@ -372,11 +382,7 @@ export const disablePredecessor = async (
 };
 
 /** Step: schedule the deletion of a predecessor disabled `deleteAfterDays` ago and unused since, with the longest window. */
-export const scheduleDeletion = async (
-  state: RetiredKey,
-  deps: RetireDeps,
-  dryRun: boolean,
-): Promise<{ report: RetireStepReport; notification?: Notification }> => {
+export const scheduleDeletion = async (state: RetiredKey, deps: RetireDeps, dryRun: boolean): Promise<StepResult> => {
   const keyId = state.key.keyId;
   const disabledAt = isoOf(state.tags[RETIREMENT.at]);
   if (!disabledAt) {
@@ -390,7 +396,7 @@ export const scheduleDeletion = async (
   }
   const adopting = state.key.keyState === 'PendingDeletion';
   const disabledDays = (deps.clock.now().getTime() - disabledAt.getTime()) / DAY_MS;
-  if (!adopting && disabledDays < deps.settings.deleteAfterDays) {
+  if (disabledDays < deps.settings.deleteAfterDays) {
     return {
       report: {
         step: 'scheduleDeletion',
@@ -412,6 +418,7 @@ export const scheduleDeletion = async (
         status: 'skipped',
         detail: `${aliases.join(', ')} point${aliases.length === 1 ? 's' : ''} at ${keyId}: never deleted`,
       },
+      aliased: true,
     };
   }
   if (dryRun) {
@@ -510,7 +517,7 @@ const retireOne = async (keyId: string, deps: RetireDeps, dryRun: boolean): Prom
   }
   steps.push(result.report);
   const acted = result.report.status === 'done' || result.report.status === 'planned';
-  const aliased = result.report.detail.includes(': never ');
+  const { aliased } = result;
   const outcome: RetiredKeyReport['outcome'] = aliased
     ? 'aliased'
     : acted

@@ -177,6 +177,17 @@ describe('retire: the steps', () => {
   });
 });
 
+describe('retire: keys disabled by someone else', () => {
+  it('does not take into the retirement a key someone else disabled before it was due', async () => {
+    const w = world(3);
+    w.key(OLD).state = 'Disabled';
+    const report = await retirePredecessors({}, w.deps());
+    expect(report.keys[0]?.outcome).toBe('waiting');
+    expect(w.changes).toEqual([]);
+    expect(w.published).toEqual([]);
+  });
+});
+
 describe('retire: a use stops it', () => {
   it('a use recorded after the key was disabled re-enables it, notifies PredecessorInUse (WARNING) and stops the retirement for good', async () => {
     const w = world(30);
