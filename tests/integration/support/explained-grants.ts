@@ -17,6 +17,8 @@ export const EXPLAINED_GRANTS: Record<string, string> = {
     'the lease is read only when another run holds a key the audit would remediate, to name that run in the finding; tests/unit/audit/audit-fleet.test.ts makes that happen',
   'SelfTestRole/self-test#HoldKeyLeases dynamodb:GetItem':
     "the lease is read only when another run holds it; a self-test's throwaway keys are its own alone",
+  'RetireRole/retire#HoldKeyLeases dynamodb:GetItem':
+    'the lease is read only when another run holds the retired key, to name that run; tests/unit/retire/retire-predecessors.test.ts makes that happen',
   'AuditRole/audit#ContinueInANewSlice lambda:InvokeFunction':
     'the audit hands the rest of a large fleet to a new invocation of itself; the test fleet fits in one slice',
   'RotateRole/rotate#RotateManagedKeys kms:CreateAlias':
