@@ -285,6 +285,35 @@ const auditReportExpiryDays = async ({ resolveVariable }) =>
     'report retention',
   );
 
+/** `retireMode`: off, dry-run or enforce (docs/retire.md). */
+const RETIRE_MODES = ['off', 'dry-run', 'enforce'];
+const retireMode = async ({ resolveVariable }) => {
+  const raw = await readParam(resolveVariable, 'retireMode');
+  if (!RETIRE_MODES.includes(raw)) {
+    throw new StackParameterError(`Parameter "retireMode" must be one of ${RETIRE_MODES.join(', ')}, got "${raw}".`);
+  }
+  return raw;
+};
+
+/** Bounds of the retirement's waits (src/domain/retire-predecessors.ts, RETIRE_DAYS, holds the same). */
+const RETIRE_DAYS = { min: 7, max: 365 };
+const retireDisableAfterDays = async ({ resolveVariable }) =>
+  integerInRange(
+    'retireDisableAfterDays',
+    await readParam(resolveVariable, 'retireDisableAfterDays'),
+    RETIRE_DAYS.min,
+    RETIRE_DAYS.max,
+    'at least a week without use, at most a year',
+  );
+const retireDeleteAfterDays = async ({ resolveVariable }) =>
+  integerInRange(
+    'retireDeleteAfterDays',
+    await readParam(resolveVariable, 'retireDeleteAfterDays'),
+    RETIRE_DAYS.min,
+    RETIRE_DAYS.max,
+    'at least a week disabled, at most a year',
+  );
+
 /** The declared state of the provisioned key, as tags: managed, its aliases, its rotation period. */
 const keyTags = async ({ resolveVariable }) => {
   const period = await rotationPeriodDays({ resolveVariable });
@@ -335,6 +364,10 @@ module.exports = {
   auditReportExpiryDays,
   importExpiryWarningDays,
   rotationDueWarningDays,
+  retireMode,
+  retireDisableAfterDays,
+  retireDeleteAfterDays,
+  RETIRE_DAYS,
   ADMIN_ACTIONS,
   USER_ACTIONS,
 };

@@ -3,6 +3,7 @@ import STAGE_DEFAULTS from '../config/defaults.json';
 import { KMS_DEFAULT_QUOTAS } from './adapters/pacing';
 import { matching } from './adapters/schemas/zod';
 import { currentRuleId, type DriftMode, type DriftRuleId, REMEDIABLE_RULES } from './domain/drift-rules';
+import { RETIRE_DAYS, type RetireMode } from './domain/retire-predecessors';
 
 /** A whole number from an environment variable, within bounds, defaulted when unset. */
 const wholeNumber = (min: number, max: number, fallback: number) =>
@@ -104,6 +105,13 @@ const Environment = z.object({
       'may only list alias names or folders like alias/app/* (never alias/aws/)',
     ),
   ),
+  RETIRE_MODE: z._default(z.enum(['off', 'dry-run', 'enforce']), STAGE_DEFAULTS.retireMode as RetireMode),
+  RETIRE_DISABLE_AFTER_DAYS: wholeNumber(
+    RETIRE_DAYS.min,
+    RETIRE_DAYS.max,
+    Number(STAGE_DEFAULTS.retireDisableAfterDays),
+  ),
+  RETIRE_DELETE_AFTER_DAYS: wholeNumber(RETIRE_DAYS.min, RETIRE_DAYS.max, Number(STAGE_DEFAULTS.retireDeleteAfterDays)),
   ON_ROTATION_ROLE_NAME: z.optional(roleName),
   ROTATE_ROLE_NAME: z.optional(roleName),
   ON_KEY_ACTIVITY_ROLE_NAME: z.optional(roleName),
@@ -153,6 +161,8 @@ export interface ServiceConfig {
    * `securityHubFindings`, `SECURITY_HUB_FINDINGS`; docs/security-hub.md).
    */
   securityHubFindings: boolean;
+  /** `retire`: the stage's `retireMode`, `retireDisableAfterDays`, `retireDeleteAfterDays` (docs/retire.md). */
+  retire: { mode: RetireMode; disableAfterDays: number; deleteAfterDays: number };
 }
 
 /** Thrown at cold start when the function's environment is wrong: the message names the variable. */
@@ -215,6 +225,7 @@ export const SETTINGS_OF = {
     'AUDIT_ROTATION_DUE_WARNING_DAYS',
   ],
   selfTest: [...COMMON, ...ROTATION, 'SELF_TEST_ROLE_NAME'],
+  retire: [...COMMON, 'RETIRE_MODE', 'RETIRE_DISABLE_AFTER_DAYS', 'RETIRE_DELETE_AFTER_DAYS'],
 } as const satisfies Record<string, readonly Setting[]>;
 
 export type FunctionName = keyof typeof SETTINGS_OF;
@@ -261,6 +272,11 @@ export const loadConfig = (env: NodeJS.ProcessEnv, fn?: FunctionName): ServiceCo
       reportsBucket: parsed.data.AUDIT_REPORTS_BUCKET || undefined,
     },
     securityHubFindings: parsed.data.SECURITY_HUB_FINDINGS === 'true',
+    retire: {
+      mode: parsed.data.RETIRE_MODE,
+      disableAfterDays: parsed.data.RETIRE_DISABLE_AFTER_DAYS,
+      deleteAfterDays: parsed.data.RETIRE_DELETE_AFTER_DAYS,
+    },
   };
 };
 

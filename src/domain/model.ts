@@ -90,7 +90,10 @@ export type NotificationType =
   | 'AuditCompleted'
   | 'ImportedMaterialExpiring'
   | 'RotationDue'
-  | 'ReplicaMaterialLagging';
+  | 'ReplicaMaterialLagging'
+  | 'PredecessorDisabled'
+  | 'PredecessorDeletionScheduled'
+  | 'PredecessorInUse';
 
 /** The SNS message contract (docs/architecture.md#notifications): the JSON body of every notification. */
 export interface Notification {

@@ -9,6 +9,7 @@ import {
   ListKeyRotationsCommand,
   ReplicateKeyCommand,
   RotateKeyOnDemandCommand,
+  TagResourceCommand,
   UpdateAliasCommand,
 } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,6 +44,7 @@ import {
 import { type AwsProxy, startAwsProxy } from '../../scripts/lib/aws-proxy';
 import { accessKeyIdFor, type InvokeResult, invokeBundled } from '../../scripts/lib/invoke';
 import { importedMaterialGap } from '../../scripts/lib/kms-gaps/imported-material';
+import { type LastUsageGap, lastUsageGap } from '../../scripts/lib/kms-gaps/last-usage';
 import { rotationEvent } from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { deployTestStack, type TestStack } from './support/deployed-stack';
@@ -117,6 +119,8 @@ describe('Authorization: every AWS call of every flow, against the policies the 
   let remediate: ResolvedStack;
   let detect: ResolvedStack;
   let virtualOffsetMs = 0;
+  let lastUsage: LastUsageGap;
+  let retireDryRun: ResolvedStack;
   /** Everything evaluated, for the least-privilege check. */
   const total: Evaluation = emptyEvaluation();
   const importedGap = importedMaterialGap();
@@ -129,6 +133,8 @@ describe('Authorization: every AWS call of every flow, against the policies the 
         aliasScope: 'alias/app/*,alias/authz/*',
         securityHubFindings: 'true',
         auditReports: 'true',
+        // retire acts: its enforce-only policy and its rule of refused uses are deployed and evaluated.
+        retireMode: 'enforce',
       },
     });
     stack = deployed.stack;
@@ -137,9 +143,15 @@ describe('Authorization: every AWS call of every flow, against the policies the 
       region: REGION,
       clock: () => Date.now() + virtualOffsetMs,
     });
-    // Imported material, which moto lacks, is filled for the keys a flow seeds (docs/kms-facts.md#moto).
-    proxy = await startAwsProxy({ target: deployed.emulator.endpoint, inspector: recorder, gaps: [importedGap] });
-    const resolve = (driftMode: string) =>
+    // What moto lacks, filled in the proxy (docs/kms-facts.md#moto), and recorded and evaluated like any call:
+    // imported material for the keys a flow seeds, and GetKeyLastUsage.
+    lastUsage = lastUsageGap();
+    proxy = await startAwsProxy({
+      target: deployed.emulator.endpoint,
+      inspector: recorder,
+      gaps: [importedGap, lastUsage],
+    });
+    const resolve = (driftMode: string, retireMode = 'enforce') =>
       resolveStack(deployed.pkg.template as CfnTemplate, {
         accountId: ACCOUNT,
         region: REGION,
@@ -148,10 +160,16 @@ describe('Authorization: every AWS call of every flow, against the policies the 
         // Deployed and resolved with securityHubFindings and auditReports on: the Security Hub calls of
         // the audit and the drift watch, and the audit's report objects (REST, named by the proxy from
         // method and path), are evaluated like every other call.
-        parameters: { DriftMode: driftMode, SecurityHubFindings: 'true', AuditReports: 'true' },
+        parameters: {
+          DriftMode: driftMode,
+          SecurityHubFindings: 'true',
+          AuditReports: 'true',
+          RetireMode: retireMode,
+        },
       });
     remediate = resolve('remediate');
     detect = resolve('detect');
+    retireDryRun = resolve('remediate', 'dry-run');
   });
 
   afterAll(async () => {
@@ -543,6 +561,103 @@ describe('Authorization: every AWS call of every flow, against the policies the 
     );
     expect(outcome).toMatchObject({ ok: true, result: { passed: true } });
   }, 300_000);
+
+  // --- retire -------------------------------------------------------------------------------------
+  describe('retire', () => {
+    let predecessor: { keyId: string; arn: string };
+    let successor: string;
+    const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000);
+    const backdate = (keyId: string, tagKey: string, days: number) =>
+      deployed.clients.kms.send(
+        new TagResourceCommand({ KeyId: keyId, Tags: [{ TagKey: tagKey, TagValue: daysAgo(days).toISOString() }] }),
+      );
+    const retireCallsOf = async (flow: string, event: unknown) => {
+      const { outcome, calls } = await runFlow(flow, 'retire', event);
+      expect(outcome.ok, JSON.stringify(outcome.ok ? outcome.result : outcome.error)).toBe(true);
+      return calls;
+    };
+
+    it('retire, disable a retired predecessor unused since the swap: every call is authorized', async () => {
+      predecessor = await managedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', 'alias/authz/retired');
+      const swap = await authorizeFlow(
+        'rotate alias-swap to retire',
+        'rotate',
+        { key: 'alias/authz/retired', strategy: 'alias-swap' },
+        { mustCall: ['CreateKey'] },
+      );
+      successor = (swap as { result: { successor: string } }).result.successor;
+      await backdate(successor, 'kms-rotation:rotated-at', 200);
+      lastUsage.seed(predecessor.keyId, { trackingStartDate: daysAgo(400), lastUsedAt: daysAgo(200) });
+      const outcome = await authorizeFlow(
+        'retire disable',
+        'retire',
+        { scheduled: true },
+        {
+          mustCall: ['GetResources', 'GetKeyLastUsage', 'ListAliases', 'DisableKey', 'Publish', 'TagResource'],
+        },
+      );
+      expect(JSON.stringify(outcome)).toContain('"outcome":"disabled"');
+    });
+
+    it('retire, schedule the deletion of a predecessor disabled long enough: every call is authorized', async () => {
+      await backdate(predecessor.keyId, 'kms-rotation:retirement-at', 90);
+      await authorizeFlow(
+        'retire schedule deletion',
+        'retire',
+        { keyId: predecessor.keyId },
+        {
+          mustCall: ['ScheduleKeyDeletion', 'TagResource', 'Publish'],
+        },
+      );
+    });
+
+    it('retire, a refused use of the key pending deletion (CloudTrail): cancel, enable, notify, every call is authorized', async () => {
+      const at = new Date().toISOString();
+      await authorizeFlow(
+        'retire use attempt',
+        'retire',
+        {
+          version: '0',
+          id: 'authz-use-attempt',
+          'detail-type': 'AWS API Call via CloudTrail',
+          source: 'aws.kms',
+          account: ACCOUNT,
+          time: at,
+          region: REGION,
+          resources: [],
+          detail: {
+            eventSource: 'kms.amazonaws.com',
+            eventName: 'Decrypt',
+            eventTime: at,
+            eventID: 'authz-ct-1',
+            errorCode: 'KMSInvalidStateException',
+            userIdentity: { arn: `arn:aws:sts::${ACCOUNT}:assumed-role/OrdersService/i-1` },
+            resources: [{ ARN: predecessor.arn }],
+          },
+        },
+        { mustCall: ['CancelKeyDeletion', 'EnableKey', 'TagResource', 'Publish'] },
+      );
+    });
+
+    it('retire in dry-run mode: a dry run is authorized; what it would do is denied to the role deployed so', async () => {
+      const dryRunCallers = callersOf(retireDryRun);
+      const planned = await retireCallsOf('retire dry run', { dryRun: true });
+      const dry = await evaluateCalls(retireDryRun, dryRunCallers, planned, recorder.tagHistory());
+      expect(dry.evaluated).toBeGreaterThan(0);
+      expect(dry.denials, formatDenials(dry.denials)).toEqual([]);
+      // The calls of the enforce flows above, against the dry-run stack: every change is denied.
+      const other = await managedKey('SYMMETRIC_DEFAULT', 'ENCRYPT_DECRYPT', 'alias/authz/retired-dry');
+      const swap = await authorizeFlow('rotate alias-swap to retire (dry)', 'rotate', {
+        key: 'alias/authz/retired-dry',
+        strategy: 'alias-swap',
+      });
+      await backdate((swap as { result: { successor: string } }).result.successor, 'kms-rotation:rotated-at', 60);
+      lastUsage.seed(other.keyId, { trackingStartDate: daysAgo(400), lastUsedAt: daysAgo(60) });
+      const acting = await retireCallsOf('retire disable (judged as dry-run)', { keyId: other.keyId });
+      const judged = await evaluateCalls(retireDryRun, dryRunCallers, acting, recorder.tagHistory());
+      expect(judged.denials.map((denial) => denial.action).sort()).toEqual(['kms:DisableKey', 'kms:TagResource']);
+    });
+  });
 
   // --- what AWS services of the stack do with its policies ---------------------------------------
   it("lets the stack's AWS services do their part: alarms publish to the encrypted topic, rules invoke their functions and fill the DLQ, Lambda writes logs and on-failure records", async () => {

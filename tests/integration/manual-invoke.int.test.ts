@@ -239,6 +239,26 @@ describe('Manual invoke: the commands the emulator prints, run as printed', () =
         },
       ],
       [
+        '-f retire --stage prod --data \'{"dryRun":true}\'',
+        // The stage's default retireMode (dry-run): a plan of the predecessors the documented
+        // alias-swap retired, changing nothing.
+        (outcome) => {
+          expect(outcome.exitCode, shown(outcome)).toBe(0);
+          expect(outcome.result).toMatchObject({ mode: 'dry-run', dryRun: true, examined: expect.any(Number) });
+        },
+      ],
+      [
+        '-f retire --stage prod --data \'{"keyId":"1234abcd-..."}\'',
+        // A placeholder to fill in: as written it is refused, naming the field, before any AWS call.
+        (outcome) => {
+          expect(outcome.exitCode, shown(outcome)).toBe(1);
+          expect(outcome.result).toMatchObject({
+            errorType: 'InvalidInputError',
+            errorMessage: expect.stringMatching(/keyId/),
+          });
+        },
+      ],
+      [
         '-f selfTest --stage prod',
         (outcome) => {
           expect(outcome.exitCode, shown(outcome)).toBe(0);

@@ -139,6 +139,22 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
     'kms:Decrypt',
     'sns:Publish',
   ],
+  RetireRole: [
+    'logs:CreateLogStream',
+    'logs:PutLogEvents',
+    'dynamodb:PutItem',
+    'dynamodb:GetItem',
+    'dynamodb:DeleteItem',
+    'kms:DescribeKey',
+    'kms:ListResourceTags',
+    'kms:ListAliases',
+    'tag:GetResources',
+    'kms:GetKeyLastUsage',
+    'kms:GenerateDataKey*',
+    'kms:Decrypt',
+    'sns:Publish',
+    'sqs:SendMessage',
+  ],
 };
 
 /** Actions AWS cannot scope to a resource; anything else on "*" must be conditioned. */
@@ -149,6 +165,10 @@ describe('Template: serverless package output', () => {
   let resources: Record<string, Resource>;
   const ofType = (type: string): [string, Resource][] =>
     Object.entries(resources).filter(([, resource]) => resource.Type === type);
+  const statementsOfRole = (role: Resource): Statement[] =>
+    (role.Properties.Policies as { PolicyDocument: { Statement: Statement[] } }[]).flatMap(
+      (policy) => policy.PolicyDocument.Statement,
+    );
   const only = (type: string): Resource => {
     const found = ofType(type);
     expect(found).toHaveLength(1);
@@ -264,6 +284,7 @@ describe('Template: serverless package output', () => {
       'handlers/on-key-activity.handler': 'onKeyActivity',
       'handlers/audit.handler': 'audit',
       'handlers/self-test.handler': 'selfTest',
+      'handlers/retire.handler': 'retire',
     };
     const functions = ofType('AWS::Lambda::Function');
     expect(functions.map(([, fn]) => byHandler[String(fn.Properties.Handler)]).sort()).toEqual(
@@ -308,6 +329,111 @@ describe('Template: serverless package output', () => {
     });
   });
 
+  describe('Function: retire', () => {
+    const retireRule = () => resources.RetireUseAttemptRule as Resource & { Condition?: string };
+
+    it('runs daily with {"scheduled": true} and the retireMode, its waits and the lease table, with its own role', () => {
+      const fn = resources.RetireLambdaFunction as Resource;
+      expect(fn.Properties).toMatchObject({
+        Handler: 'handlers/retire.handler',
+        Runtime: 'nodejs22.x',
+        Role: { 'Fn::GetAtt': ['RetireRole', 'Arn'] },
+      });
+      const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(env).toMatchObject({
+        RETIRE_MODE: 'dry-run',
+        RETIRE_DISABLE_AFTER_DAYS: '30',
+        RETIRE_DELETE_AFTER_DAYS: '60',
+        LEASE_TABLE: { Ref: 'KeyLeaseTable' },
+      });
+      const schedule = ofType('AWS::Events::Rule').find(
+        ([, rule]) =>
+          rule.Properties.ScheduleExpression === 'cron(30 3 * * ? *)' &&
+          JSON.stringify(rule.Properties.Targets).includes('RetireLambdaFunction'),
+      );
+      expect(schedule, 'the daily retire schedule').toBeDefined();
+      const targets = schedule?.[1].Properties.Targets as { Input: string }[];
+      expect(JSON.parse(targets[0]?.Input as string)).toEqual({ scheduled: true });
+    });
+
+    it('may change retired keys only in enforce mode (a conditional policy): disable, enable, cancel and schedule deletion with 30 days, tag its own progress', () => {
+      expect((pkg.template.Conditions as Record<string, unknown>).RetireEnforces).toEqual({
+        'Fn::Equals': [{ Ref: 'RetireMode' }, 'enforce'],
+      });
+      const parameter = (pkg.template.Parameters as Record<string, { Default: string; AllowedValues: string[] }>)
+        .RetireMode;
+      expect(parameter).toMatchObject({ Default: 'dry-run', AllowedValues: ['off', 'dry-run', 'enforce'] });
+      const role = resources.RetireRole as Resource;
+      const readOnly = statementsOfRole(role);
+      for (const action of [
+        'kms:DisableKey',
+        'kms:EnableKey',
+        'kms:ScheduleKeyDeletion',
+        'kms:CancelKeyDeletion',
+        'kms:TagResource',
+      ]) {
+        expect(readOnly.flatMap(actionsOf), action).not.toContain(action);
+      }
+      const lastUsage = readOnly.find((statement) => actionsOf(statement).includes('kms:GetKeyLastUsage'));
+      expect(lastUsage?.Condition).toEqual({ StringEquals: { 'aws:ResourceTag/kms-rotation:state': 'retired' } });
+
+      const policy = resources.RetireActsPolicy as Resource & { Condition?: string };
+      expect(policy.Condition).toBe('RetireEnforces');
+      expect(policy.Properties.Roles).toEqual([{ Ref: 'RetireRole' }]);
+      const statements = (policy.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+      expect(new Set(statements.flatMap(actionsOf))).toEqual(
+        new Set([
+          'kms:DisableKey',
+          'kms:EnableKey',
+          'kms:CancelKeyDeletion',
+          'kms:ScheduleKeyDeletion',
+          'kms:TagResource',
+        ]),
+      );
+      for (const statement of statements) {
+        expect(
+          (statement.Condition as { StringEquals: Record<string, unknown> }).StringEquals[
+            'aws:ResourceTag/kms-rotation:state'
+          ],
+          statement.Sid,
+        ).toBe('retired');
+      }
+      const deletion = statements.find((statement) => actionsOf(statement).includes('kms:ScheduleKeyDeletion'));
+      expect(deletion?.Condition?.NumericEquals).toEqual({ 'kms:ScheduleKeyDeletionPendingWindowInDays': '30' });
+      const tagging = statements.find((statement) => actionsOf(statement).includes('kms:TagResource'));
+      expect(tagging?.Condition).toMatchObject({
+        StringEquals: { 'aws:RequestTag/kms-rotation:retirement': ['disabled', 'deletion-scheduled', 'stopped'] },
+        'ForAllValues:StringEquals': {
+          'aws:TagKeys': [
+            'kms-rotation:retirement',
+            'kms-rotation:retirement-at',
+            'kms-rotation:retirement-stopped-by',
+          ],
+        },
+      });
+    });
+
+    it('hears refused uses of disabled or pending-deletion keys (read-only CloudTrail records) in enforce mode only', () => {
+      const rule = retireRule();
+      expect(rule.Condition).toBe('RetireEnforces');
+      expect(rule.Properties).toMatchObject({
+        State: 'ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS',
+        EventPattern: {
+          source: ['aws.kms'],
+          'detail-type': ['AWS API Call via CloudTrail'],
+          detail: { eventSource: ['kms.amazonaws.com'], errorCode: ['DisabledException', 'KMSInvalidStateException'] },
+        },
+      });
+      expect(JSON.stringify(rule.Properties.Targets)).toContain('RetireLambdaFunction');
+      expect((rule.Properties.Targets as { DeadLetterConfig: unknown }[])[0]?.DeadLetterConfig).toEqual({
+        Arn: { 'Fn::GetAtt': ['DeadLetterQueue', 'Arn'] },
+      });
+      const permission = resources.RetireUseAttemptPermission as Resource & { Condition?: string };
+      expect(permission.Condition).toBe('RetireEnforces');
+      expect(permission.Properties.SourceArn).toEqual({ 'Fn::GetAtt': ['RetireUseAttemptRule', 'Arn'] });
+    });
+  });
+
   describe('Function: onRotation', () => {
     it('runs on nodejs22.x with its own role and its bundle packaged', () => {
       const fn = resources.OnRotationLambdaFunction as Resource;
@@ -342,6 +468,7 @@ describe('Template: serverless package output', () => {
         'AuditLambdaFunction',
         'OnKeyActivityLambdaFunction',
         'OnRotationLambdaFunction',
+        'RetireLambdaFunction',
       ]);
       for (const config of configs) {
         expect(config.Properties.MaximumRetryAttempts).toBeLessThanOrEqual(2);
@@ -409,7 +536,9 @@ describe('Template: serverless package output', () => {
           actionsOf(statement).some((action) => action.startsWith('dynamodb:')),
         );
         expect(leaseStatements.map((statement) => statement.Resource)).toEqual(
-          ['RotateRole', 'SelfTestRole', 'OnKeyActivityRole', 'OnRotationRole', 'AuditRole'].includes(logicalId)
+          ['RotateRole', 'SelfTestRole', 'OnKeyActivityRole', 'OnRotationRole', 'AuditRole', 'RetireRole'].includes(
+            logicalId,
+          )
             ? [{ 'Fn::GetAtt': ['KeyLeaseTable', 'Arn'] }]
             : [],
         );
@@ -577,6 +706,7 @@ describe('Template: serverless package output', () => {
         'AuditSecurityHubPolicy',
         'OnKeyActivityRemediationPolicy',
         'OnKeyActivitySecurityHubPolicy',
+        'RetireActsPolicy',
       ]);
       expect((pkg.template.Conditions as Record<string, unknown>).SendsSecurityHubFindings).toEqual({
         'Fn::Equals': [{ Ref: 'SecurityHubFindings' }, 'true'],
@@ -764,6 +894,10 @@ describe('Template: stage parameters', () => {
     ['rotationPeriodDays', '2561', /rotationPeriodDays.*between 90 and 2560/],
     ['deletionWindowDays', '60', /deletionWindowDays.*between 7 and 30/],
     ['keyUsers', '*', /keyUsers.*wildcards are refused/],
+    ['retireMode', 'yes', /retireMode.*off, dry-run, enforce/],
+    ['retireDisableAfterDays', '6', /retireDisableAfterDays.*between 7 and 365/],
+    ['retireDeleteAfterDays', '366', /retireDeleteAfterDays.*between 7 and 365/],
+    ['retireDeleteAfterDays', 'later', /retireDeleteAfterDays.*whole number of days/],
   ])('refuses %s=%s at package time, naming the parameter', async (name, value, message) => {
     await expect(
       packageService({

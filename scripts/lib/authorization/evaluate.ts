@@ -182,6 +182,11 @@ export const requestsForCall = (
       const context: Record<string, string | string[]> = { ...base, ...keyContext(key) };
       if (api === 'TagResource') Object.assign(context, requestTagContext(tagsOf(params.Tags)));
       if (api === 'UntagResource' && Array.isArray(params.TagKeys)) context['aws:TagKeys'] = params.TagKeys as string[];
+      // KMS puts the request's PendingWindowInDays in kms:ScheduleKeyDeletionPendingWindowInDays
+      // (KMS Developer Guide, "AWS KMS condition keys": https://docs.aws.amazon.com/kms/latest/developerguide/conditions-kms.html).
+      if (api === 'ScheduleKeyDeletion' && params.PendingWindowInDays !== undefined) {
+        context['kms:ScheduleKeyDeletionPendingWindowInDays'] = String(params.PendingWindowInDays);
+      }
       if (api === 'PutKeyPolicy') {
         context['kms:BypassPolicyLockoutSafetyCheck'] = String(params.BypassPolicyLockoutSafetyCheck === true);
       }

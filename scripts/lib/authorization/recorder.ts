@@ -153,6 +153,7 @@ export const actionOf = (request: InspectedRequest): { action: string; params: R
         'ResourceTypeFilters',
         'EncryptionContext',
         'TableName',
+        'PendingWindowInDays',
       ),
     };
   }

@@ -21,6 +21,8 @@ export const EXPLAINED_GRANTS: Record<string, string> = {
     "moto names a multi-Region key mrk-<uuid>, not AWS's mrk-<32 hex>, so no rotation event can name one here; the same read by rotate and audit is evaluated, and tests/unit/rotate/replicas-after-rotation.test.ts covers onRotation's",
   'RotateRole/rotate#ReadReplicasInTheirRegions kms:DescribeKey':
     "moto cannot decrypt under a multi-Region key (its ciphertext header holds a 36-character key id; an mrk- id has 40), so no on-demand rotation of one validates here; the audit's same read is evaluated, and tests/unit/rotate/replicas-after-rotation.test.ts covers rotate's",
+  'RetireRole/retire#HoldKeyLeases dynamodb:GetItem':
+    'the lease is read only when another run holds the retired key, to name that run; tests/unit/retire/retire-predecessors.test.ts makes that happen',
   'AuditRole/audit#ContinueInANewSlice lambda:InvokeFunction':
     'the audit hands the rest of a large fleet to a new invocation of itself; the test fleet fits in one slice',
   'RotateRole/rotate#RotateManagedKeys kms:CreateAlias':

@@ -77,6 +77,9 @@ describe('Stage parameter defaults: one place, config/defaults.json', () => {
       securityHubFindings: config.securityHubFindings,
       importExpiryWarningDays: config.audit.importExpiryWarningDays,
       rotationDueWarningDays: config.audit.rotationDueWarningDays,
+      retireMode: config.retire.mode,
+      retireDisableAfterDays: config.retire.disableAfterDays,
+      retireDeleteAfterDays: config.retire.deleteAfterDays,
     }).toEqual({
       rotationEventToleranceMinutes: Number(STAGE_DEFAULTS.rotationEventToleranceMinutes),
       onDemandRotationLimit: Number(STAGE_DEFAULTS.onDemandRotationLimit),
@@ -93,6 +96,9 @@ describe('Stage parameter defaults: one place, config/defaults.json', () => {
       securityHubFindings: STAGE_DEFAULTS.securityHubFindings === 'true',
       importExpiryWarningDays: Number(STAGE_DEFAULTS.importExpiryWarningDays),
       rotationDueWarningDays: Number(STAGE_DEFAULTS.rotationDueWarningDays),
+      retireMode: STAGE_DEFAULTS.retireMode,
+      retireDisableAfterDays: Number(STAGE_DEFAULTS.retireDisableAfterDays),
+      retireDeleteAfterDays: Number(STAGE_DEFAULTS.retireDeleteAfterDays),
     });
   });
 });

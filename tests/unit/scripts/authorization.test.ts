@@ -441,6 +441,24 @@ describe('Function: requestsForCall and evaluateCalls', () => {
     ]);
   });
 
+  it('ScheduleKeyDeletion carries its window as kms:ScheduleKeyDeletionPendingWindowInDays, and none when the request names none', () => {
+    const key = snapshot({});
+    const [withWindow] = requestsForCall(
+      resolved,
+      caller,
+      { at: 0, action: 'kms:ScheduleKeyDeletion', params: { KeyId: key.keyId, PendingWindowInDays: 30 }, key },
+      {},
+    ).requests;
+    expect(withWindow?.context['kms:ScheduleKeyDeletionPendingWindowInDays']).toBe('30');
+    const [withoutWindow] = requestsForCall(
+      resolved,
+      caller,
+      { at: 0, action: 'kms:ScheduleKeyDeletion', params: { KeyId: key.keyId }, key },
+      {},
+    ).requests;
+    expect(withoutWindow?.context).not.toHaveProperty('kms:ScheduleKeyDeletionPendingWindowInDays');
+  });
+
   it('a call on a key uses its settled tags and the key policy; the stack key uses the template policy', () => {
     const key = snapshot({ m: 'x' });
     const { requests } = requestsForCall(
@@ -724,6 +742,17 @@ describe('Function: actionOf', () => {
       action: 'kms:CreateKey',
       params: { Tags: [{ TagKey: 'a', TagValue: 'b' }], BypassPolicyLockoutSafetyCheck: false },
     });
+    // The window of ScheduleKeyDeletion is kept: a policy may bound it (kms:ScheduleKeyDeletionPendingWindowInDays).
+    expect(
+      actionOf({
+        method: 'POST',
+        url: '/',
+        headers: { 'x-amz-target': 'TrentService.ScheduleKeyDeletion' },
+        body: JSON.stringify({ KeyId: 'k', PendingWindowInDays: 30 }),
+        api: 'ScheduleKeyDeletion',
+        signingService: 'kms',
+      }),
+    ).toEqual({ action: 'kms:ScheduleKeyDeletion', params: { KeyId: 'k', PendingWindowInDays: 30 } });
     const query = actionOf({
       method: 'POST',
       url: '/',

@@ -22,6 +22,7 @@ const HANDLERS = {
   onKeyActivity: () => import('../../../handlers/on-key-activity'),
   audit: () => import('../../../handlers/audit'),
   selfTest: () => import('../../../handlers/self-test'),
+  retire: () => import('../../../handlers/retire'),
 };
 export type FunctionName = keyof typeof HANDLERS;
 export type Handler = (event: unknown, context: Context) => Promise<unknown>;
