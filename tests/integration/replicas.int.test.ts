@@ -80,7 +80,7 @@ describe('Multi-Region replicas and reconciliation against the local AWS emulato
   // event and the audit's `keyIds` follow AWS's `mrk-` + 32 hex digits, and refuse them), and it
   // cannot decrypt under one (docs/kms-facts.md#moto). So the rotation is validated on record, as
   // onRotation leaves it, and the audits cover the whole fleet; onRotation's and rotate's replica
-  // checks are unit-tested (tests/unit/rotate/replicas-after-rotation.test.ts).
+  // checks are unit-tested (tests/unit/domain/rotate/replicas-after-rotation.test.ts).
   it('the audit finds a replica behind its primary WARNING, still behind at the next audit CRITICAL, and once caught up nothing', async () => {
     const alias = 'alias/app/global';
     const { KeyMetadata } = await kms.send(

@@ -14,15 +14,15 @@ export const EXPLAINED_GRANTS: Record<string, string> = {
   'OnRotationRole/on-rotation#HoldKeyLeases dynamodb:GetItem':
     'the lease is read only when another run holds the key, to name that run when the wait ends; tests/unit/handlers/on-rotation.test.ts makes that happen',
   'AuditRole/audit#HoldKeyLeases dynamodb:GetItem':
-    'the lease is read only when another run holds a key the audit would remediate, to name that run in the finding; tests/unit/audit/audit-fleet.test.ts makes that happen',
+    'the lease is read only when another run holds a key the audit would remediate, to name that run in the finding; tests/unit/domain/audit/audit-fleet.test.ts makes that happen',
   'SelfTestRole/self-test#HoldKeyLeases dynamodb:GetItem':
     "the lease is read only when another run holds it; a self-test's throwaway keys are its own alone",
   'OnRotationRole/on-rotation#ReadReplicasInTheirRegions kms:DescribeKey':
-    "moto names a multi-Region key mrk-<uuid>, not AWS's mrk-<32 hex>, so no rotation event can name one here; the same read by rotate and audit is evaluated, and tests/unit/rotate/replicas-after-rotation.test.ts covers onRotation's",
+    "moto names a multi-Region key mrk-<uuid>, not AWS's mrk-<32 hex>, so no rotation event can name one here; the same read by rotate and audit is evaluated, and tests/unit/domain/rotate/replicas-after-rotation.test.ts covers onRotation's",
   'RotateRole/rotate#ReadReplicasInTheirRegions kms:DescribeKey':
-    "moto cannot decrypt under a multi-Region key (its ciphertext header holds a 36-character key id; an mrk- id has 40), so no on-demand rotation of one validates here; the audit's same read is evaluated, and tests/unit/rotate/replicas-after-rotation.test.ts covers rotate's",
+    "moto cannot decrypt under a multi-Region key (its ciphertext header holds a 36-character key id; an mrk- id has 40), so no on-demand rotation of one validates here; the audit's same read is evaluated, and tests/unit/domain/rotate/replicas-after-rotation.test.ts covers rotate's",
   'RetireRole/retire#HoldKeyLeases dynamodb:GetItem':
-    'the lease is read only when another run holds the retired key, to name that run; tests/unit/retire/retire-predecessors.test.ts makes that happen',
+    'the lease is read only when another run holds the retired key, to name that run; tests/unit/domain/retire/retire-predecessors.test.ts makes that happen',
   'AuditRole/audit#ContinueInANewSlice lambda:InvokeFunction':
     'the audit hands the rest of a large fleet to a new invocation of itself; the test fleet fits in one slice',
   'RotateRole/rotate#RotateManagedKeys kms:CreateAlias':

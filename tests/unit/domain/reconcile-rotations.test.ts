@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { RotationRecord } from '../../../src/domain/model';
 import { reconcileRotations, reconciliationEvent, rotationsToReconcile } from '../../../src/domain/reconcile-rotations';
 import { validateRotation } from '../../../src/domain/validate-rotation';
-import { addManagedKey, createWorld, LOCATION, seedCanary, type World } from '../rotate/support/world';
+import { addManagedKey, createWorld, LOCATION, seedCanary, type World } from './rotate/support/world';
 
 const day = (n: number) => new Date(Date.UTC(2026, 1, n, 9, 0, 0));
 const ALIAS = 'alias/app/orders';

@@ -3,7 +3,7 @@ import { AwsServiceError } from '../../../src/domain/errors';
 import type { KeyDescription } from '../../../src/domain/model';
 import type { KeyRecord, ReplicaReader } from '../../../src/domain/ports';
 import { checkReplicas, judgeReplicas, watchReplicas } from '../../../src/domain/replica-material';
-import { FakeClock, LOCATION, RecordingNotifier } from '../rotate/support/world';
+import { FakeClock, LOCATION, RecordingNotifier } from './rotate/support/world';
 
 const KEY_ID = 'mrk-1234abcd12ab34cd56ef1234567890ab';
 const PRIMARY_MATERIAL = 'a'.repeat(64);

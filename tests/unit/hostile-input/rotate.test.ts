@@ -76,7 +76,7 @@ describe('rotate: generated hostile input', () => {
     'refuses every structurally invalid request with a bounded InvalidInputError naming the field, asking AWS nothing',
     async () => {
       target.aws.answers = 'fail';
-      // No payload at all (null, "") is refused naming the missing key: tests/unit/rotate/rotate-request.test.ts.
+      // No payload at all (null, "") is refused naming the missing key: tests/unit/adapters/rotate-request.test.ts.
       await assertProperty(
         refused(
           fc.oneof(
