@@ -70,6 +70,22 @@ export const toKeyDescription = (metadata: KeyMetadata | undefined, keyRef: stri
   };
 };
 
+/** TagResource on one key, by key id: every adapter that tags a key tags it this way. */
+export const tagKeyWith = async (
+  kms: KMSClient,
+  keyId: string,
+  tags: Readonly<Record<string, string>>,
+): Promise<void> => {
+  await callAws('TagResource', keyId, () =>
+    kms.send(
+      new TagResourceCommand({
+        KeyId: keyId,
+        Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
+      }),
+    ),
+  );
+};
+
 /** The one CreateKey request of a `NewKeySpec` (an alias-swap successor, a self-test key). */
 export const createKeyCommandOf = (spec: NewKeySpec): CreateKeyCommand =>
   new CreateKeyCommand({
@@ -233,14 +249,7 @@ export class KmsKeyGateway implements KeyReader, KeyCrypto, KeyAdmin, KeyProver,
   }
 
   async tagKey(keyId: string, tags: Readonly<Record<string, string>>): Promise<void> {
-    await callAws('TagResource', keyId, () =>
-      this.kms.send(
-        new TagResourceCommand({
-          KeyId: keyId,
-          Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
-        }),
-      ),
-    );
+    await tagKeyWith(this.kms, keyId, tags);
   }
 
   async updateAlias(aliasName: string, targetKeyId: string): Promise<void> {

@@ -5,10 +5,10 @@ import {
   GetKeyLastUsageCommand,
   type KMSClient,
   ScheduleKeyDeletionCommand,
-  TagResourceCommand,
 } from '@aws-sdk/client-kms';
 import type { KeyLastUsage, KeyRetirement } from '../domain/retire-predecessors';
 import { callAws } from './aws-errors';
+import { tagKeyWith } from './kms-key-gateway';
 
 /**
  * KMS behind `retire`'s own calls, on retired predecessors only. Keys are named by key id (moto
@@ -48,13 +48,6 @@ export class KmsKeyRetirement implements KeyRetirement {
   }
 
   async tagKey(keyId: string, tags: Readonly<Record<string, string>>): Promise<void> {
-    await callAws('TagResource', keyId, () =>
-      this.kms.send(
-        new TagResourceCommand({
-          KeyId: keyId,
-          Tags: Object.entries(tags).map(([TagKey, TagValue]) => ({ TagKey, TagValue })),
-        }),
-      ),
-    );
+    await tagKeyWith(this.kms, keyId, tags);
   }
 }

@@ -2,6 +2,7 @@ import type { AuditException } from './audit-exceptions';
 import { type AuditFinding, type AuditRuleId, CONTROLS } from './audit-rules';
 import type { DriftRuleId } from './drift-rules';
 import type { ServiceLocation, Severity } from './model';
+import type { Log } from './ports';
 
 /**
  * Audit findings (and, through `src/domain/drift-asff.ts`, drift findings) as AWS Security Finding
@@ -44,6 +45,22 @@ export interface SecurityFindings {
    */
   activeFindings(keyArns?: readonly string[]): Promise<AsffFinding[]>;
 }
+
+/**
+ * Sends one batch (findings imported open or suppressed, and findings resolved) to Security Hub,
+ * nothing when it is empty, and logs what went with `context` (the audit's or the event's id).
+ */
+export const sendFindings = async (
+  hub: SecurityFindings,
+  batch: { imports: readonly AsffFinding[]; resolved: readonly AsffFinding[] },
+  log: Log,
+  context: Record<string, unknown>,
+): Promise<{ imported: number; resolved: number }> => {
+  const { imports, resolved } = batch;
+  if (imports.length + resolved.length > 0) await hub.importFindings([...imports, ...resolved]);
+  log.info('findings sent to Security Hub', { ...context, imported: imports.length, resolved: resolved.length });
+  return { imported: imports.length, resolved: resolved.length };
+};
 
 /** ASFF limits of the fields this service bounds (docs/security-hub.md, AWS references). */
 export const ASFF_LIMITS = {

@@ -1,4 +1,4 @@
-import { type SecurityFindings, securityHubBatch } from './asff';
+import { type SecurityFindings, securityHubBatch, sendFindings } from './asff';
 import {
   type AuditException,
   applyExceptions,
@@ -749,14 +749,10 @@ const toSecurityHubSlice = async (
     now: deps.clock.now(),
     resolveUnseen,
   });
-  await deps.securityHub.importFindings([...imports, ...resolved]);
-  deps.log.info('findings sent to Security Hub', {
+  return sendFindings(deps.securityHub, { imports, resolved }, deps.log, {
     auditId: slice.auditId,
     slice: slice.slice,
-    imported: imports.length,
-    resolved: resolved.length,
   });
-  return { imported: imports.length, resolved: resolved.length };
 };
 
 /**

@@ -1,6 +1,6 @@
 import { type AliasScope, describeAliasScope, inAliasScope } from './alias-scope';
 import { aliasTargetOf } from './alias-target';
-import { keyArnOf, type SecurityFindings } from './asff';
+import { keyArnOf, type SecurityFindings, sendFindings } from './asff';
 import { EXCEPTABLE_RULES, readExceptions } from './audit-exceptions';
 import { type DeclaredState, readDeclaredState } from './declared-state';
 import { driftSecurityHubBatch } from './drift-asff';
@@ -304,13 +304,7 @@ const toSecurityHub = async (
       remediated,
     },
   );
-  if (imports.length + resolved.length > 0) await deps.securityHub.importFindings([...imports, ...resolved]);
-  deps.log.info('findings sent to Security Hub', {
-    eventId: activity.eventId,
-    imported: imports.length,
-    resolved: resolved.length,
-  });
-  return { imported: imports.length, resolved: resolved.length };
+  return sendFindings(deps.securityHub, { imports, resolved }, deps.log, { eventId: activity.eventId });
 };
 
 /** The keys an event concerns: the ones it names, an alias's target, and the keys that declare the alias. */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lintTemplate, type PackagedService, packageService } from '../../scripts/lib/stack';
 import { ALL_SETTINGS, type FunctionName, SETTINGS_OF } from '../../src/config';
+import { CRYPTOGRAPHIC_OPERATIONS } from '../../src/domain/kms-operations';
 
 /**
  * The CloudFormation template that `serverless package` generates, asserted resource by
@@ -421,7 +422,12 @@ describe('Template: serverless package output', () => {
         EventPattern: {
           source: ['aws.kms'],
           'detail-type': ['AWS API Call via CloudTrail'],
-          detail: { eventSource: ['kms.amazonaws.com'], errorCode: ['DisabledException', 'KMSInvalidStateException'] },
+          detail: {
+            eventSource: ['kms.amazonaws.com'],
+            // A management call refused on a disabled key (ScheduleKeyDeletion again, say) is no use: it must not wake retire.
+            eventName: [...CRYPTOGRAPHIC_OPERATIONS],
+            errorCode: ['DisabledException', 'KMSInvalidStateException'],
+          },
         },
       });
       expect(JSON.stringify(rule.Properties.Targets)).toContain('RetireLambdaFunction');

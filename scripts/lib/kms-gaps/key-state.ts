@@ -1,5 +1,6 @@
+import { isCryptographicOperation } from '../../../src/domain/kms-operations';
 import type { ApiGap } from '../aws-proxy';
-import { isCryptoApi, keyOfCryptoCall } from './moto-kms';
+import { keyOfCryptoCall } from './moto-kms';
 
 /** A cryptographic call the gap refused, as CloudTrail would record it (with its errorCode). */
 export interface RefusedCall {
@@ -29,7 +30,7 @@ export const keyStateGap = (opts: { now?: () => Date } = {}): KeyStateGap => {
   return {
     refused: () => [...refused],
     async answer({ api, body, region, target }) {
-      if (!isCryptoApi(api)) return undefined;
+      if (!isCryptographicOperation(api)) return undefined;
       const key = await keyOfCryptoCall(target, region ?? 'us-east-1', body);
       if (!key?.keyState || key.keyState === 'Enabled') return undefined;
       const errorCode = key.keyState === 'Disabled' ? 'DisabledException' : 'KMSInvalidStateException';

@@ -1,5 +1,6 @@
+import { isCryptographicOperation } from '../../../src/domain/kms-operations';
 import type { ApiGap } from '../aws-proxy';
-import { isCryptoApi, keyIdFrom, motoKms } from './moto-kms';
+import { keyIdFrom, motoKms } from './moto-kms';
 
 /** What GetKeyLastUsage answers for one key (KMS API Reference, GetKeyLastUsage). */
 export interface RecordedUsage {
@@ -66,7 +67,7 @@ export const lastUsageGap = (opts: { now?: () => Date; trackingStartedAt?: Date 
       };
     },
     amend({ api }, answer) {
-      if (!isCryptoApi(api) || answer.status !== 200) return undefined;
+      if (!isCryptographicOperation(api) || answer.status !== 200) return undefined;
       try {
         const keyId = keyIdFrom((JSON.parse(answer.body) as { KeyId?: unknown }).KeyId);
         if (keyId) usage.set(keyId, { ...usage.get(keyId), lastUsedAt: now(), operation: api });

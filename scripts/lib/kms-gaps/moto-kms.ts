@@ -46,24 +46,6 @@ export const motoKms = (
     call.end(payload);
   });
 
-/** The cryptographic operations of KMS: the ones GetKeyLastUsage records and a disabled key refuses. */
-export const CRYPTO_APIS = [
-  'Encrypt',
-  'Decrypt',
-  'ReEncrypt',
-  'GenerateDataKey',
-  'GenerateDataKeyWithoutPlaintext',
-  'GenerateDataKeyPair',
-  'GenerateDataKeyPairWithoutPlaintext',
-  'Sign',
-  'Verify',
-  'GenerateMac',
-  'VerifyMac',
-  'DeriveSharedSecret',
-] as const;
-
-export const isCryptoApi = (api: string): boolean => (CRYPTO_APIS as readonly string[]).includes(api);
-
 /** A key id from a key id or key ARN; undefined for anything else (an alias). */
 export const keyIdFrom = (ref: unknown): string | undefined => {
   if (typeof ref !== 'string') return undefined;

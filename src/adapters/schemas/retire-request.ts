@@ -1,5 +1,6 @@
 import * as z from 'zod/mini';
 import { InvalidInputError } from '../../domain/errors';
+import { CRYPTOGRAPHIC_OPERATIONS } from '../../domain/kms-operations';
 import type { RetireRequest, UseAttempt } from '../../domain/retire-predecessors';
 import { KEY_ID_PATTERN, KMS_EVENT_ENVELOPE } from './rotation-event';
 import { describeIssues, matching, noOptions, text } from './zod';
@@ -14,22 +15,6 @@ const RetirePayload = z.strictObject({
 /** KMS's answers to a use of a disabled key, or of one pending deletion (docs/kms-facts.md#retiring-a-key). */
 export const USE_REFUSED_ERRORS = ['DisabledException', 'KMSInvalidStateException'] as const;
 
-/** KMS's cryptographic operations: the uses of a key a refusal tells of. */
-export const USE_CALLS = [
-  'Encrypt',
-  'Decrypt',
-  'ReEncrypt',
-  'GenerateDataKey',
-  'GenerateDataKeyWithoutPlaintext',
-  'GenerateDataKeyPair',
-  'GenerateDataKeyPairWithoutPlaintext',
-  'Sign',
-  'Verify',
-  'GenerateMac',
-  'VerifyMac',
-  'DeriveSharedSecret',
-] as const;
-
 /**
  * A cryptographic call KMS refused on a disabled or pending-deletion key, as CloudTrail records it
  * and EventBridge delivers it (read-only management events: the rule's state
@@ -40,7 +25,7 @@ const UseAttemptEvent = z.object({
   'detail-type': z.literal('AWS API Call via CloudTrail'),
   detail: z.looseObject({
     eventSource: z.literal('kms.amazonaws.com', { error: 'must be "kms.amazonaws.com"' }),
-    eventName: z.enum(USE_CALLS, { error: 'must be a KMS cryptographic operation' }),
+    eventName: z.enum(CRYPTOGRAPHIC_OPERATIONS, { error: 'must be a KMS cryptographic operation' }),
     eventTime: z.iso.datetime({ offset: true }),
     eventID: z.optional(text(128)),
     errorCode: z.enum(USE_REFUSED_ERRORS, { error: `must be one of ${USE_REFUSED_ERRORS.join(', ')}` }),
