@@ -63,6 +63,15 @@ export interface LiveCounts {
   errors: Record<string, number>;
   /** Data that did not check right after it was made, by the key id KMS reported for it. */
   rejectedAtOnce: number;
+  /** With `rereadKept`: earlier data checked again by its kept key id (one a round), and how much of it did not check. */
+  rereads: number;
+  rereadRejected: number;
+}
+
+/** What `migrate` did: data re-made through the alias, and data left as it was because it no longer checked. */
+export interface MigrationCounts {
+  migrated: number;
+  notMigrated: number;
 }
 
 export interface RecheckCounts {
@@ -108,24 +117,38 @@ export interface Traffic {
   /** Live counts so far, per workload and phase. */
   live(): LiveCounts[];
   kept(): readonly KeptData[];
+  /**
+   * Migrates a workload's data away from a key, as a client does before that key is retired:
+   * each piece kept with `fromKeyId` is checked by that key id and, if good, made again through
+   * the workload's alias (for a ciphertext: decrypted and encrypted again under the key the alias
+   * names) and replaces the old piece (a new object: copies taken before keep the old one). Its
+   * calls are counted under the current phase; a piece that does not check stays as it was.
+   */
+  migrate(workload: string, fromKeyId: string): Promise<MigrationCounts>;
   /** Stops the loops and waits for the rounds under way; a wait for rounds not done by then is refused. */
   stop(): Promise<void>;
 }
 
 /**
  * Starts one loop per workload, without pause between rounds except `pacingMs` (which only keeps
- * the amount of kept data small enough to recheck), until `stop`.
+ * the amount of kept data small enough to recheck), until `stop`. With `rereadKept`, each round
+ * also checks one piece the workload kept earlier again by its kept key id, in turn: a client
+ * still reading old data, which is a use of the key that made it.
  */
 export const startTraffic = (opts: {
   calls: TrafficCalls;
   workloads: readonly Workload[];
   phase: string;
   pacingMs?: number;
+  rereadKept?: boolean;
 }): Traffic => {
   let phase = opts.phase;
   let running = true;
   const kept: KeptData[] = [];
   const liveCounts = new Map<string, LiveCounts>();
+  /** Per workload: where its pieces are in `kept`, and which one the next reread takes. */
+  const keptAt = new Map<string, number[]>(opts.workloads.map((workload) => [workload.name, []]));
+  const rereadCursor = new Map<string, number>();
   const roundsDone = new Map<string, number>(opts.workloads.map((workload) => [workload.name, 0]));
   const waiters: { until: Map<string, number>; resolve: () => void; reject: (error: Error) => void }[] = [];
 
@@ -133,7 +156,16 @@ export const startTraffic = (opts: {
     const id = `${workload}\u0000${phaseName}`;
     let counts = liveCounts.get(id);
     if (!counts) {
-      counts = { workload, phase: phaseName, calls: 0, failedCalls: 0, errors: {}, rejectedAtOnce: 0 };
+      counts = {
+        workload,
+        phase: phaseName,
+        calls: 0,
+        failedCalls: 0,
+        errors: {},
+        rejectedAtOnce: 0,
+        rereads: 0,
+        rereadRejected: 0,
+      };
       liveCounts.set(id, counts);
     }
     return counts;
@@ -169,11 +201,50 @@ export const startTraffic = (opts: {
     const kind = opts.calls[workload.kind];
     const message = new TextEncoder().encode(`${workload.name} record ${index} (${phaseName})`);
     const made = await call(counts, () => kind.make(workload.alias, message));
-    if (!made.ok) return;
-    const { keyId, proof } = made.value;
-    kept.push({ workload: workload.name, phase: phaseName, keyId, message, proof });
-    const checked = await call(counts, () => kind.check(keyId, message, proof));
-    if (checked.ok && !checked.value) counts.rejectedAtOnce += 1;
+    if (made.ok) {
+      const { keyId, proof } = made.value;
+      keptAt.get(workload.name)?.push(kept.length);
+      kept.push({ workload: workload.name, phase: phaseName, keyId, message, proof });
+      const checked = await call(counts, () => kind.check(keyId, message, proof));
+      if (checked.ok && !checked.value) counts.rejectedAtOnce += 1;
+    }
+    if (opts.rereadKept) await reread(workload, counts);
+  };
+
+  const reread = async (workload: Workload, counts: LiveCounts) => {
+    const at = keptAt.get(workload.name) ?? [];
+    if (at.length === 0) return;
+    // Walks back from the newest piece to the oldest, then starts again from the newest: every
+    // piece is read again once a pass, however much is made meanwhile.
+    const before = rereadCursor.get(workload.name) ?? -1;
+    const cursor = before >= 0 && before < at.length ? before : at.length - 1;
+    rereadCursor.set(workload.name, cursor - 1);
+    const data = kept[at[cursor] as number] as KeptData;
+    counts.rereads += 1;
+    const checked = await call(counts, () => opts.calls[workload.kind].check(data.keyId, data.message, data.proof));
+    if (checked.ok && !checked.value) counts.rereadRejected += 1;
+  };
+
+  const migrate = async (workloadName: string, fromKeyId: string): Promise<MigrationCounts> => {
+    const workload = opts.workloads.find((each) => each.name === workloadName);
+    if (!workload) throw new Error(`No workload ${workloadName} to migrate`);
+    const kind = opts.calls[workload.kind];
+    const result: MigrationCounts = { migrated: 0, notMigrated: 0 };
+    for (const index of [...(keptAt.get(workloadName) ?? [])]) {
+      const data = kept[index] as KeptData;
+      if (bareKeyId(data.keyId) !== bareKeyId(fromKeyId)) continue;
+      const counts = countsOf(workloadName, phase);
+      const checked = await call(counts, () => kind.check(data.keyId, data.message, data.proof));
+      const remade =
+        checked.ok && checked.value ? await call(counts, () => kind.make(workload.alias, data.message)) : undefined;
+      if (!remade?.ok) {
+        result.notMigrated += 1;
+        continue;
+      }
+      kept[index] = { ...data, keyId: remade.value.keyId, proof: remade.value.proof };
+      result.migrated += 1;
+    }
+    return result;
   };
 
   const loop = async (workload: Workload) => {
@@ -208,6 +279,7 @@ export const startTraffic = (opts: {
     },
     live: () => [...liveCounts.values()].map((counts) => ({ ...counts, errors: { ...counts.errors } })),
     kept: () => kept,
+    migrate,
     stop: async () => {
       running = false;
       await Promise.all(loops);

@@ -137,6 +137,113 @@ describe('Function: startTraffic', () => {
   });
 });
 
+describe('Function: startTraffic, reading old data and migrating it', () => {
+  it('with rereadKept, checks one earlier piece again by its kept key id each round, in turn, counting a no as rejected on reread', async () => {
+    const kms = fakeKms();
+    const traffic = startTraffic({
+      calls: kms.calls,
+      workloads: [workloads[0] as Workload],
+      phase: 'p',
+      rereadKept: true,
+    });
+    await traffic.rounds(2);
+    // The key moves: what key-1 made is still read by its kept key id, and key-1 answers.
+    kms.aliases['alias/a'] = 'key-2';
+    await traffic.rounds(4);
+    kms.falseOn.clear();
+    await traffic.stop();
+    const [counts] = traffic.live();
+    const kept = traffic.kept();
+    // A make, its check and a reread each round.
+    expect(counts).toMatchObject({ failedCalls: 0, rejectedAtOnce: 0, rereadRejected: 0 });
+    expect(counts?.rereads).toBe(kept.length);
+    expect(counts?.calls).toBe(3 * kept.length);
+    expect(new Set(kept.map((data) => bareKeyId(data.keyId)))).toEqual(new Set(['key-1', 'key-2']));
+  });
+
+  it('counts a reread of data whose key was disabled as a failed call, and one that says no as rejected on reread', async () => {
+    const kms = fakeKms();
+    const traffic = startTraffic({
+      calls: kms.calls,
+      workloads: [workloads[0] as Workload],
+      phase: 'p',
+      rereadKept: true,
+    });
+    await traffic.rounds(2);
+    kms.aliases['alias/a'] = 'key-2';
+    kms.disabled.add('key-1');
+    await traffic.rounds(4);
+    await traffic.stop();
+    const [counts] = traffic.live();
+    expect(counts?.rereads).toBeGreaterThanOrEqual(6);
+    expect(counts?.errors.DisabledException).toBeGreaterThan(0);
+    expect(counts?.failedCalls).toBe(counts?.errors.DisabledException);
+    expect(counts?.rejectedAtOnce).toBe(0);
+
+    const saying = fakeKms();
+    // One workload: 1 make, 2 check, 3 reread (says no), ...
+    saying.falseOn.add(3);
+    const again = startTraffic({
+      calls: saying.calls,
+      workloads: [workloads[0] as Workload],
+      phase: 'p',
+      rereadKept: true,
+    });
+    await again.rounds(2);
+    await again.stop();
+    expect(again.live()[0]).toMatchObject({ rejectedAtOnce: 0, rereadRejected: 1, failedCalls: 0 });
+  });
+
+  it('migrate: re-makes through the alias every piece the old key made, replaces it with a new piece, and leaves the rest', async () => {
+    const kms = fakeKms();
+    const traffic = startTraffic({ calls: kms.calls, workloads, phase: 'before' });
+    await traffic.rounds(3);
+    kms.aliases['alias/a'] = 'key-2';
+    await traffic.rounds(2);
+    const before = [...traffic.kept()];
+    const byKey1 = before.filter((data) => data.workload === 'symmetric' && bareKeyId(data.keyId) === 'key-1');
+    expect(byKey1.length).toBeGreaterThanOrEqual(3);
+    traffic.setPhase('migration');
+    const result = await traffic.migrate('symmetric', 'arn:aws:kms:us-east-1:111122223333:key/key-1');
+    await traffic.stop();
+
+    expect(result).toEqual({ migrated: byKey1.length, notMigrated: 0 });
+    const after = traffic.kept().slice(0, before.length);
+    // Nothing the symmetric workload keeps was made by key-1 any more; each migrated piece keeps its message and phase.
+    expect(after.filter((data) => data.workload === 'symmetric' && bareKeyId(data.keyId) === 'key-1')).toEqual([]);
+    for (const [at, old] of before.entries()) {
+      const now = after[at];
+      if (old.workload === 'symmetric' && bareKeyId(old.keyId) === 'key-1') {
+        expect(now).not.toBe(old);
+        expect(now).toMatchObject({ workload: 'symmetric', phase: old.phase, message: old.message });
+        expect(bareKeyId(now?.keyId ?? '')).toBe('key-2');
+        expect(text(now?.proof ?? bytes(''))).toBe(`key-2|${text(old.message)}`);
+      } else {
+        // Data of other keys and workloads is untouched (the very same object).
+        expect(now).toBe(old);
+      }
+    }
+    // The copy taken before still holds the old pieces; a check and a make per migrated piece, counted under the phase.
+    expect(before.filter((data) => bareKeyId(data.keyId) === 'key-1')).toHaveLength(byKey1.length);
+    const migration = traffic.live().find((counts) => counts.workload === 'symmetric' && counts.phase === 'migration');
+    expect(migration?.calls).toBeGreaterThanOrEqual(2 * byKey1.length);
+    expect(migration?.failedCalls).toBe(0);
+  });
+
+  it('migrate: leaves a piece that no longer checks as it was, and counts it', async () => {
+    const kms = fakeKms();
+    const traffic = startTraffic({ calls: kms.calls, workloads: [workloads[0] as Workload], phase: 'p' });
+    await traffic.rounds(3);
+    await traffic.stop();
+    const before = [...traffic.kept()];
+    kms.aliases['alias/a'] = 'key-2';
+    kms.disabled.add('key-1');
+    expect(await traffic.migrate('symmetric', 'key-1')).toEqual({ migrated: 0, notMigrated: before.length });
+    expect(traffic.kept()).toEqual(before);
+    await expect(traffic.migrate('nobody', 'key-1')).rejects.toThrow('No workload nobody to migrate');
+  });
+});
+
 describe('Function: recheck', () => {
   it('after an alias moved: data made before fails through the alias only, as many as were made by another key', async () => {
     const kms = fakeKms();
