@@ -52,3 +52,11 @@ export const requireLocalKeyRef = (ref: string, location: ServiceLocation, field
  */
 export const roleArnIn = (location: ServiceLocation, roleName: string): string =>
   `arn:${location.partition}:iam::${location.account}:role/${roleName}`;
+
+/**
+ * The member stack's role in an account and Region (docs/organization.md): one role per Region,
+ * named `<memberRoleName>-<region>`, because a role name is unique in its account and a StackSet
+ * deploys the member stack once per Region.
+ */
+export const memberRoleArnIn = (location: ServiceLocation, memberRoleName: string): string =>
+  `arn:${location.partition}:iam::${location.account}:role/${memberRoleName}-${location.region}`;
