@@ -358,6 +358,9 @@ const ORGANIZATION_ID = /^o-[a-z0-9]{10,32}$/;
 /** Organizations' patterns of an OU id and a root id (Organizations API Reference, OrganizationalUnit and Root). */
 const TARGET_ID = /^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$/;
 
+/** The member stack's AliasScope holds at most this many patterns (member/member-stack.yml, MoveAliasesInScope). */
+const MEMBER_ALIAS_SCOPE_MAX = 5;
+
 const listOf = (raw) => raw.split(/[\s,]+/).filter(Boolean);
 
 const wholeNumberInRange = (name, raw, min, max, why) => {
@@ -431,6 +434,11 @@ const organization = async (resolveVariable) => {
   if (!/^(cron|rate)\(.+\)$/.test(schedule)) {
     throw new StackParameterError(
       `Parameter "orgAuditSchedule" must be an EventBridge schedule expression like "cron(0 4 * * ? *)", got "${schedule}".`,
+    );
+  }
+  if (unitIds.length > 0 && (await aliasPatterns(resolveVariable)).length > MEMBER_ALIAS_SCOPE_MAX) {
+    throw new StackParameterError(
+      `Parameter "aliasScope" lists at most ${MEMBER_ALIAS_SCOPE_MAX} alias names or folders in organization mode: the member stack's role grants them one by one (member/member-stack.yml).`,
     );
   }
   return { on: unitIds.length > 0, organizationId, unitIds, regions, memberRoleName };
