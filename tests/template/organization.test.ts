@@ -155,7 +155,7 @@ describe('Template: organization mode (the central stack)', () => {
   it('has a bus of its own that admits PutEvents from the organization only', () => {
     expect(resources.OrganizationEventBus?.Properties).toEqual({ Name: 'kms-rotation-tplorg-organization' });
     expect(resources.OrganizationEventBusPolicy?.Properties).toEqual({
-      EventBusName: { Ref: 'OrganizationEventBus' },
+      EventBusName: { 'Fn::GetAtt': ['OrganizationEventBus', 'Name'] },
       StatementId: 'PutEventsFromTheOrganizationOnly',
       Statement: {
         Sid: 'PutEventsFromTheOrganizationOnly',
@@ -181,7 +181,8 @@ describe('Template: organization mode (the central stack)', () => {
         ) as boolean),
     );
     const onOrgBus = rules.filter(
-      ([, rule]) => JSON.stringify(rule.Properties.EventBusName) === JSON.stringify({ Ref: 'OrganizationEventBus' }),
+      ([, rule]) => JSON.stringify(rule.Properties.EventBusName) ===
+        JSON.stringify({ 'Fn::GetAtt': ['OrganizationEventBus', 'Name'] }),
     );
     expect(onDefaultBus).toHaveLength(3);
     expect(onOrgBus).toHaveLength(3);
