@@ -181,7 +181,8 @@ describe('Template: organization mode (the central stack)', () => {
         ) as boolean),
     );
     const onOrgBus = rules.filter(
-      ([, rule]) => JSON.stringify(rule.Properties.EventBusName) ===
+      ([, rule]) =>
+        JSON.stringify(rule.Properties.EventBusName) ===
         JSON.stringify({ 'Fn::GetAtt': ['OrganizationEventBus', 'Name'] }),
     );
     expect(onDefaultBus).toHaveLength(3);

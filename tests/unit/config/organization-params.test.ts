@@ -30,10 +30,10 @@ describe('Organization stage parameters (config/stack.cjs)', () => {
     await expect(stack.organizationMode(resolver({}))).resolves.toBe('false');
   });
 
-  it.each([
+  it.each<[Record<string, string>]>([
     [ORG],
     [{ organizationUnitIds: 'ou-ab12-cdefgh12,r-ab12', organizationId: 'o-abcdef1234' }],
-    [{ ...ORG, organizationRegions: 'eu-west-1, ap-southeast-2', memberRoleName: 'x'.repeat(49) }],
+    [{ ...ORG, organizationRegions: 'eu-west-1, ap-southeast-2', memberRoleName: 'x'.repeat(48) }],
   ])('turns organization mode on with valid values: %j', async (params) => {
     await expect(stack.memberRoleNameSetting(resolver(params))).resolves.toBe(
       params.memberRoleName ?? 'kms-rotation-member',
