@@ -350,6 +350,115 @@ const rotationDueWarningDays = async ({ resolveVariable }) =>
     'at most a year of notice',
   );
 
+/** IAM's limit on a role name (IAM User Guide, "IAM and AWS STS quotas"). */
+const ROLE_NAME_MAX = 64;
+const ROLE_NAME_CHARACTERS = /^[\w+=,.@-]+$/;
+const REGION_NAME = /^[a-z]{2,4}(-[a-z]+)+-\d{1,2}$/;
+const ORGANIZATION_ID = /^o-[a-z0-9]{10,32}$/;
+/** Organizations' patterns of an OU id and a root id (Organizations API Reference, OrganizationalUnit and Root). */
+const TARGET_ID = /^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|r-[0-9a-z]{4,32})$/;
+
+/** The member stack's AliasScope holds at most this many patterns (member/member-stack.yml, MoveAliasesInScope). */
+const MEMBER_ALIAS_SCOPE_MAX = 5;
+
+const listOf = (raw) => raw.split(/[\s,]+/).filter(Boolean);
+
+const wholeNumberInRange = (name, raw, min, max, why) => {
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new StackParameterError(
+      `Parameter "${name}" must be a whole number from ${min} to ${max} (${why}), got "${raw}".`,
+    );
+  }
+  return Number(raw);
+};
+
+/**
+ * The organization's stage parameters, validated together (docs/organization.md). Organization
+ * mode is on when `organizationUnitIds` is set; it then needs a valid `organizationId`, which
+ * the central bus's policy and the AssumeRole grant are scoped to. The member role is named
+ * `<memberRoleName>-<region>` in each member Region: the prefix must leave room for the longest
+ * of those Regions within IAM's 64 characters. Checked on every package, in any mode, so that
+ * a bad value is refused before it is ever used.
+ */
+const organization = async (resolveVariable) => {
+  const organizationId = await readParam(resolveVariable, 'organizationId');
+  const unitIds = listOf(await readParam(resolveVariable, 'organizationUnitIds'));
+  const regions = listOf(await readParam(resolveVariable, 'organizationRegions'));
+  const memberRoleName = await readParam(resolveVariable, 'memberRoleName');
+  if (organizationId !== '' && !ORGANIZATION_ID.test(organizationId)) {
+    throw new StackParameterError(
+      `Parameter "organizationId" must be an organization id like "o-abcdef1234", got "${organizationId}".`,
+    );
+  }
+  for (const id of unitIds) {
+    if (!TARGET_ID.test(id)) {
+      throw new StackParameterError(
+        `Parameter "organizationUnitIds" lists OU ids like "ou-ab12-cdefgh12" or root ids like "r-ab12", got "${id}".`,
+      );
+    }
+  }
+  if (unitIds.length > 0 && organizationId === '') {
+    throw new StackParameterError(
+      'Parameter "organizationUnitIds" turns organization mode on, which needs "organizationId" (o-...): the central event bus admits events from that organization only, and the functions assume member roles of that organization only.',
+    );
+  }
+  for (const region of regions) {
+    if (!REGION_NAME.test(region)) {
+      throw new StackParameterError(
+        `Parameter "organizationRegions" lists Region names like "eu-west-1", got "${region}".`,
+      );
+    }
+  }
+  const memberRegions = regions.length > 0 ? regions : [String(await resolveVariable('self:provider.region'))];
+  const longest = memberRegions.reduce((a, b) => (b.length > a.length ? b : a));
+  if (!ROLE_NAME_CHARACTERS.test(memberRoleName) || memberRoleName.length + 1 + longest.length > ROLE_NAME_MAX) {
+    throw new StackParameterError(
+      `Parameter "memberRoleName" must be IAM role-name characters short enough that "${memberRoleName}-${longest}" stays within ${ROLE_NAME_MAX} characters, got "${memberRoleName}".`,
+    );
+  }
+  wholeNumberInRange(
+    'orgAuditConcurrency',
+    await readParam(resolveVariable, 'orgAuditConcurrency'),
+    2,
+    1000,
+    "the SQS event source mapping's maximum concurrency",
+  );
+  wholeNumberInRange(
+    'orgAuditAttempts',
+    await readParam(resolveVariable, 'orgAuditAttempts'),
+    1,
+    10,
+    'attempts per account-Region item',
+  );
+  const schedule = await readParam(resolveVariable, 'orgAuditSchedule');
+  if (!/^(cron|rate)\(.+\)$/.test(schedule)) {
+    throw new StackParameterError(
+      `Parameter "orgAuditSchedule" must be an EventBridge schedule expression like "cron(0 4 * * ? *)", got "${schedule}".`,
+    );
+  }
+  if (unitIds.length > 0 && (await aliasPatterns(resolveVariable)).length > MEMBER_ALIAS_SCOPE_MAX) {
+    throw new StackParameterError(
+      `Parameter "aliasScope" lists at most ${MEMBER_ALIAS_SCOPE_MAX} alias names or folders in organization mode: the member stack's role grants them one by one (member/member-stack.yml).`,
+    );
+  }
+  return { on: unitIds.length > 0, organizationId, unitIds, regions, memberRoleName };
+};
+
+/** `MEMBER_ROLE_NAME` of the functions that act in member accounts: the prefix in organization mode, empty otherwise. */
+const memberRoleNameSetting = async ({ resolveVariable }) => {
+  const org = await organization(resolveVariable);
+  return org.on ? org.memberRoleName : '';
+};
+
+/** The `OrganizationMode` template parameter's value: "true" in organization mode. */
+const organizationMode = async ({ resolveVariable }) => String((await organization(resolveVariable)).on);
+
+/** `organizationId`, validated (what the bus policy and the AssumeRole grant are scoped to); empty outside organization mode. */
+const organizationId = async ({ resolveVariable }) => (await organization(resolveVariable)).organizationId;
+
+/** `memberRoleName`, validated (what the AssumeRole grant names in organization mode). */
+const memberRoleName = async ({ resolveVariable }) => (await organization(resolveVariable)).memberRoleName;
+
 module.exports = {
   StackParameterError,
   rotationPeriodDays,
@@ -368,6 +477,10 @@ module.exports = {
   retireDisableAfterDays,
   retireDeleteAfterDays,
   RETIRE_DAYS,
+  memberRoleNameSetting,
+  organizationMode,
+  organizationId,
+  memberRoleName,
   ADMIN_ACTIONS,
   USER_ACTIONS,
 };

@@ -117,6 +117,20 @@ const Environment = z.object({
   ON_KEY_ACTIVITY_ROLE_NAME: z.optional(roleName),
   SELF_TEST_ROLE_NAME: z.optional(roleName),
   LEASE_TABLE: z.optional(matching(/^[\w.-]{3,255}$/, 'must be a DynamoDB table name')),
+  // The member role's name prefix in organization mode (`<prefix>-<region>`, docs/organization.md);
+  // empty outside it. At most 54 characters: a role name is 64 at most, and the shortest Region
+  // name (us-east-1) and the dash take 10.
+  MEMBER_ROLE_NAME: z._default(
+    z
+      .string()
+      .check(
+        z.refine(
+          (value) => value === '' || /^[\w+=,.@-]{1,54}$/.test(value),
+          'must be an IAM role name prefix (at most 54 characters), or empty outside organization mode',
+        ),
+      ),
+    '',
+  ),
 });
 
 export interface ServiceConfig {
@@ -161,6 +175,12 @@ export interface ServiceConfig {
    * `securityHubFindings`, `SECURITY_HUB_FINDINGS`; docs/security-hub.md).
    */
   securityHubFindings: boolean;
+  /**
+   * Organization mode: the prefix of the member role each account and Region holds
+   * (`<memberRoleName>-<region>`); undefined outside organization mode, where events and payloads
+   * of another account are refused.
+   */
+  memberRoleName?: string;
   /** `retire`: the stage's `retireMode`, `retireDisableAfterDays`, `retireDeleteAfterDays` (docs/retire.md). */
   retire: { mode: RetireMode; disableAfterDays: number; deleteAfterDays: number };
 }
@@ -198,8 +218,8 @@ const ROTATION: readonly Setting[] = [
  * function is given exactly what it reads (the common settings come from the provider and Lambda).
  */
 export const SETTINGS_OF = {
-  onRotation: [...COMMON, 'ROTATION_EVENT_TOLERANCE_MINUTES'],
-  rotate: [...COMMON, ...ROTATION, 'ALIAS_SCOPE', 'ROTATE_ROLE_NAME'],
+  onRotation: [...COMMON, 'ROTATION_EVENT_TOLERANCE_MINUTES', 'MEMBER_ROLE_NAME'],
+  rotate: [...COMMON, ...ROTATION, 'ALIAS_SCOPE', 'ROTATE_ROLE_NAME', 'MEMBER_ROLE_NAME'],
   onKeyActivity: [
     ...COMMON,
     'DRIFT_MODE',
@@ -210,6 +230,7 @@ export const SETTINGS_OF = {
     'ROTATE_ROLE_NAME',
     'ON_KEY_ACTIVITY_ROLE_NAME',
     'SELF_TEST_ROLE_NAME',
+    'MEMBER_ROLE_NAME',
   ],
   audit: [
     ...COMMON,
@@ -223,6 +244,7 @@ export const SETTINGS_OF = {
     'AUDIT_REPORTS_BUCKET',
     'AUDIT_IMPORT_EXPIRY_WARNING_DAYS',
     'AUDIT_ROTATION_DUE_WARNING_DAYS',
+    'MEMBER_ROLE_NAME',
   ],
   selfTest: [...COMMON, ...ROTATION, 'SELF_TEST_ROLE_NAME'],
   retire: [...COMMON, 'RETIRE_MODE', 'RETIRE_DISABLE_AFTER_DAYS', 'RETIRE_DELETE_AFTER_DAYS'],
@@ -272,6 +294,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv, fn?: FunctionName): ServiceCo
       reportsBucket: parsed.data.AUDIT_REPORTS_BUCKET || undefined,
     },
     securityHubFindings: parsed.data.SECURITY_HUB_FINDINGS === 'true',
+    memberRoleName: parsed.data.MEMBER_ROLE_NAME || undefined,
     retire: {
       mode: parsed.data.RETIRE_MODE,
       disableAfterDays: parsed.data.RETIRE_DISABLE_AFTER_DAYS,

@@ -552,3 +552,27 @@ export const deployToMoto = async (opts: {
     lambda.destroy();
   }
 };
+
+const DECODE_CFN_YAML = [
+  'import json, sys',
+  'from cfnlint.decode import decode',
+  'template, problems = decode(sys.argv[1])',
+  'if problems: sys.exit("\\n".join(str(problem) for problem in problems))',
+  'print(json.dumps(template))',
+].join('\n');
+
+/**
+ * A CloudFormation YAML template (short-form tags such as `!Ref` and `!Sub` included) as the JSON
+ * CloudFormation reads, decoded by cfn-lint's own decoder (the Python package cfn-lint installs,
+ * which `lintTemplate` needs anyway).
+ */
+export const readCloudFormationYaml = async (templatePath: string): Promise<Template> => {
+  const path = resolve(PROJECT_ROOT, templatePath);
+  try {
+    return JSON.parse(await run('python3', ['-c', DECODE_CFN_YAML, path], process.env, LINT_TIMEOUT_MS)) as Template;
+  } catch (error) {
+    throw new Error(
+      `Could not decode ${path} with cfn-lint's decoder (python3 -m pip install cfn-lint): ${(error as Error).message}`,
+    );
+  }
+};

@@ -710,6 +710,7 @@ describe('Template: serverless package output', () => {
       ).toEqual([
         'AuditReportsPolicy',
         'AuditSecurityHubPolicy',
+        'MemberAccessPolicy',
         'OnKeyActivityRemediationPolicy',
         'OnKeyActivitySecurityHubPolicy',
         'RetireActsPolicy',

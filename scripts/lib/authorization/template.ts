@@ -85,6 +85,7 @@ const attributeOf = (
   const physical =
     ctx.physicalIds[logicalId] ??
     (resource.Type === 'AWS::CloudWatch::Alarm' ? fallbackName('AlarmName') : undefined) ??
+    (resource.Type === 'AWS::Events::EventBus' ? fallbackName('Name') : undefined) ??
     `${logicalId}-not-deployed`;
   const arn = (service: string, rest: string, withRegion = true) =>
     `arn:${partition}:${service}:${withRegion ? region : ''}:${account}:${rest}`;
@@ -125,7 +126,24 @@ const attributeOf = (
     case 'AWS::Events::Rule': {
       const name = physical.startsWith('arn:') ? (physical.split('/').pop() as string) : physical;
       if (attribute === 'Ref') return name;
-      if (attribute === 'Arn') return arn('events', `rule/${name}`);
+      // A rule on a bus other than the default one is rule/<bus name>/<rule name>.
+      const bus = properties.EventBusName as { 'Fn::GetAtt'?: [string, string]; Ref?: string } | string | undefined;
+      const busName =
+        typeof bus === 'string'
+          ? bus.split('/').pop()
+          : bus?.['Fn::GetAtt']
+            ? attributeOf(ctx, template, bus['Fn::GetAtt'][0], 'Name')
+            : bus?.Ref
+              ? attributeOf(ctx, template, bus.Ref, 'Ref')
+              : undefined;
+      const path = busName === undefined || busName === 'default' ? name : `${busName}/${name}`;
+      if (attribute === 'Arn') return arn('events', `rule/${path}`);
+      break;
+    }
+    case 'AWS::Events::EventBus': {
+      const name = physical.startsWith('arn:') ? (physical.split('/').pop() as string) : physical;
+      if (attribute === 'Ref' || attribute === 'Name') return name;
+      if (attribute === 'Arn') return arn('events', `event-bus/${name}`);
       break;
     }
     case 'AWS::CloudWatch::Alarm':

@@ -236,6 +236,37 @@ describe('Function: resolveStack', () => {
   });
 });
 
+describe('Function: resolveStack, rules on an event bus of the stack', () => {
+  it('gives a rule on a custom bus the ARN rule/<bus>/<rule>, and the bus its name and ARN', () => {
+    const template = {
+      Resources: {
+        Bus: { Type: 'AWS::Events::EventBus', Properties: { Name: 'stack-organization' } },
+        Rule: {
+          Type: 'AWS::Events::Rule',
+          Properties: { EventBusName: { 'Fn::GetAtt': ['Bus', 'Name'] }, Targets: [] },
+        },
+        DefaultRule: { Type: 'AWS::Events::Rule', Properties: { Targets: [] } },
+      },
+    };
+    const ctx = {
+      accountId: ACCOUNT,
+      region: 'us-east-1',
+      partition: 'aws',
+      physicalIds: { Rule: 'stack-org-rule', DefaultRule: 'stack-rule' },
+    };
+    const { resolve } = intrinsicResolver(template, ctx);
+    expect(resolve({ 'Fn::GetAtt': ['Rule', 'Arn'] })).toBe(
+      `arn:aws:events:us-east-1:${ACCOUNT}:rule/stack-organization/stack-org-rule`,
+    );
+    expect(resolve({ 'Fn::GetAtt': ['DefaultRule', 'Arn'] })).toBe(
+      `arn:aws:events:us-east-1:${ACCOUNT}:rule/stack-rule`,
+    );
+    expect(resolve({ 'Fn::GetAtt': ['Bus', 'Arn'] })).toBe(
+      `arn:aws:events:us-east-1:${ACCOUNT}:event-bus/stack-organization`,
+    );
+  });
+});
+
 describe('Function: settledTags (ABAC delay)', () => {
   const now = 1_000_000_000;
   it('takes tags the service wrote less than five minutes ago back to what they were', () => {
