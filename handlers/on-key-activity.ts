@@ -12,6 +12,7 @@ import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { recordDrift } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
 import { type SecurityFindingsFor, securityHubWhenOn } from '../src/adapters/opt-in';
+import { notifierWithOuPathsWhen } from '../src/adapters/organization-notifier';
 import {
   leaseHolderOf,
   localPublicKeyEncryptor,
@@ -57,7 +58,13 @@ const deps = {
   publicKeys: localPublicKeyEncryptor,
   random: secureRandom,
   records: new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
-  notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
+  // Organization mode: with the account's OU path when Organizations gives it.
+  notifier: notifierWithOuPathsWhen(
+    config.memberRoleName !== undefined,
+    new SnsNotifier(new SNSClient(sdk()), config.topicArn),
+    sdk,
+    log,
+  ),
   clock: systemClock,
   log,
   mode: config.driftMode,

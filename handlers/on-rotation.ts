@@ -11,6 +11,7 @@ import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { KmsReplicaReader } from '../src/adapters/kms-replica-reader';
 import { recordRotationValidation } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
+import { notifierWithOuPathsWhen } from '../src/adapters/organization-notifier';
 import {
   leaseHolderOf,
   logTo,
@@ -49,7 +50,13 @@ const actingIn = actingLocations({
 });
 const deps = {
   records: new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
-  notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
+  // Organization mode: with the account's OU path when Organizations gives it.
+  notifier: notifierWithOuPathsWhen(
+    config.memberRoleName !== undefined,
+    new SnsNotifier(new SNSClient(sdk()), config.topicArn),
+    sdk,
+    log,
+  ),
   clock: systemClock,
   random: secureRandom,
   digest: sha256,

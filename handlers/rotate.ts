@@ -12,6 +12,7 @@ import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { KmsReplicaReader } from '../src/adapters/kms-replica-reader';
 import { recordRotation } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
+import { notifierWithOuPathsWhen } from '../src/adapters/organization-notifier';
 import {
   leaseHolderOf,
   localPublicKeyEncryptor,
@@ -61,7 +62,13 @@ const rotateRoleName = required(config.roleNames.rotate, 'ROTATE_ROLE_NAME');
 const deps = {
   publicKeys: localPublicKeyEncryptor,
   records: new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
-  notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
+  // Organization mode: with the account's OU path when Organizations gives it.
+  notifier: notifierWithOuPathsWhen(
+    config.memberRoleName !== undefined,
+    new SnsNotifier(new SNSClient(sdk()), config.topicArn),
+    sdk,
+    log,
+  ),
   clock: systemClock,
   random: secureRandom,
   digest: sha256,
