@@ -110,7 +110,7 @@ describe('OrganizationDirectory', () => {
   it('another failure leaves this path out and is asked again next time', async () => {
     organizations
       .on(ListParentsCommand)
-      .rejectsOnce(new ServiceException({ name: 'ServiceException', $fault: 'server', $metadata: {}, message: 'down' }))
+      .rejectsOnce(new ServiceException({ $metadata: {}, message: 'down' }))
       .resolves({ Parents: [{ Id: 'r-ab12', Type: 'ROOT' }] });
     const { log, warnings } = recordingLog();
     const directory = new OrganizationDirectory(new OrganizationsClient({ maxAttempts: 1 }), log);
