@@ -4,12 +4,14 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { actingLocations } from '../src/adapters/acting-location';
 import { clientOptions } from '../src/adapters/aws-clients';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { KmsReplicaReader } from '../src/adapters/kms-replica-reader';
 import { recordRotationValidation } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
+import { notifierWithOuPathsWhen } from '../src/adapters/organization-notifier';
 import {
   leaseHolderOf,
   logTo,
@@ -31,19 +33,35 @@ const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
-const keys = new KmsKeyGateway(new KMSClient(sdk()));
+/** KMS where the event's key is: the function's own account and Region, or (organization mode) a member's. */
+const actingIn = actingLocations({
+  fn: 'onRotation',
+  memberRoleName: config.memberRoleName,
+  clientOptions: sdk,
+  make: (optionsIn) => {
+    const keys = new KmsKeyGateway(new KMSClient({ ...sdk(), ...optionsIn() }));
+    return {
+      keys,
+      crypto: keys,
+      // A multi-Region primary's replicas, read in their own Regions with the same client options.
+      replicas: new KmsReplicaReader((region) => new KMSClient({ ...sdk(), ...optionsIn(region) })),
+    };
+  },
+});
 const deps = {
-  keys,
-  crypto: keys,
   records: new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
-  notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
+  // Organization mode: with the account's OU path when Organizations gives it.
+  notifier: notifierWithOuPathsWhen(
+    config.memberRoleName !== undefined,
+    new SnsNotifier(new SNSClient(sdk()), config.topicArn),
+    sdk,
+    log,
+  ),
   clock: systemClock,
   random: secureRandom,
   digest: sha256,
   log,
   toleranceMs: config.rotationEventToleranceMs,
-  // A multi-Region primary's replicas, read in their own Regions with the same client options.
-  replicas: new KmsReplicaReader((region) => new KMSClient({ ...sdk(), region })),
   leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
 };
 
@@ -56,9 +74,11 @@ export const handler = observedHandler(
     const startedAt = Date.now();
     const rotation = parseRotationEvent(event);
     logger.appendKeys({ keyId: rotation.keyId, eventId: rotation.eventId });
+    const acting = actingIn(serviceLocationOf(context, config), rotation);
     const report = await validateRotation(rotation, {
       ...deps,
-      location: serviceLocationOf(context, config),
+      ...acting.clients,
+      location: acting.location,
       ...leaseHolderOf(context),
       leaseWait: { ms: rotationEventLeaseWaitMs(context.getRemainingTimeInMillis()), sleeper: realSleeper },
     });

@@ -5,12 +5,14 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { ResourceGroupsTaggingAPIClient } from '@aws-sdk/client-resource-groups-tagging-api';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
+import { actingLocations } from '../src/adapters/acting-location';
 import { clientOptions } from '../src/adapters/aws-clients';
 import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
 import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
 import { KmsReplicaReader } from '../src/adapters/kms-replica-reader';
 import { recordRotation } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
+import { notifierWithOuPathsWhen } from '../src/adapters/organization-notifier';
 import {
   leaseHolderOf,
   localPublicKeyEncryptor,
@@ -35,17 +37,38 @@ const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
-const kms = new KmsKeyGateway(new KMSClient(sdk()), new KMSClient({ ...sdk(), maxAttempts: 1 }));
+/** KMS and the tagged-key directory where the key is: the function's own account and Region, or (organization mode) a member's. */
+const actingIn = actingLocations({
+  fn: 'rotate',
+  memberRoleName: config.memberRoleName,
+  clientOptions: sdk,
+  make: (optionsIn) => {
+    const kms = new KmsKeyGateway(
+      new KMSClient({ ...sdk(), ...optionsIn() }),
+      new KMSClient({ ...sdk(), ...optionsIn(), maxAttempts: 1 }),
+    );
+    return {
+      keys: kms,
+      crypto: kms,
+      admin: kms,
+      directory: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient({ ...sdk(), ...optionsIn() })),
+      prover: kms,
+      // After an on-demand rotation of a multi-Region primary: its replicas, in their own Regions.
+      replicas: new KmsReplicaReader((region) => new KMSClient({ ...sdk(), ...optionsIn(region) })),
+    };
+  },
+});
 const rotateRoleName = required(config.roleNames.rotate, 'ROTATE_ROLE_NAME');
 const deps = {
-  keys: kms,
-  crypto: kms,
-  admin: kms,
-  directory: new TaggedKeyDirectory(new ResourceGroupsTaggingAPIClient(sdk())),
-  prover: kms,
   publicKeys: localPublicKeyEncryptor,
   records: new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log),
-  notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
+  // Organization mode: with the account's OU path when Organizations gives it.
+  notifier: notifierWithOuPathsWhen(
+    config.memberRoleName !== undefined,
+    new SnsNotifier(new SNSClient(sdk()), config.topicArn),
+    sdk,
+    log,
+  ),
   clock: systemClock,
   random: secureRandom,
   digest: sha256,
@@ -53,8 +76,6 @@ const deps = {
   sleeper: realSleeper,
   log,
   toleranceMs: config.rotationEventToleranceMs,
-  // After an on-demand rotation of a multi-Region primary: its replicas, in their own Regions.
-  replicas: new KmsReplicaReader((region) => new KMSClient({ ...sdk(), region })),
   onDemandLimit: config.onDemandRotationLimit,
   rotationWaitMs: config.rotationWaitMs,
   recentRotationMs: config.recentRotationMs,
@@ -62,21 +83,25 @@ const deps = {
   leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
 };
 
-/** Manual invoke: `{ key, strategy?, dryRun?, reason?, action? }` -> on-demand, alias-swap or rollback. */
+/** Manual invoke: `{ key, strategy?, dryRun?, reason?, action?, force?, account?, region? }` -> on-demand, alias-swap or rollback. */
 export const handler = observedHandler(
   logger,
   metrics,
   'Rotation not done',
   async (event, context): Promise<RotateReport> => {
     const startedAt = Date.now();
-    const request = parseRotateRequest(event);
+    const request = parseRotateRequest(event, config.memberRoleName !== undefined);
     logger.appendKeys({ key: request.key, action: request.action, dryRun: request.dryRun });
     try {
-      const location = serviceLocationOf(context, config);
+      const where =
+        request.account && request.region ? { account: request.account, region: request.region } : undefined;
+      const acting = actingIn(serviceLocationOf(context, config), where);
       const report = await rotateKey(request, {
         ...deps,
-        location,
-        rotateRoleArn: roleArnIn(location, rotateRoleName),
+        ...acting.clients,
+        location: acting.location,
+        // Named in each alias-swap successor's key policy: the role that creates and finishes it.
+        rotateRoleArn: acting.memberRoleArn ?? roleArnIn(acting.own, rotateRoleName),
         ...leaseHolderOf(context),
       });
       recordRotation(metrics, { report, failed: false }, Date.now() - startedAt);

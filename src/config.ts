@@ -116,6 +116,15 @@ const Environment = z.object({
   ROTATE_ROLE_NAME: z.optional(roleName),
   ON_KEY_ACTIVITY_ROLE_NAME: z.optional(roleName),
   SELF_TEST_ROLE_NAME: z.optional(roleName),
+  // Organization mode: the prefix of the member stack's role (`<name>-<region>`); empty outside it.
+  // The Region's suffix (up to 16 characters with its dash) must still fit IAM's 64.
+  MEMBER_ROLE_NAME: z._default(
+    z.union([
+      z.literal(''),
+      matching(/^[\w+=,.@-]{1,48}$/, 'must be an IAM role name prefix of at most 48 characters'),
+    ]),
+    '',
+  ),
   LEASE_TABLE: z.optional(matching(/^[\w.-]{3,255}$/, 'must be a DynamoDB table name')),
   // The member role's name prefix in organization mode (`<prefix>-<region>`, docs/organization.md);
   // empty outside it. At most 54 characters: a role name is 64 at most, and the shortest Region
@@ -155,6 +164,12 @@ export interface ServiceConfig {
   aliasScope: string[];
   /** The DynamoDB table of key leases: one run at a time changes a key. */
   leaseTable?: string;
+  /**
+   * Organization mode (docs/trust-boundaries.md): the prefix of the member stack's role, which the
+   * function assumes to act in another account or Region of the organization. Undefined outside
+   * organization mode: events and payloads of another account or Region are refused as before.
+   */
+  memberRoleName: string | undefined;
   audit: {
     maxRotationPeriodDays: number;
     maxMaterialAgeDays: number;
@@ -282,6 +297,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv, fn?: FunctionName): ServiceCo
       selfTest: parsed.data.SELF_TEST_ROLE_NAME,
     },
     leaseTable: parsed.data.LEASE_TABLE,
+    memberRoleName: parsed.data.MEMBER_ROLE_NAME || undefined,
     audit: {
       maxRotationPeriodDays: parsed.data.AUDIT_MAX_ROTATION_PERIOD_DAYS,
       maxMaterialAgeDays: parsed.data.AUDIT_MAX_MATERIAL_AGE_DAYS,

@@ -26,6 +26,9 @@ export interface RotateRequest {
   action: 'rotate' | 'rollback';
   /** Rotate even though the key was rotated moments ago (see `recentRotationMs`). */
   force?: boolean;
+  /** Organization mode: the member account and Region the key is in (both or neither; docs/manual-invoke.md). */
+  account?: string;
+  region?: string;
 }
 
 export interface RotateReport {

@@ -103,6 +103,11 @@ export interface DriftWatchDeps extends KeyVerificationDeps, LeaseDeps {
   remediateRules: ReadonlySet<DriftRuleId>;
   /** The service's own roles: their changes are expected, never remediated. */
   serviceRoleArns: readonly string[];
+  /**
+   * Organization mode, acting in a member account: the member stack's role there. Its sessions
+   * named for the functions that change keys (`MEMBER_SESSION_NAMES`) are the service's own changes.
+   */
+  memberRole?: { roleArn: string };
   /** The aliases remediation may create and move (the stack's `aliasScope`). */
   aliasScope: AliasScope;
   /** Security Hub, when the stack's `securityHubFindings` is on: the judged keys' findings. */
@@ -127,34 +132,62 @@ const reportBaseOf = (activity: KeyActivity) => ({
   remediations: [],
 });
 
+/** A role session's parts from CloudTrail's `userIdentity`, when the role ARN and the session ARN agree. */
+const roleSessionOf = (actor: Actor | undefined) => {
+  if (actor?.type !== 'AssumedRole' || !actor.roleArn || !actor.arn) return undefined;
+  const role = parseArn(actor.roleArn);
+  const session = parseArn(actor.arn);
+  if (role?.service !== 'iam' || session?.service !== 'sts' || !role.resource.startsWith('role/')) return undefined;
+  const roleName = role.resource.slice(role.resource.lastIndexOf('/') + 1);
+  const [kind, sessionRole, sessionName, ...rest] = session.resource.split('/');
+  const agree =
+    session.partition === role.partition &&
+    session.account === role.account &&
+    kind === 'assumed-role' &&
+    sessionRole === roleName &&
+    Boolean(sessionName) &&
+    rest.length === 0;
+  return agree ? { role, roleArn: actor.roleArn, roleName, sessionName: sessionName as string } : undefined;
+};
+
+/**
+ * The session names the central functions that change keys give the member role
+ * (`kms-rotation-<function>`, src/adapters/acting-location.ts): the drift watch's remediation,
+ * `rotate`, and the audit's remediation (single-account audit and the organization audit's worker).
+ */
+export const MEMBER_SESSION_NAMES: readonly string[] = [
+  'kms-rotation-onKeyActivity',
+  'kms-rotation-rotate',
+  'kms-rotation-audit',
+  'kms-rotation-orgAuditItem',
+];
+
 /**
  * Whether the call was made by one of the service's own roles: a session of exactly that role
  * (CloudTrail's `userIdentity` of type `AssumedRole`, its session issuer the role's ARN, its
  * ARN `arn:<partition>:sts::<account>:assumed-role/<role name>/<session>`), in this account.
  * A role name alone proves nothing: another account, an IAM user's path or `invokedBy` can
  * carry the same text (docs/trust-boundaries.md).
+ *
+ * In a member account (organization mode) the service acts through the member role
+ * (`<memberRoleName>-<region>`) of that account: a call is its own only when it is a session of
+ * exactly that role, in that account, named for one of the functions that change keys
+ * (`MEMBER_SESSION_NAMES`). A look-alike session name in any other role is not the service.
  */
 export const isOwnCall = (
   actor: Actor | undefined,
   serviceRoleArns: readonly string[],
   location: ServiceLocation,
+  memberRole?: { roleArn: string },
 ): boolean => {
-  if (actor?.type !== 'AssumedRole' || !actor.roleArn || !actor.arn) return false;
-  if (!serviceRoleArns.includes(actor.roleArn)) return false;
-  const role = parseArn(actor.roleArn);
-  const session = parseArn(actor.arn);
-  if (role?.service !== 'iam' || session?.service !== 'sts' || !role.resource.startsWith('role/')) return false;
-  const roleName = role.resource.slice(role.resource.lastIndexOf('/') + 1);
-  const [kind, sessionRole, sessionName, ...rest] = session.resource.split('/');
+  const session = roleSessionOf(actor);
+  if (!session) return false;
+  if (session.role.partition !== location.partition || session.role.account !== location.account) return false;
+  if (serviceRoleArns.includes(session.roleArn)) return true;
   return (
-    role.partition === location.partition &&
-    role.account === location.account &&
-    session.partition === role.partition &&
-    session.account === role.account &&
-    kind === 'assumed-role' &&
-    sessionRole === roleName &&
-    Boolean(sessionName) &&
-    rest.length === 0
+    memberRole !== undefined &&
+    session.roleArn === memberRole.roleArn &&
+    MEMBER_SESSION_NAMES.includes(session.sessionName)
   );
 };
 
@@ -182,7 +215,7 @@ export const watchKeyActivity = async (activity: KeyActivity, deps: DriftWatchDe
     };
   }
   for (const { field, arn } of activity.arns) requireLocalArn(arn, deps.location, field);
-  if (isOwnCall(activity.actor, deps.serviceRoleArns, deps.location)) {
+  if (isOwnCall(activity.actor, deps.serviceRoleArns, deps.location, deps.memberRole)) {
     deps.log.info('Change made by kms-rotation itself', { call: activity.name, actor: shownActor(activity.actor) });
     return { ...base, outcome: 'ignored', keys: [], summary: `${activity.name} was made by kms-rotation itself` };
   }

@@ -224,6 +224,19 @@ describe('Manual invoke: the commands the emulator prints, run as printed', () =
         },
       ],
       [
+        '-f rotate --stage prod --data \'{"key": "alias/app/payments", "account": "111111111111", "region": "eu-west-1"}\'',
+        // Organization mode only: this stack is single-account, so account is refused, by name, before any AWS call.
+        (outcome) => {
+          expect(outcome.exitCode, shown(outcome)).toBe(1);
+          expect(outcome.result).toMatchObject({
+            errorType: 'InvalidInputError',
+            errorMessage: expect.stringMatching(
+              /^Invalid rotate request: account is accepted in organization mode only/,
+            ),
+          });
+        },
+      ],
+      [
         '-f onRotation --stage prod -p events/rotation-on-demand.json',
         // The sample names a key this account does not have ("edit key id / ARN ... first").
         (outcome) => {

@@ -1,5 +1,5 @@
 import * as z from 'zod/mini';
-import { InvalidInputError } from '../../domain/errors';
+import { excerpt, InvalidInputError } from '../../domain/errors';
 import type { RotateRequest } from '../../domain/rotate-key';
 import { describeIssues, matching, noOptions } from './zod';
 
@@ -14,15 +14,45 @@ export const RotateRequestSchema = z.strictObject({
   reason: z.optional(z.string().check(z.maxLength(256))),
   action: z._default(z.enum(['rotate', 'rollback']), 'rotate'),
   force: z.optional(z.boolean()),
+  // Organization mode: where the key is (docs/manual-invoke.md). Both or neither; see `parseRotateRequest`.
+  account: z.optional(matching(/^\d{12}$/, 'must be a 12-digit account id')),
+  region: z.optional(matching(/^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/, 'must be a Region name')),
 });
 
-export const parseRotateRequest = (payload: unknown): RotateRequest => {
-  // No payload at all: say what is missing rather than "expected object, received string".
-  const parsed = RotateRequestSchema.safeParse(noOptions(payload) ? {} : payload);
-  if (!parsed.success) {
-    throw new InvalidInputError(
-      `Invalid rotate request: ${describeIssues(parsed.error.issues)}. Expected {"key": "alias/...", "strategy"?: "auto"|"on-demand"|"alias-swap", "dryRun"?: true, "reason"?: "...", "action"?: "rotate"|"rollback", "force"?: true}`,
+const EXPECTED =
+  'Expected {"key": "alias/...", "strategy"?: "auto"|"on-demand"|"alias-swap", "dryRun"?: true, "reason"?: "...", "action"?: "rotate"|"rollback", "force"?: true, "account"?: "<12 digits>", "region"?: "<Region>"}';
+
+const refuse = (why: string): never => {
+  throw new InvalidInputError(`Invalid rotate request: ${why}. ${EXPECTED}`);
+};
+
+/**
+ * `account` and `region` name a member account's key (organization mode only): both or neither,
+ * and a key ARN in the payload must be in them. Outside organization mode either is refused,
+ * by name, before any AWS call.
+ */
+const requireWhereAgrees = (request: RotateRequest, organizationMode: boolean): void => {
+  const { account, region } = request;
+  if (account === undefined && region === undefined) return;
+  if (!organizationMode) {
+    refuse(
+      `${account !== undefined ? 'account' : 'region'} is accepted in organization mode only (the stack's organizationUnitIds); this stack acts in its own account and Region`,
     );
   }
-  return parsed.data;
+  if (account === undefined) refuse('account is required with region');
+  if (region === undefined) refuse('region is required with account');
+  const arn = /^arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):/.exec(request.key);
+  if (arn && (arn[1] !== region || arn[2] !== account)) {
+    refuse(`key must be in the account and Region given (${account}, ${region}): ${excerpt(request.key)}`);
+  }
+};
+
+/** `organizationMode`: the function's `memberRoleName` is set, so `account` and `region` may name a member's key. */
+export const parseRotateRequest = (payload: unknown, organizationMode = false): RotateRequest => {
+  // No payload at all: say what is missing rather than "expected object, received string".
+  const parsed = RotateRequestSchema.safeParse(noOptions(payload) ? {} : payload);
+  if (!parsed.success) refuse(describeIssues(parsed.error.issues));
+  const request = parsed.data as RotateRequest;
+  requireWhereAgrees(request, organizationMode);
+  return request;
 };

@@ -16,7 +16,7 @@ export interface RecordedRequest {
  * - `fail`: every request HTTP 500 (a refused input must not get this far: any request is a finding);
  * - `unknown-key`: like AWS for a key and a parameter that do not exist (KMS NotFoundException,
  *   SSM ParameterNotFound, no aliases, no tagged keys, no parameters under a path; SNS Publish,
- *   SSM PutParameter and the key lease's DynamoDB PutItem and DeleteItem succeed),
+ *   SSM PutParameter, the key lease's DynamoDB PutItem and DeleteItem, and STS AssumeRole succeed),
  *   anything else HTTP 500;
  * - `deleted-managed-key`: like `unknown-key`, except that the service has a record of every key
  *   (SSM GetParameter answers `{"managed":true}`): a key it managed that has since been deleted.
@@ -58,6 +58,13 @@ const SNS_PUBLISHED: Answer = {
   body: '<PublishResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><PublishResult><MessageId>m-1</MessageId></PublishResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></PublishResponse>',
 };
 
+/** STS AssumeRole (a member role, organization mode): credentials of the role asked for. */
+const ASSUMED_ROLE: Answer = {
+  status: 200,
+  contentType: 'text/xml',
+  body: '<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><Credentials><AccessKeyId>ASIAMEMBEREXAMPLE</AccessKeyId><SecretAccessKey>secret</SecretAccessKey><SessionToken>token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><AssumedRoleUser><Arn>arn:aws:sts::111111111111:assumed-role/member/session</Arn><AssumedRoleId>AROAEXAMPLE:session</AssumedRoleId></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>r-1</RequestId></ResponseMetadata></AssumeRoleResponse>',
+};
+
 const MANAGED_RECORD = json(200, { Parameter: { Value: JSON.stringify({ managed: true }), Version: 1 } });
 
 const answerUnknownKey = (operation: string, body: string): Answer => {
@@ -75,6 +82,7 @@ const answerUnknownKey = (operation: string, body: string): Answer => {
   if (operation === 'AmazonSSM.PutParameter') return json(200, { Version: 1, Tier: 'Standard' });
   if (operation === 'ResourceGroupsTaggingAPI_20170126.GetResources') return json(200, { ResourceTagMappingList: [] });
   if (operation === 'Publish') return SNS_PUBLISHED;
+  if (operation === 'AssumeRole') return ASSUMED_ROLE;
   // Key leases: free, and given back.
   if (operation === 'DynamoDB_20120810.PutItem' || operation === 'DynamoDB_20120810.DeleteItem') return json(200, {});
   return INTERNAL_FAILURE(`not emulated: ${operation}`);
