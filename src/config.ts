@@ -116,15 +116,6 @@ const Environment = z.object({
   ROTATE_ROLE_NAME: z.optional(roleName),
   ON_KEY_ACTIVITY_ROLE_NAME: z.optional(roleName),
   SELF_TEST_ROLE_NAME: z.optional(roleName),
-  // Organization mode: the prefix of the member stack's role (`<name>-<region>`); empty outside it.
-  // The Region's suffix (up to 16 characters with its dash) must still fit IAM's 64.
-  MEMBER_ROLE_NAME: z._default(
-    z.union([
-      z.literal(''),
-      matching(/^[\w+=,.@-]{1,48}$/, 'must be an IAM role name prefix of at most 48 characters'),
-    ]),
-    '',
-  ),
   LEASE_TABLE: z.optional(matching(/^[\w.-]{3,255}$/, 'must be a DynamoDB table name')),
   // The member role's name prefix in organization mode (`<prefix>-<region>`, docs/organization.md);
   // empty outside it. At most 54 characters: a role name is 64 at most, and the shortest Region
@@ -190,12 +181,6 @@ export interface ServiceConfig {
    * `securityHubFindings`, `SECURITY_HUB_FINDINGS`; docs/security-hub.md).
    */
   securityHubFindings: boolean;
-  /**
-   * Organization mode: the prefix of the member role each account and Region holds
-   * (`<memberRoleName>-<region>`); undefined outside organization mode, where events and payloads
-   * of another account are refused.
-   */
-  memberRoleName?: string;
   /** `retire`: the stage's `retireMode`, `retireDisableAfterDays`, `retireDeleteAfterDays` (docs/retire.md). */
   retire: { mode: RetireMode; disableAfterDays: number; deleteAfterDays: number };
 }
@@ -310,7 +295,6 @@ export const loadConfig = (env: NodeJS.ProcessEnv, fn?: FunctionName): ServiceCo
       reportsBucket: parsed.data.AUDIT_REPORTS_BUCKET || undefined,
     },
     securityHubFindings: parsed.data.SECURITY_HUB_FINDINGS === 'true',
-    memberRoleName: parsed.data.MEMBER_ROLE_NAME || undefined,
     retire: {
       mode: parsed.data.RETIRE_MODE,
       disableAfterDays: parsed.data.RETIRE_DISABLE_AFTER_DAYS,
