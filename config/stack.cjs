@@ -350,8 +350,83 @@ const rotationDueWarningDays = async ({ resolveVariable }) =>
     'at most a year of notice',
   );
 
+// --- Organization mode (docs/org-audit.md) ------------------------------------------------------
+
+const OU_ID = /^(?:r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$/;
+const REGION = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
+
+const wholeNumberInRange = (name, raw, min, max) => {
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw new StackParameterError(`Parameter "${name}" must be a whole number from ${min} to ${max}, got "${raw}".`);
+  }
+  return Number(raw);
+};
+
+/**
+ * Organization mode is on when `organizationUnitIds` lists OU or root ids; `organizationId` is then
+ * required (the member role's `aws:ResourceOrgID` condition).
+ */
+const organizationModeOn = async (resolveVariable) => {
+  const ids = (await readParam(resolveVariable, 'organizationUnitIds')).split(/[\s,]+/).filter(Boolean);
+  for (const id of ids) {
+    if (!OU_ID.test(id)) {
+      throw new StackParameterError(
+        `Parameter "organizationUnitIds" lists organization unit or root ids like "ou-ab12-cdefgh12" or "r-ab12", got "${id}".`,
+      );
+    }
+  }
+  if (ids.length === 0) return false;
+  const organizationId = await readParam(resolveVariable, 'organizationId');
+  if (!/^o-[a-z0-9]{10,32}$/.test(organizationId)) {
+    throw new StackParameterError(
+      `Parameter "organizationId" must be the organization's id like "o-abcdef1234" in organization mode (organizationUnitIds is set), got "${organizationId}".`,
+    );
+  }
+  for (const region of (await readParam(resolveVariable, 'organizationRegions')).split(/[\s,]+/).filter(Boolean)) {
+    if (!REGION.test(region)) {
+      throw new StackParameterError(`Parameter "organizationRegions" lists Region names like "eu-west-1", got "${region}".`);
+    }
+  }
+  const roleName = await readParam(resolveVariable, 'memberRoleName');
+  if (!/^[\w+=,.@-]{1,50}$/.test(roleName)) {
+    throw new StackParameterError(
+      `Parameter "memberRoleName" must be an IAM role name prefix of at most 50 characters, got "${roleName}".`,
+    );
+  }
+  return true;
+};
+
+/** The organization audit's functions (a map merged into `functions:`), or none outside organization mode. */
+const orgAuditFunctionsFile = async ({ resolveVariable }) =>
+  (await organizationModeOn(resolveVariable)) ? './resources/org-audit-functions.yml' : './resources/none.yml';
+
+/** The organization audit's resources, or none outside organization mode. */
+const orgAuditResourcesFile = async ({ resolveVariable }) =>
+  (await organizationModeOn(resolveVariable)) ? './resources/org-audit.yml' : './resources/none.yml';
+
+/** `MEMBER_ROLE_NAME`: the member role's prefix in organization mode, empty otherwise. */
+const memberRoleNameSetting = async ({ resolveVariable }) =>
+  (await organizationModeOn(resolveVariable)) ? await readParam(resolveVariable, 'memberRoleName') : '';
+
+/** The org audit's event source mapping `ScalingConfig.MaximumConcurrency`: Lambda allows 2..1000. */
+const orgAuditConcurrency = async ({ resolveVariable }) =>
+  wholeNumberInRange('orgAuditConcurrency', await readParam(resolveVariable, 'orgAuditConcurrency'), 2, 1000);
+
+/** Attempts per account-Region before it is reported failed. */
+const orgAuditAttempts = async ({ resolveVariable }) =>
+  wholeNumberInRange('orgAuditAttempts', await readParam(resolveVariable, 'orgAuditAttempts'), 1, 10);
+
+/** The org audit queue's redrive `maxReceiveCount`: the attempts, and the receive that records the item failed. */
+const orgAuditMaxReceiveCount = async (context) => (await orgAuditAttempts(context)) + 1;
+
 module.exports = {
   StackParameterError,
+  orgAuditFunctionsFile,
+  orgAuditResourcesFile,
+  memberRoleNameSetting,
+  orgAuditConcurrency,
+  orgAuditAttempts,
+  orgAuditMaxReceiveCount,
   rotationPeriodDays,
   deletionWindowDays,
   alias,

@@ -27,12 +27,13 @@ export const handler = observedHandler(
     const request = parseAuditRequest(event, config.audit.remediateOnSchedule, config.memberRoleName !== undefined);
     const before = request.checkpoint?.totals.keysAudited ?? 0;
     const own = serviceLocationOf(context, config);
-    const location =
-      request.account && request.region ? { ...own, account: request.account, region: request.region } : own;
+    const member = request.account !== undefined && request.region !== undefined;
+    const location = member ? { ...own, account: request.account as string, region: request.region as string } : own;
     const [hubFor, reports] = await Promise.all([securityHubFor, reportsFor]);
     const report = await auditFleet(request, {
       ...depsFor(location, own),
-      ...(hubFor ? { securityHub: hubFor(location, log) } : {}),
+      // Security Hub takes findings of the caller's own account only (docs/org-audit.md): none for a member.
+      ...(hubFor && !member ? { securityHub: hubFor(location, log) } : {}),
       ...(reports ? { reports } : {}),
       ...leaseHolderOf(context),
     });

@@ -17,7 +17,7 @@ const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
 // No hand-over: an item is one invocation (docs/org-audit.md#failure-rules); a fleet too large for it fails the attempt.
-const { depsFor, securityHubFor, reportsFor } = auditDependencies(config, 'orgAuditItem', log, version, {
+const { depsFor, reportsFor } = auditDependencies(config, 'orgAuditItem', log, version, {
   continueLater: async () => {
     throw new Error(
       'The account-Region has more keys than one invocation of orgAuditItem audits (15 minutes): audit it with `audit` and its account and region',
@@ -39,7 +39,7 @@ export const handler = observedHandler(
   async (event, context): Promise<SQSBatchResponse> => {
     const messages = parseSqsEvent(event);
     const own = serviceLocationOf(context, config);
-    const [hubFor, reports, reportDeps] = await Promise.all([securityHubFor, reportsFor, reportDepsFor(own)]);
+    const [reports, reportDeps] = await Promise.all([reportsFor, reportDepsFor(own)]);
     const batchItemFailures: SQSBatchResponse['batchItemFailures'] = [];
     for (const message of messages) {
       try {
@@ -54,7 +54,6 @@ export const handler = observedHandler(
               {
                 ...depsFor(location, own),
                 orgItem: true,
-                ...(hubFor ? { securityHub: hubFor(location, log) } : {}),
                 ...(reports ? { reports } : {}),
                 ...leaseHolderOf(context),
               },

@@ -261,7 +261,7 @@ export const SETTINGS_OF = {
   retire: [...COMMON, 'RETIRE_MODE', 'RETIRE_DISABLE_AFTER_DAYS', 'RETIRE_DELETE_AFTER_DAYS'],
   // Organization mode only (ORGANIZATION_ONLY): the fan-out and the worker of the organization audit.
   orgAudit: [
-    ...COMMON,
+    ...COMMON.filter((setting) => setting !== 'LEASE_TABLE'),
     'MEMBER_ROLE_NAME',
     'ORGANIZATION_UNIT_IDS',
     'ORGANIZATION_REGIONS',
@@ -280,7 +280,6 @@ export const SETTINGS_OF = {
     'AUDIT_CONCURRENCY',
     'AUDIT_QUOTA_SHARE',
     'AUDIT_RATE_LIMITS',
-    'SECURITY_HUB_FINDINGS',
     'AUDIT_REPORTS_BUCKET',
     'AUDIT_IMPORT_EXPIRY_WARNING_DAYS',
     'AUDIT_ROTATION_DUE_WARNING_DAYS',
