@@ -384,7 +384,9 @@ const organizationModeOn = async (resolveVariable) => {
   }
   for (const region of (await readParam(resolveVariable, 'organizationRegions')).split(/[\s,]+/).filter(Boolean)) {
     if (!REGION.test(region)) {
-      throw new StackParameterError(`Parameter "organizationRegions" lists Region names like "eu-west-1", got "${region}".`);
+      throw new StackParameterError(
+        `Parameter "organizationRegions" lists Region names like "eu-west-1", got "${region}".`,
+      );
     }
   }
   const roleName = await readParam(resolveVariable, 'memberRoleName');
