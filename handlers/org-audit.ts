@@ -23,7 +23,11 @@ const metrics = new Metrics();
 const log = logTo(logger);
 // Organizations has one endpoint per partition; us-east-1 serves the commercial one (docs/org-audit.md).
 const accounts = new OrganizationsClient({ ...sdk(), region: 'us-east-1' });
-const queue = new SqsOrgAuditQueue(new SQSClient(sdk()), required(config.orgAudit.queueUrl, 'ORG_AUDIT_QUEUE_URL'));
+// The queue is in this Region: the client's own endpoint, never the host a queue URL names.
+const queue = new SqsOrgAuditQueue(
+  new SQSClient({ ...sdk(), useQueueUrlAsEndpoint: false }),
+  required(config.orgAudit.queueUrl, 'ORG_AUDIT_QUEUE_URL'),
+);
 const { reportDepsFor } = orgReportDependencies(config, log, version);
 
 /**
