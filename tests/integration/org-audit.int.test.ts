@@ -154,7 +154,8 @@ describe('Functions: orgAudit and orgAuditItem, an organization in the local AWS
     const mapping = Object.values(
       test.pkg.template.Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>,
     ).find((resource) => resource.Type === 'AWS::Lambda::EventSourceMapping');
-    maxConcurrency = (mapping?.Properties.ScalingConfig as { MaximumConcurrency: number }).MaximumConcurrency;
+    if (!mapping) throw new Error('The organization stage has no event source mapping for orgAuditItem');
+    maxConcurrency = (mapping.Properties.ScalingConfig as { MaximumConcurrency: number }).MaximumConcurrency;
     // moto runs a mapping by invoking the function in Docker, which this machine lacks: its failed
     // attempt would take messages out of sight for the visibility timeout. The emulator stands in.
     const lambda = new LambdaClient(config);
