@@ -254,6 +254,25 @@ describe('Functions: orgAudit and orgAuditItem, an organization in the local AWS
     expect(notification.attributes.type).toBe('AuditCompleted');
   }, 900_000);
 
+  it('audits one member account-Region by hand: `audit` with its account and region, through the member role', async () => {
+    const account = members[2] as string;
+    await test.inbox.drain();
+    const outcome = await invokeBundled({
+      endpoint: proxy.endpoint,
+      region: central,
+      fn: fn('audit'),
+      event: { account, region: 'eu-west-1' },
+      timeoutMs: 120_000,
+    });
+    expect(outcome.ok, JSON.stringify(outcome.ok ? '' : outcome.error)).toBe(true);
+    const report = (outcome as { result: { totals: Counts } }).result;
+    expect(report.totals).toMatchObject(expected.get(`${account}/eu-west-1`) as Counts);
+    const completed = (await test.inbox.drain()).filter((notification) => notification.body.type === 'AuditCompleted');
+    expect(completed.map((notification) => [notification.body.account, notification.body.region])).toEqual([
+      [account, 'eu-west-1'],
+    ]);
+  }, 300_000);
+
   it('retries an account-Region that fails every attempt orgAuditAttempts times, then reports it failed by name, still in the totals', async () => {
     const failing = members[1] as string;
     denial.deny(failing);
