@@ -459,8 +459,44 @@ const organizationId = async ({ resolveVariable }) => (await organization(resolv
 /** `memberRoleName`, validated (what the AssumeRole grant names in organization mode). */
 const memberRoleName = async ({ resolveVariable }) => (await organization(resolveVariable)).memberRoleName;
 
+/** The organization audit's functions (a map merged into `functions:`), or none outside organization mode. */
+const orgAuditFunctionsFile = async ({ resolveVariable }) =>
+  (await organization(resolveVariable)).on ? './resources/org-audit-functions.yml' : './resources/none.yml';
+
+/** The organization audit's resources, or none outside organization mode. */
+const orgAuditResourcesFile = async ({ resolveVariable }) =>
+  (await organization(resolveVariable)).on ? './resources/org-audit.yml' : './resources/none.yml';
+
+/** The org audit's event source mapping `ScalingConfig.MaximumConcurrency`: Lambda allows 2..1000. */
+const orgAuditConcurrency = async ({ resolveVariable }) =>
+  wholeNumberInRange(
+    'orgAuditConcurrency',
+    await readParam(resolveVariable, 'orgAuditConcurrency'),
+    2,
+    1000,
+    "the SQS event source mapping's maximum concurrency",
+  );
+
+/** Attempts per account-Region before it is reported failed. */
+const orgAuditAttempts = async ({ resolveVariable }) =>
+  wholeNumberInRange(
+    'orgAuditAttempts',
+    await readParam(resolveVariable, 'orgAuditAttempts'),
+    1,
+    10,
+    'attempts per account-Region item',
+  );
+
+/** The org audit queue's redrive `maxReceiveCount`: the attempts, and the receive that records the item failed. */
+const orgAuditMaxReceiveCount = async (context) => (await orgAuditAttempts(context)) + 1;
+
 module.exports = {
   StackParameterError,
+  orgAuditFunctionsFile,
+  orgAuditResourcesFile,
+  orgAuditConcurrency,
+  orgAuditAttempts,
+  orgAuditMaxReceiveCount,
   rotationPeriodDays,
   deletionWindowDays,
   alias,

@@ -1,102 +1,39 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { KMSClient } from '@aws-sdk/client-kms';
-import { LambdaClient } from '@aws-sdk/client-lambda';
-import { SNSClient } from '@aws-sdk/client-sns';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { version } from '../package.json';
-import { clientOptions } from '../src/adapters/aws-clients';
-import { DynamoKeyLeases } from '../src/adapters/dynamodb-key-leases';
-import { KmsKeyGateway } from '../src/adapters/kms-key-gateway';
-import { KmsReplicaReader } from '../src/adapters/kms-replica-reader';
-import { LambdaContinuation } from '../src/adapters/lambda-continuation';
+import { auditDependencies } from '../src/adapters/audit-dependencies';
 import { recordAudit } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
-import { auditReportsWhenSet, securityHubWhenOn } from '../src/adapters/opt-in';
-import { paceKmsCalls, quotasFrom } from '../src/adapters/pacing';
-import {
-  leaseHolderOf,
-  logTo,
-  realSleeper,
-  secureRandom,
-  serviceLocationOf,
-  sha256,
-  systemClock,
-  uuidGenerator,
-} from '../src/adapters/runtime';
+import { leaseHolderOf, logTo, serviceLocationOf } from '../src/adapters/runtime';
 import { parseAuditRequest } from '../src/adapters/schemas/audit-request';
-import { SnsNotifier } from '../src/adapters/sns-notifier';
-import { SsmKeyRecordStore } from '../src/adapters/ssm-key-record-store';
-import { loadConfig, required } from '../src/config';
+import { loadConfig } from '../src/config';
 import { type AuditReport, auditFleet } from '../src/domain/audit-fleet';
-import { EVENT_LEASE_WAIT_MS } from '../src/domain/key-lease';
 
 const config = loadConfig(process.env, 'audit');
-const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
-// Paced to the documented quotas; adaptive retry absorbs throttling caused by other callers.
-const kmsClient = new KMSClient({ ...sdk(), retryMode: 'adaptive', maxAttempts: 8 });
-paceKmsCalls(kmsClient, quotasFrom(config.audit.rateLimits, config.audit.quotaShare));
-const kms = new KmsKeyGateway(kmsClient);
-const records = new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log);
-const deps = {
-  fleet: kms,
-  keys: kms,
-  admin: kms,
-  records,
-  // Reconciling rotations whose event was lost (onRotation's validation), and multi-Region primaries' replicas.
-  rotations: {
-    store: records,
-    crypto: kms,
-    random: secureRandom,
-    digest: sha256,
-    replicas: new KmsReplicaReader(
-      (region) => new KMSClient({ ...sdk(), region, retryMode: 'adaptive', maxAttempts: 8 }),
-    ),
-  },
-  continuation: new LambdaContinuation(new LambdaClient(sdk()), process.env.AWS_LAMBDA_FUNCTION_NAME ?? 'audit'),
-  notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
-  clock: systemClock,
-  ids: uuidGenerator,
-  log,
-  limits: {
-    maxRotationPeriodDays: config.audit.maxRotationPeriodDays,
-    maxMaterialAgeDays: config.audit.maxMaterialAgeDays,
-  },
-  schedule: {
-    importExpiryWarningDays: config.audit.importExpiryWarningDays,
-    rotationDueWarningDays: config.audit.rotationDueWarningDays,
-  },
-  concurrency: config.audit.concurrency,
-  handOverBelowMs: 120_000,
-  maxFindingsListed: 500,
-  // A remediation waits a little for a key another run holds, then leaves the finding open, saying so.
-  leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
-  leaseWait: { ms: EVENT_LEASE_WAIT_MS, sleeper: realSleeper },
-};
+const { depsFor, securityHubFor, reportsFor } = auditDependencies(config, 'audit', log, version);
 
-// Opt-in: loaded only when the stack's securityHubFindings is on, or its auditReports set a bucket.
-const securityHubFor = securityHubWhenOn(config.securityHubFindings, sdk());
-
-const reportsFor = auditReportsWhenSet(config.audit.reportsBucket, sdk(), version);
-
-/** Daily schedule or manual invoke: every key of the account and Region, judged by the rules of its class. */
+/**
+ * Daily schedule or manual invoke: every key of the account and Region, judged by the rules of its
+ * class; in organization mode, `account` and `region` name a member account-Region to audit instead.
+ */
 export const handler = observedHandler(
   logger,
   metrics,
   'Audit not completed',
   async (event, context): Promise<AuditReport> => {
-    const request = parseAuditRequest(event, config.audit.remediateOnSchedule);
+    const request = parseAuditRequest(event, config.audit.remediateOnSchedule, config.memberRoleName !== undefined);
     const before = request.checkpoint?.totals.keysAudited ?? 0;
-    const location = serviceLocationOf(context, config);
+    const own = serviceLocationOf(context, config);
+    const member = request.account !== undefined && request.region !== undefined;
+    const location = member ? { ...own, account: request.account as string, region: request.region as string } : own;
     const [hubFor, reports] = await Promise.all([securityHubFor, reportsFor]);
     const report = await auditFleet(request, {
-      ...deps,
-      location,
-      ...(hubFor ? { securityHub: hubFor(location, log) } : {}),
+      ...depsFor(location, own),
+      // Security Hub takes findings of the caller's own account only (docs/org-audit.md): none for a member.
+      ...(hubFor && !member ? { securityHub: hubFor(location, log) } : {}),
       ...(reports ? { reports } : {}),
       ...leaseHolderOf(context),
     });

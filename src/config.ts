@@ -131,6 +131,21 @@ const Environment = z.object({
       ),
     '',
   ),
+  ORGANIZATION_UNIT_IDS: list('').check(
+    z.refine(
+      (ids) => ids.every((id) => /^(?:r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$/.test(id)),
+      'may only list organization unit or root ids (ou-..., r-...)',
+    ),
+  ),
+  ORGANIZATION_REGIONS: list('').check(
+    z.refine(
+      (regions) => regions.every((region) => /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/.test(region)),
+      'may only list Region names',
+    ),
+  ),
+  ORG_AUDIT_QUEUE_URL: z.optional(matching(/^https?:\/\/\S{1,1000}$/, 'must be an SQS queue URL')),
+  ORG_AUDIT_TABLE: z.optional(matching(/^[\w.-]{3,255}$/, 'must be a DynamoDB table name')),
+  ORG_AUDIT_ATTEMPTS: wholeNumber(1, 10, Number(STAGE_DEFAULTS.orgAuditAttempts)),
 });
 
 export interface ServiceConfig {
@@ -161,6 +176,14 @@ export interface ServiceConfig {
    * organization mode: events and payloads of another account or Region are refused as before.
    */
   memberRoleName: string | undefined;
+  /** The organization audit (docs/org-audit.md): its OUs, Regions, queue, run table and attempts per item. */
+  orgAudit: {
+    organizationUnitIds: string[];
+    regions: string[];
+    queueUrl?: string;
+    table?: string;
+    attempts: number;
+  };
   audit: {
     maxRotationPeriodDays: number;
     maxMaterialAgeDays: number;
@@ -248,9 +271,37 @@ export const SETTINGS_OF = {
   ],
   selfTest: [...COMMON, ...ROTATION, 'SELF_TEST_ROLE_NAME'],
   retire: [...COMMON, 'RETIRE_MODE', 'RETIRE_DISABLE_AFTER_DAYS', 'RETIRE_DELETE_AFTER_DAYS'],
+  // Organization mode only (ORGANIZATION_ONLY): the fan-out and the worker of the organization audit.
+  orgAudit: [
+    ...COMMON.filter((setting) => setting !== 'LEASE_TABLE'),
+    'MEMBER_ROLE_NAME',
+    'ORGANIZATION_UNIT_IDS',
+    'ORGANIZATION_REGIONS',
+    'ORG_AUDIT_QUEUE_URL',
+    'ORG_AUDIT_TABLE',
+    'AUDIT_REPORTS_BUCKET',
+  ],
+  orgAuditItem: [
+    ...COMMON,
+    'MEMBER_ROLE_NAME',
+    'ORG_AUDIT_TABLE',
+    'ORG_AUDIT_ATTEMPTS',
+    'AUDIT_REMEDIATE',
+    'AUDIT_MAX_ROTATION_PERIOD_DAYS',
+    'AUDIT_MAX_MATERIAL_AGE_DAYS',
+    'AUDIT_CONCURRENCY',
+    'AUDIT_QUOTA_SHARE',
+    'AUDIT_RATE_LIMITS',
+    'AUDIT_REPORTS_BUCKET',
+    'AUDIT_IMPORT_EXPIRY_WARNING_DAYS',
+    'AUDIT_ROTATION_DUE_WARNING_DAYS',
+  ],
 } as const satisfies Record<string, readonly Setting[]>;
 
 export type FunctionName = keyof typeof SETTINGS_OF;
+
+/** Functions the stack has only in organization mode (the stage's `organizationUnitIds` set). */
+export const ORGANIZATION_ONLY: readonly FunctionName[] = ['orgAudit', 'orgAuditItem'];
 
 /**
  * Reads and validates the environment once, at cold start: for `fn`, only the settings it reads
@@ -283,6 +334,13 @@ export const loadConfig = (env: NodeJS.ProcessEnv, fn?: FunctionName): ServiceCo
     },
     leaseTable: parsed.data.LEASE_TABLE,
     memberRoleName: parsed.data.MEMBER_ROLE_NAME || undefined,
+    orgAudit: {
+      organizationUnitIds: parsed.data.ORGANIZATION_UNIT_IDS,
+      regions: parsed.data.ORGANIZATION_REGIONS,
+      queueUrl: parsed.data.ORG_AUDIT_QUEUE_URL,
+      table: parsed.data.ORG_AUDIT_TABLE,
+      attempts: parsed.data.ORG_AUDIT_ATTEMPTS,
+    },
     audit: {
       maxRotationPeriodDays: parsed.data.AUDIT_MAX_ROTATION_PERIOD_DAYS,
       maxMaterialAgeDays: parsed.data.AUDIT_MAX_MATERIAL_AGE_DAYS,

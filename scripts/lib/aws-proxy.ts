@@ -58,6 +58,8 @@ export interface GapCall {
   region?: string;
   /** moto's endpoint, for a gap that needs to read what moto holds. */
   target: string;
+  /** The access key id the request is signed with (who called). */
+  caller?: string;
 }
 
 /** One thing moto does not do, done in the proxy. */
@@ -352,7 +354,13 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
       return;
     }
     const gaps = options.gaps ?? [];
-    const call: GapCall = { api, body: text, region: signedRegionOf(req.headers), target: options.target };
+    const call: GapCall = {
+      api,
+      body: text,
+      region: signedRegionOf(req.headers),
+      target: options.target,
+      ...(signer.caller ? { caller: signer.caller } : {}),
+    };
     let filled: { status?: number; body: object } | undefined;
     for (const gap of gaps) {
       filled = await gap.answer?.(call);

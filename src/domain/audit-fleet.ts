@@ -108,6 +108,9 @@ export interface AuditRequest {
   remediate: boolean;
   keyIds?: string[];
   checkpoint?: AuditCheckpoint;
+  /** A member account and Region of the organization to audit (organization mode); unset, the function's own. */
+  account?: string;
+  region?: string;
 }
 
 export interface AuditReport {
@@ -174,6 +177,12 @@ export interface AuditDeps extends LeaseDeps {
   schedule?: ScheduleSettings;
   /** With it, the audit reconciles managed keys' rotations and checks multi-Region primaries' replicas. */
   rotations?: AuditRotationDeps;
+  /**
+   * `item`: one account-Region of an organization audit (docs/org-audit.md): no `AuditCompleted` of
+   * its own (the organization run sends one for all its items), and no hand-over to a further
+   * invocation. Unset: the audit of one account and Region, as always.
+   */
+  orgItem?: boolean;
 }
 
 /** What reconciling rotations (onRotation's validation) and remembering replica lag need beyond the audit's reads. */
@@ -810,6 +819,7 @@ const handOver = async (marker: string, request: AuditRequest, deps: AuditDeps, 
   const reportObjects = await writeReports(request, deps, slice);
   await deps.continuation.continueLater({
     remediate: request.remediate,
+    ...(request.account && request.region ? { account: request.account, region: request.region } : {}),
     checkpoint: { auditId: slice.auditId, startedAt: slice.startedAt, marker, slice: slice.slice, totals },
   });
   const report = reportOf(request, deps, slice, false, securityHub);
@@ -842,7 +852,7 @@ const finishSlice = async (
   const reportObjects = await writeReports(request, deps, slice, report);
   if (reportObjects) report.reportObjects = reportObjects;
   deps.log.info(report.summary, { auditId: slice.auditId, slice: slice.slice, complete: true, totals: slice.totals });
-  await deps.notifier.publish(auditCompleted(report, deps));
+  if (!deps.orgItem) await deps.notifier.publish(auditCompleted(report, deps));
   return report;
 };
 
@@ -939,20 +949,23 @@ const summaryOf = (totals: AuditTotals, handedOver: boolean, keysNotFound: reado
   return parts.join('; ');
 };
 
+/** How bad a finished audit is: CRITICAL with a critical finding, WARNING with anything left to do, INFO otherwise. */
+export const auditSeverityOf = (report: Pick<AuditReport, 'totals' | 'keysNotFound'>): Severity =>
+  (report.totals.bySeverity.CRITICAL ?? 0) > 0
+    ? 'CRITICAL'
+    : report.totals.nonCompliantKeys > 0 ||
+        report.keysNotFound.length > 0 ||
+        report.totals.expiredExceptions > 0 ||
+        report.totals.reconcileFailed > 0 ||
+        report.totals.reconcileUnfinished > 0
+      ? 'WARNING'
+      : 'INFO';
+
 /** The one notification of an audit, sent by its last slice. */
 const auditCompleted = (report: AuditReport, deps: AuditDeps): Notification =>
   notificationOf({
     type: 'AuditCompleted',
-    severity:
-      (report.totals.bySeverity.CRITICAL ?? 0) > 0
-        ? 'CRITICAL'
-        : report.totals.nonCompliantKeys > 0 ||
-            report.keysNotFound.length > 0 ||
-            report.totals.expiredExceptions > 0 ||
-            report.totals.reconcileFailed > 0 ||
-            report.totals.reconcileUnfinished > 0
-          ? 'WARNING'
-          : 'INFO',
+    severity: auditSeverityOf(report),
     about: 'fleet',
     where: deps.location,
     at: report.finishedAt,

@@ -94,7 +94,7 @@ describe('Member stack: rolled out to an OU with a service-managed StackSet', ()
     );
     const roleArn = (logicalId: string) => `arn:aws:iam::${centralAccount}:role/${central.stack.resources[logicalId]}`;
     expect(central.stack.outputs.CentralRoleArns?.split(',')).toEqual(
-      ['OnRotationRole', 'RotateRole', 'OnKeyActivityRole', 'AuditRole'].map(roleArn),
+      ['OnRotationRole', 'RotateRole', 'OnKeyActivityRole', 'AuditRole', 'OrgAuditItemRole'].map(roleArn),
     );
     // The functions that act in member accounts are told the member role's prefix.
     for (const fn of ['onRotation', 'rotate', 'onKeyActivity', 'audit']) {

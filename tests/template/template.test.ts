@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { lintTemplate, type PackagedService, packageService } from '../../scripts/lib/stack';
-import { ALL_SETTINGS, type FunctionName, SETTINGS_OF } from '../../src/config';
+import { ALL_SETTINGS, type FunctionName, ORGANIZATION_ONLY, SETTINGS_OF } from '../../src/config';
 import { CRYPTOGRAPHIC_OPERATIONS } from '../../src/domain/kms-operations';
 
 /**
@@ -185,6 +185,18 @@ describe('Template: serverless package output', () => {
     await expect(lintTemplate(pkg.updateTemplatePath)).resolves.toBeUndefined();
   });
 
+  it('has nothing of the organization audit outside organization mode, and no member role for the audit', () => {
+    expect(Object.keys(resources).filter((id) => id.startsWith('OrgAudit'))).toEqual([]);
+    expect(ofType('AWS::SQS::Queue').map(([id]) => id)).toEqual(['DeadLetterQueue']);
+    expect(ofType('AWS::Lambda::EventSourceMapping')).toEqual([]);
+    const audit = ofType('AWS::Lambda::Function').find(
+      ([, fn]) => fn.Properties.Handler === 'handlers/audit.handler',
+    ) as [string, Resource];
+    expect((audit[1].Properties.Environment as { Variables: Record<string, unknown> }).Variables.MEMBER_ROLE_NAME).toBe(
+      '',
+    );
+  });
+
   describe('Resource: the managed key', () => {
     it('is a symmetric key with rotation on, the default period and deletion window, retained on stack deletion', () => {
       const key = resources.RotationKey as Resource & { DeletionPolicy?: string };
@@ -288,8 +300,11 @@ describe('Template: serverless package output', () => {
       'handlers/retire.handler': 'retire',
     };
     const functions = ofType('AWS::Lambda::Function');
+    // The organization audit's functions are in an organization stage's template only (tests/template/org-audit.test.ts).
     expect(functions.map(([, fn]) => byHandler[String(fn.Properties.Handler)]).sort()).toEqual(
-      Object.keys(SETTINGS_OF).sort(),
+      Object.keys(SETTINGS_OF)
+        .filter((name) => !ORGANIZATION_ONLY.includes(name as FunctionName))
+        .sort(),
     );
     for (const [logicalId, fn] of functions) {
       const name = byHandler[String(fn.Properties.Handler)] as FunctionName;

@@ -4,6 +4,10 @@ import { InvalidInputError } from '../../domain/errors';
 import { KEY_ID_PATTERN } from './rotation-event';
 import { describeIssues, matching, noOptions, text } from './zod';
 
+/** An AWS account id, and a Region name (as `AWS_REGION` is checked in src/config.ts). */
+export const ACCOUNT_PATTERN = /^\d{12}$/;
+export const REGION_PATTERN = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
+
 const Count = z.int().check(z.minimum(0));
 const Counts = z.record(text(64), Count);
 
@@ -46,19 +50,40 @@ const AuditPayload = z.strictObject({
   ),
   scheduled: z.optional(z.literal(true)),
   checkpoint: z.optional(Checkpoint),
+  account: z.optional(matching(ACCOUNT_PATTERN, 'must be a 12-digit AWS account id')),
+  region: z.optional(matching(REGION_PATTERN, 'must be a Region name like eu-west-1')),
 });
 
-export const parseAuditRequest = (payload: unknown, remediateOnSchedule: boolean): AuditRequest => {
+const EXPECTED = `Expected {"remediate"?: true, "keyIds"?: ["<key id>", ...], "account"?: "<12 digits>", "region"?: "<Region>"}`;
+
+/**
+ * `organizationMode`: the stack has a member role (`config.memberRoleName`); only then may a payload
+ * name an `account` and `region` (both or neither) of the organization to audit.
+ */
+export const parseAuditRequest = (
+  payload: unknown,
+  remediateOnSchedule: boolean,
+  organizationMode = false,
+): AuditRequest => {
   const parsed = AuditPayload.safeParse(noOptions(payload) ? {} : payload);
   if (!parsed.success) {
+    throw new InvalidInputError(`Invalid audit request: ${describeIssues(parsed.error.issues)}. ${EXPECTED}`);
+  }
+  const { remediate, keyIds, scheduled, checkpoint, account, region } = parsed.data;
+  if ((account === undefined) !== (region === undefined)) {
     throw new InvalidInputError(
-      `Invalid audit request: ${describeIssues(parsed.error.issues)}. Expected {"remediate"?: true, "keyIds"?: ["<key id>", ...]}`,
+      `Invalid audit request: ${account === undefined ? 'account' : 'region'} is missing: "account" and "region" go together, or neither. ${EXPECTED}`,
     );
   }
-  const { remediate, keyIds, scheduled, checkpoint } = parsed.data;
+  if (account !== undefined && !organizationMode) {
+    throw new InvalidInputError(
+      "Invalid audit request: account and region are accepted only in organization mode (the stage's organizationUnitIds): this stack audits its own account and Region",
+    );
+  }
   return {
     remediate: remediate ?? (scheduled === true && remediateOnSchedule),
     keyIds,
     checkpoint: checkpoint as AuditRequest['checkpoint'],
+    ...(account !== undefined && region !== undefined ? { account, region } : {}),
   };
 };

@@ -23,6 +23,24 @@ const HANDLERS = {
   audit: () => import('../../../handlers/audit'),
   selfTest: () => import('../../../handlers/self-test'),
   retire: () => import('../../../handlers/retire'),
+  orgAudit: () => import('../../../handlers/org-audit'),
+  orgAuditItem: () => import('../../../handlers/org-audit-item'),
+};
+
+/** The organization audit's functions exist in organization mode only: their own settings. */
+const ORGANIZATION_ENV: Partial<Record<FunctionName, Record<string, string>>> = {
+  orgAudit: {
+    MEMBER_ROLE_NAME: 'kms-rotation-member',
+    ORGANIZATION_UNIT_IDS: 'ou-ab12-cdefgh12',
+    ORGANIZATION_REGIONS: 'us-east-1,eu-west-1',
+    ORG_AUDIT_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/kms-rotation-test-org-audit',
+    ORG_AUDIT_TABLE: 'kms-rotation-test-org-audit-runs',
+  },
+  orgAuditItem: {
+    MEMBER_ROLE_NAME: 'kms-rotation-member',
+    ORG_AUDIT_TABLE: 'kms-rotation-test-org-audit-runs',
+    ORG_AUDIT_ATTEMPTS: '3',
+  },
 };
 export type FunctionName = keyof typeof HANDLERS;
 export type Handler = (event: unknown, context: Context) => Promise<unknown>;
@@ -68,7 +86,7 @@ export const loadHandler = async (fn: FunctionName, aws: RecordingAws): Promise<
     POWERTOOLS_LOG_LEVEL: 'INFO',
     POWERTOOLS_DEV: '',
   };
-  for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+  for (const [name, value] of Object.entries({ ...env, ...ORGANIZATION_ENV[fn] })) vi.stubEnv(name, value);
   const { handler } = await HANDLERS[fn]();
   return handler as Handler;
 };

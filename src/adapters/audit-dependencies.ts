@@ -1,0 +1,119 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
+import { LambdaClient } from '@aws-sdk/client-lambda';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { STSClient } from '@aws-sdk/client-sts';
+import type { ServiceConfig } from '../config';
+import { required } from '../config';
+import type { AuditDeps, Continuation } from '../domain/audit-fleet';
+import { EVENT_LEASE_WAIT_MS } from '../domain/key-lease';
+import type { ServiceLocation } from '../domain/model';
+import type { Log } from '../domain/ports';
+import { clientOptions } from './aws-clients';
+import { DynamoKeyLeases } from './dynamodb-key-leases';
+import { KmsKeyGateway } from './kms-key-gateway';
+import { KmsReplicaReader } from './kms-replica-reader';
+import { LambdaContinuation } from './lambda-continuation';
+import { MemberCredentials, perLocation } from './member-access';
+import { auditReportsWhenSet, securityHubWhenOn } from './opt-in';
+import { paceKmsCalls, quotasFrom } from './pacing';
+import { realSleeper, secureRandom, sha256, systemClock, uuidGenerator } from './runtime';
+import { SnsNotifier } from './sns-notifier';
+import { SsmKeyRecordStore } from './ssm-key-record-store';
+
+const sameLocation = (a: ServiceLocation, b: ServiceLocation): boolean =>
+  a.partition === b.partition && a.account === b.account && a.region === b.region;
+
+/** The audit's dependencies for one invocation, apart from its lease holder and clock of remaining time. */
+export type AuditDepsFor = (target: ServiceLocation, own: ServiceLocation) => Omit<AuditDeps, 'holder' | 'remainingMs'>;
+
+/**
+ * Everything the audit needs, built once per cold start and shared by `audit` and `orgAuditItem`:
+ * central clients (SSM records, SNS, key leases, Lambda for the continuation) and, per account and
+ * Region audited, one KMS client paced to that account's quotas (a KMS client of the function's own
+ * role for its own account and Region; through the member role for any other, docs/org-audit.md).
+ */
+export const auditDependencies = (
+  config: ServiceConfig,
+  functionName: 'audit' | 'orgAuditItem',
+  log: Log,
+  productVersion: string,
+  continuation?: Continuation,
+) => {
+  const sdk = () => clientOptions(config.clientTimeoutMs);
+  const members = config.memberRoleName
+    ? new MemberCredentials(new STSClient(sdk()), config.memberRoleName, `kms-rotation-${functionName}`)
+    : undefined;
+  let own: ServiceLocation | undefined;
+  /** Adaptive retry absorbs throttling caused by other callers; pacing keeps the audit under the quotas. */
+  const kmsOptions = (location: ServiceLocation): KMSClientConfig => {
+    const base: KMSClientConfig = { ...sdk(), region: location.region, retryMode: 'adaptive', maxAttempts: 8 };
+    if (own && sameLocation(location, own)) return base;
+    if (!members) {
+      throw new Error(
+        `No member role (MEMBER_ROLE_NAME) to act in account ${location.account}, Region ${location.region}`,
+      );
+    }
+    return { ...base, credentials: members.providerFor(location) };
+  };
+  const kmsIn = perLocation((location) => {
+    const client = new KMSClient(kmsOptions(location));
+    paceKmsCalls(client, quotasFrom(config.audit.rateLimits, config.audit.quotaShare));
+    return new KmsKeyGateway(client);
+  });
+  const replicaClientIn = perLocation((location) => new KMSClient(kmsOptions(location)));
+  const records = new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log);
+  const shared = {
+    continuation:
+      continuation ??
+      new LambdaContinuation(new LambdaClient(sdk()), process.env.AWS_LAMBDA_FUNCTION_NAME ?? functionName),
+    notifier: new SnsNotifier(new SNSClient(sdk()), config.topicArn),
+    clock: systemClock,
+    ids: uuidGenerator,
+    log,
+    limits: {
+      maxRotationPeriodDays: config.audit.maxRotationPeriodDays,
+      maxMaterialAgeDays: config.audit.maxMaterialAgeDays,
+    },
+    schedule: {
+      importExpiryWarningDays: config.audit.importExpiryWarningDays,
+      rotationDueWarningDays: config.audit.rotationDueWarningDays,
+    },
+    concurrency: config.audit.concurrency,
+    handOverBelowMs: 120_000,
+    maxFindingsListed: 500,
+    // A remediation waits a little for a key another run holds, then leaves the finding open, saying so.
+    leases: new DynamoKeyLeases(new DynamoDBClient(sdk()), required(config.leaseTable, 'LEASE_TABLE')),
+    leaseWait: { ms: EVENT_LEASE_WAIT_MS, sleeper: realSleeper },
+  };
+  const depsFor: AuditDepsFor = (target, ownLocation) => {
+    own = ownLocation;
+    const kms = kmsIn(target);
+    const isOwn = sameLocation(target, ownLocation);
+    return {
+      ...shared,
+      location: target,
+      fleet: kms,
+      keys: kms,
+      admin: kms,
+      // The records name keys by id only: the declared keys are this stack's own account and Region's
+      // (docs/org-audit.md#what-a-member-audit-does-not-check).
+      records: isOwn ? records : { declaredKeyIds: async () => [] },
+      // Reconciling rotations whose event was lost (onRotation's validation), and multi-Region primaries' replicas.
+      rotations: {
+        store: records,
+        crypto: kms,
+        random: secureRandom,
+        digest: sha256,
+        replicas: new KmsReplicaReader((region) => replicaClientIn({ ...target, region })),
+      },
+    };
+  };
+  return {
+    depsFor,
+    // Opt-in: loaded only when the stack's securityHubFindings is on, or its auditReports set a bucket.
+    securityHubFor: securityHubWhenOn(config.securityHubFindings, sdk()),
+    reportsFor: auditReportsWhenSet(config.audit.reportsBucket, sdk(), productVersion),
+  };
+};
