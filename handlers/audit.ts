@@ -14,7 +14,7 @@ import { LambdaContinuation } from '../src/adapters/lambda-continuation';
 import { recordAudit } from '../src/adapters/metrics';
 import { observedHandler } from '../src/adapters/observed-handler';
 import { auditReportsWhenSet, securityHubWhenOn } from '../src/adapters/opt-in';
-import { paceKmsCalls, quotasFrom } from '../src/adapters/pacing';
+import { accountUsageVia, pacedKmsClient } from '../src/adapters/pacing';
 import {
   leaseHolderOf,
   logTo,
@@ -37,9 +37,13 @@ const sdk = () => clientOptions(config.clientTimeoutMs);
 const logger = new Logger();
 const metrics = new Metrics();
 const log = logTo(logger);
-// Paced to the documented quotas; adaptive retry absorbs throttling caused by other callers.
-const kmsClient = new KMSClient({ ...sdk(), retryMode: 'adaptive', maxAttempts: 8 });
-paceKmsCalls(kmsClient, quotasFrom(config.audit.rateLimits, config.audit.quotaShare));
+// Paced to the account's headroom (else the fixed share of the documented quotas); throttles slow their API only.
+const kmsClient = pacedKmsClient(sdk(), {
+  overrides: config.audit.rateLimits,
+  share: config.audit.quotaShare,
+  usage: accountUsageVia(sdk),
+  log,
+});
 const kms = new KmsKeyGateway(kmsClient);
 const records = new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log);
 const deps = {
