@@ -145,6 +145,25 @@ describe('Function: usageMetricsGap', () => {
       await gap.answer?.(
         call('GetMetricData', {
           ...window,
+          MetricDataQueries: [
+            {
+              ...other,
+              MetricStat: {
+                ...other.MetricStat,
+                Metric: {
+                  ...other.MetricStat.Metric,
+                  Dimensions: other.MetricStat.Metric.Dimensions.filter((item) => item.Name !== 'Class'),
+                },
+              },
+            },
+          ],
+        }),
+      ),
+    ).toBeUndefined();
+    expect(
+      await gap.answer?.(
+        call('GetMetricData', {
+          ...window,
           MetricDataQueries: [{ ...other, MetricStat: { ...other.MetricStat, Stat: 'Average' } }],
         }),
       ),
