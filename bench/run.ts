@@ -490,12 +490,10 @@ const main = async (): Promise<void> => {
         });
         const seconds = (performance.now() - started) / 1000;
         // Until the first KMS call: the process's start, its init, and the reads of the account's usage.
-        const firstKmsCall = Math.min(
-          ...fleet
-            .calls()
-            .filter((call) => call.api in quotas)
-            .map((call) => call.startedAt),
-        );
+        // From it to the last KMS answer: the keys/s the audit kept while auditing.
+        const kmsCalls = fleet.calls().filter((call) => call.api in quotas);
+        const firstKmsCall = Math.min(...kmsCalls.map((call) => call.startedAt));
+        const lastKmsAnswer = Math.max(...kmsCalls.map((call) => call.endedAt));
         const report = outcome.ok
           ? (outcome.result as { complete: boolean; totals: { keysAudited: number; nonCompliantKeys: number } })
           : undefined;
@@ -512,6 +510,7 @@ const main = async (): Promise<void> => {
           figures: {
             seconds: Math.round(seconds * 10) / 10,
             untilFirstKmsCallSeconds: Math.round((firstKmsCall - started) / 100) / 10,
+            keysPerSecondWhileAuditing: Math.round(keysAudited / ((lastKmsAnswer - firstKmsCall) / 1000)),
             keysPerSecond: Math.round(keysPerSecond),
             ceilingKeysPerSecond: ceiling,
             ofCeiling: `${Math.round((keysPerSecond / ceiling) * 100)}%`,
