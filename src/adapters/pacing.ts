@@ -53,17 +53,22 @@ export const backoffFor = (ceiling: number, floor: number): Backoff => ({
 });
 
 /**
- * A token bucket: `rate` tokens a second, holding at most a tenth of a second's worth, so
- * that no one-second window (how KMS counts) ever sees much more than `rate` calls. A wait
- * for a token ends, with an `AbortError`, as soon as the caller's signal aborts. With a
- * `backoff`, `throttled()` lowers the rate multiplicatively (never below the floor) and it
- * climbs back additively, up to the rate it started with, while no throttle comes.
+ * A token bucket: `rate` tokens a second, letting a tenth of a second's worth through at once.
+ * Tokens that a stall of the process left unspent (a busy host, a long garbage collection) are
+ * kept, up to one second's worth, and spent to catch up, but never so that the last second
+ * (sliding, so any one-second window, how KMS counts) sees more than `rate` calls. A wait for a
+ * token ends, with an `AbortError`, as soon as the caller's signal aborts. With a `backoff`,
+ * `throttled()` lowers the rate multiplicatively (never below the floor) and it climbs back
+ * additively, up to the rate it started with, while no throttle comes.
  */
 export class TokenBucket {
   private tokens: number;
   private last: number;
   private current: number;
   private lastDecrease = Number.NEGATIVE_INFINITY;
+  /** When the calls of the last second were let through, oldest first from `oldest`. */
+  private readonly granted: number[] = [];
+  private oldest = 0;
 
   constructor(
     private readonly ceiling: number,
@@ -86,10 +91,15 @@ export class TokenBucket {
     return Math.max(1, this.current / 10);
   }
 
-  /** Refills the tokens for the time passed, and regains rate for it (additive increase). */
+  /** Calls the last (sliding) second may hold. */
+  private perSecond(): number {
+    return Math.max(1, Math.floor(this.current));
+  }
+
+  /** Refills the tokens for the time passed (one second's worth at most), and regains rate for it (additive increase). */
   private advance(now: number): void {
     const seconds = (now - this.last) / 1000;
-    this.tokens = Math.min(this.capacity(), this.tokens + seconds * this.current);
+    this.tokens = Math.min(Math.max(this.capacity(), this.current), this.tokens + seconds * this.current);
     if (this.backoff && this.current < this.ceiling) {
       this.current = Math.min(this.ceiling, this.current + seconds * this.backoff.recoverPerSecond);
     }
@@ -109,12 +119,22 @@ export class TokenBucket {
 
   async take(signal?: AbortSignal): Promise<void> {
     for (;;) {
-      this.advance(this.now());
-      if (this.tokens >= 1) {
+      const now = this.now();
+      this.advance(now);
+      while (this.oldest < this.granted.length && (this.granted[this.oldest] as number) <= now - 1000) this.oldest += 1;
+      if (this.oldest > 1024) {
+        this.granted.splice(0, this.oldest);
+        this.oldest = 0;
+      }
+      const lastSecondFull = this.granted.length - this.oldest >= this.perSecond();
+      if (this.tokens >= 1 && !lastSecondFull) {
         this.tokens -= 1;
+        this.granted.push(now);
         return;
       }
-      await this.sleep(Math.ceil(((1 - this.tokens) / this.current) * 1000), signal);
+      const untilToken = this.tokens >= 1 ? 0 : ((1 - this.tokens) / this.current) * 1000;
+      const untilRoom = lastSecondFull ? (this.granted[this.oldest] as number) + 1000 - now : 0;
+      await this.sleep(Math.max(1, Math.ceil(Math.max(untilToken, untilRoom))), signal);
     }
   }
 }

@@ -76,6 +76,57 @@ describe('Class: TokenBucket', () => {
   });
 });
 
+describe('Class: TokenBucket, after a stall', () => {
+  it('spends the tokens a stall left, up to one second of them, to catch up', async () => {
+    let now = 0;
+    const bucket = new TokenBucket(
+      10,
+      () => now,
+      async (ms) => {
+        now += ms;
+      },
+    );
+    await bucket.take();
+
+    // The process was not scheduled for 5 s: 10 calls go at once (not 50); the 11th waits until
+    // those 10 are a second old, the last second holding 10 already.
+    now = 5_000;
+    for (let call = 0; call < 10; call += 1) await bucket.take();
+    expect(now).toBe(5_000);
+    await bucket.take();
+    expect(now).toBe(6_000);
+  });
+
+  it('never lets the last second hold more than the rate, whatever the tokens', async () => {
+    let now = 0;
+    const granted: number[] = [];
+    const bucket = new TokenBucket(
+      10,
+      () => now,
+      async (ms) => {
+        now += ms;
+      },
+    );
+    const take = async () => {
+      await bucket.take();
+      granted.push(now);
+    };
+    await take();
+
+    // A stall, then a catch-up burst of 10 at 2 s. At 2.5 s five tokens more are due, but the
+    // last second holds 10 calls already: the next call waits until the burst is a second old.
+    now = 2_000;
+    for (let call = 0; call < 10; call += 1) await take();
+    now = 2_500;
+    await take();
+
+    expect(granted.at(-1)).toBe(3_000);
+    for (const at of granted) {
+      expect(granted.filter((other) => other > at - 1000 && other <= at).length).toBeLessThanOrEqual(10);
+    }
+  });
+});
+
 describe('Function: quotasFrom', () => {
   it('takes the documented quotas, scaled by the share the audit may use', () => {
     const quotas = quotasFrom({}, 0.5);
