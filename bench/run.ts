@@ -10,6 +10,9 @@
  *   BENCH_THROTTLE_KEYS   fleet size for the audit paced at and above the quotas (default 1000; "none" skips it)
  *   BENCH_THROTTLE_PACES  the paces of those audits, as multiples of each quota (default "1,1.2"): 1 is
  *                         auditQuotaShare=1; above 1 goes through auditRateLimits, since the share stops at 1
+ *   BENCH_OTHERS_SHARE    share of each KMS quota simulated other callers take in the proxy (default 0.3)
+ *   BENCH_OTHERS_SIZES    fleet sizes audited beside those other callers, one run each (default
+ *                         "1000,1000,1000,10000"; "none" skips them)
  *   BENCH_RESULTS         where to write the results (default bench/results.json), e.g. for a trial run
  */
 import { execFileSync } from 'node:child_process';
@@ -31,6 +34,8 @@ import { build } from 'esbuild';
 import { type AwsProxy, kmsQuotaLimits, startAwsProxy } from '../scripts/lib/aws-proxy';
 import { startMoto } from '../scripts/lib/emulator';
 import { invokeBundled } from '../scripts/lib/invoke';
+import { serviceQuotasGap } from '../scripts/lib/kms-gaps/service-quotas';
+import { kmsUsage, usageMetricsGap } from '../scripts/lib/kms-gaps/usage-metrics';
 import { emulatorClients, rotationEvent } from '../scripts/lib/local-aws';
 import {
   type DeployedStack,
@@ -52,6 +57,11 @@ const THROTTLE_PACES = (process.env.BENCH_THROTTLE_PACES ?? '1,1.2')
   .split(',')
   .map(Number)
   .filter((pace) => pace > 0);
+const OTHERS_SHARE = Number(process.env.BENCH_OTHERS_SHARE ?? 0.3);
+const OTHERS_SIZES = (process.env.BENCH_OTHERS_SIZES ?? '1000,1000,1000,10000')
+  .split(',')
+  .map(Number)
+  .filter((size) => size > 0);
 const REGION = 'us-east-1';
 const WORK = join(PROJECT_ROOT, '.tmp', 'bench');
 const RESULTS = resolve(PROJECT_ROOT, process.env.BENCH_RESULTS ?? join('bench', 'results.json'));
@@ -452,13 +462,21 @@ const main = async (): Promise<void> => {
     // 3. The audit at fleet scale: synthetic keys answered by the proxy (moto cannot serve KMS's
     //    rates), KMS's request quotas enforced by the proxy, the audit's own pacing as deployed.
     const quotas = kmsQuotaLimits(QUOTA_SCALE);
-    /** One audit of `size` synthetic keys through a fresh proxy that enforces the quotas. */
-    const auditFleetOf = async (size: number, env?: Record<string, string>) => {
+    /**
+     * One audit of `size` synthetic keys through a fresh proxy that enforces the quotas. With
+     * `othersShare`, simulated other callers take that share of each quota every second, and the
+     * proxy answers the audit's reads of the account's usage (AWS/Usage CallCount) and quotas
+     * (Service Quotas); without, those reads reach moto, which cannot answer them, and the audit
+     * paces to its fixed share.
+     */
+    const auditFleetOf = async (size: number, env?: Record<string, string>, othersShare?: number) => {
+      const usage = othersShare === undefined ? undefined : kmsUsage(quotas, othersShare);
       const fleet = await startAwsProxy({
         target: emulator.endpoint,
         rateLimits: quotas,
         latencyMs: 5,
         syntheticKeys: size,
+        ...(usage ? { usage, gaps: [usageMetricsGap(usage), serviceQuotasGap(quotas)] } : {}),
       });
       try {
         const started = performance.now();
@@ -471,12 +489,18 @@ const main = async (): Promise<void> => {
           timeoutMs: 900_000,
         });
         const seconds = (performance.now() - started) / 1000;
+        // Until the first KMS call: the process's start, its init, and the reads of the account's usage.
+        // From it to the last KMS answer: the keys/s the audit kept while auditing.
+        const kmsCalls = fleet.calls().filter((call) => call.api in quotas);
+        const firstKmsCall = Math.min(...kmsCalls.map((call) => call.startedAt));
+        const lastKmsAnswer = Math.max(...kmsCalls.map((call) => call.endedAt));
         const report = outcome.ok
           ? (outcome.result as { complete: boolean; totals: { keysAudited: number; nonCompliantKeys: number } })
           : undefined;
         const keysAudited = report?.totals.keysAudited ?? 0;
-        // Every synthetic key is symmetric, so each needs one ListKeyRotations: its quota is the ceiling.
-        const ceiling = quotas.ListKeyRotations as number;
+        // Every synthetic key is symmetric, so each needs one ListKeyRotations: its quota is the
+        // ceiling, less what the other callers take of it.
+        const ceiling = (quotas.ListKeyRotations as number) * (1 - (othersShare ?? 0));
         const keysPerSecond = keysAudited / seconds;
         return {
           outcome,
@@ -485,6 +509,8 @@ const main = async (): Promise<void> => {
           counts: fleet.counts(),
           figures: {
             seconds: Math.round(seconds * 10) / 10,
+            untilFirstKmsCallSeconds: Math.round((firstKmsCall - started) / 100) / 10,
+            keysPerSecondWhileAuditing: Math.round(keysAudited / ((lastKmsAnswer - firstKmsCall) / 1000)),
             keysPerSecond: Math.round(keysPerSecond),
             ceilingKeysPerSecond: ceiling,
             ofCeiling: `${Math.round((keysPerSecond / ceiling) * 100)}%`,
@@ -518,8 +544,36 @@ const main = async (): Promise<void> => {
       console.table(audits);
     }
 
+    // 3b. The audit beside other callers that take a share of every quota: it reads what they
+    //     leave (AWS/Usage CallCount, Service Quotas) and takes its share of that.
+    const besideOthers: Record<string, unknown>[] = [];
+    for (const size of OTHERS_SIZES) {
+      const run = await auditFleetOf(size, undefined, OTHERS_SHARE);
+      besideOthers.push({
+        keys: size,
+        othersTake: `${Math.round(OTHERS_SHARE * 100)}%`,
+        audited: run.keysAudited,
+        failedKeys: size - run.keysAudited,
+        complete: run.report?.complete,
+        ...(run.outcome.ok ? {} : { error: run.outcome.error.message }),
+        ...run.figures,
+        throttlesMet: run.throttles,
+        usageReads: run.counts.GetMetricData ?? 0,
+        quotaReads: run.counts.ListServiceQuotas ?? 0,
+        peakRssMiB: run.peakRssMiB,
+      });
+    }
+    if (besideOthers.length > 0) {
+      results.auditBesideOthers = besideOthers;
+      console.log(
+        `\nAudit beside other callers taking ${OTHERS_SHARE} of each quota (scale ${QUOTA_SCALE}; of ceiling = of what they leave)`,
+      );
+      console.table(besideOthers);
+    }
+
     // 4. The audit paced at the full quota and above it, so that the proxy throttles it: the
-    //    throttles it meets must be absorbed (the SDK's adaptive retry) without a failed key.
+    //    throttles it meets must be absorbed (each API's bucket slows, the SDK retries) without a
+    //    failed key. No other callers and no usage gaps: the audit paces to its fixed share.
     const atQuota: Record<string, unknown>[] = [];
     for (const pace of THROTTLE_KEYS > 0 ? THROTTLE_PACES : []) {
       // auditQuotaShare (AUDIT_QUOTA_SHARE) is the deployed knob, at most 1; a pace above the quota

@@ -8,6 +8,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { KMS_DEFAULT_QUOTAS } from '../../src/adapters/pacing';
 import { keyIdOf } from '../../src/domain/key-ref';
+import type { KmsUsage } from './kms-gaps/usage-metrics';
 import { createStaleReads } from './stale-reads';
 
 /**
@@ -26,6 +27,13 @@ export interface ProxyOptions {
   jitterMs?: number;
   /** Requests per second per API (e.g. `{ ListKeyRotations: 100 }`), already scaled as wanted. */
   rateLimits?: Record<string, number>;
+  /**
+   * The account's KMS calls (`kmsUsage`, scripts/lib/kms-gaps/usage-metrics.ts): every KMS call the
+   * proxy answers is recorded there, and its simulated other callers take their calls of each
+   * API's limit first, every second, so that only the rest is left to the callers of the proxy.
+   * The `usageMetricsGap` answers CloudWatch's AWS/Usage CallCount from it.
+   */
+  usage?: KmsUsage;
   /** How long a `slow` fault holds the answer, AWS having acted: set it above the client's timeout. */
   slowMs?: number;
   /**
@@ -192,12 +200,16 @@ export const keyNamedIn = (body: string): string | undefined => {
 class RateLimiter {
   private readonly windows = new Map<string, { second: number; used: number }>();
 
-  constructor(private readonly limits: Record<string, number>) {}
+  constructor(
+    private readonly limits: Record<string, number>,
+    private readonly others: (api: string) => number = () => 0,
+  ) {}
 
-  /** Fixed one-second windows, as KMS's quotas are stated. */
+  /** Fixed one-second windows, as KMS's quotas are stated; other callers' calls taken from each first. */
   allow(api: string, now: number): boolean {
-    const limit = this.limits[api];
-    if (limit === undefined) return true;
+    const quota = this.limits[api];
+    if (quota === undefined) return true;
+    const limit = quota - this.others(api);
     const second = Math.floor(now / 1000);
     const window = this.windows.get(api);
     if (!window || window.second !== second) {
@@ -223,7 +235,7 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
   const target = new URL(options.target);
   let latencyMs = options.latencyMs ?? 0;
   let jitterMs = options.jitterMs ?? 0;
-  const limiter = new RateLimiter(options.rateLimits ?? {});
+  const limiter = new RateLimiter(options.rateLimits ?? {}, (api) => options.usage?.othersPerSecond(api) ?? 0);
   let counts: Record<string, number> = {};
   let records: CallRecord[] = [];
   let faults = new Map<string, Map<number, FaultKind>>();
@@ -351,6 +363,7 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
         res.end(JSON.stringify(synthetic));
       }
       record(fault ?? 'forwarded');
+      options.usage?.record(api, Date.now());
       return;
     }
     const gaps = options.gaps ?? [];
@@ -407,6 +420,7 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
       await respond();
     }
     record(fault ?? (filled ? 'filled' : 'forwarded'));
+    if (signer.signingService === 'kms') options.usage?.record(api, Date.now());
   };
 
   const server: Server = createServer((req, res) => {

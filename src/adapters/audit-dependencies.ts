@@ -17,7 +17,7 @@ import { KmsReplicaReader } from './kms-replica-reader';
 import { LambdaContinuation } from './lambda-continuation';
 import { MemberCredentials, perLocation } from './member-access';
 import { auditReportsWhenSet, securityHubWhenOn } from './opt-in';
-import { paceKmsCalls, quotasFrom } from './pacing';
+import { accountUsageVia, pacedKmsClient } from './pacing';
 import { realSleeper, secureRandom, sha256, systemClock, uuidGenerator } from './runtime';
 import { SnsNotifier } from './sns-notifier';
 import { SsmKeyRecordStore } from './ssm-key-record-store';
@@ -46,9 +46,9 @@ export const auditDependencies = (
     ? new MemberCredentials(new STSClient(sdk()), config.memberRoleName, `kms-rotation-${functionName}`)
     : undefined;
   let own: ServiceLocation | undefined;
-  /** Adaptive retry absorbs throttling caused by other callers; pacing keeps the audit under the quotas. */
-  const kmsOptions = (location: ServiceLocation): KMSClientConfig => {
-    const base: KMSClientConfig = { ...sdk(), region: location.region, retryMode: 'adaptive', maxAttempts: 8 };
+  /** Options of a client acting in `location`: the function's own role there, a member role elsewhere. */
+  const optionsIn = (location: ServiceLocation): KMSClientConfig => {
+    const base = { ...sdk(), region: location.region };
     if (own && sameLocation(location, own)) return base;
     if (!members) {
       throw new Error(
@@ -57,12 +57,22 @@ export const auditDependencies = (
     }
     return { ...base, credentials: members.providerFor(location) };
   };
-  const kmsIn = perLocation((location) => {
-    const client = new KMSClient(kmsOptions(location));
-    paceKmsCalls(client, quotasFrom(config.audit.rateLimits, config.audit.quotaShare));
-    return new KmsKeyGateway(client);
-  });
-  const replicaClientIn = perLocation((location) => new KMSClient(kmsOptions(location)));
+  // Paced to the account's own headroom (its AWS/Usage and Service Quotas, read in that account), else the
+  // fixed share of the documented quotas; a throttle slows only its API (docs/audit.md#pacing).
+  const kmsIn = perLocation(
+    (location) =>
+      new KmsKeyGateway(
+        pacedKmsClient(optionsIn(location), {
+          overrides: config.audit.rateLimits,
+          share: config.audit.quotaShare,
+          usage: accountUsageVia(() => optionsIn(location)),
+          log,
+        }),
+      ),
+  );
+  const replicaClientIn = perLocation(
+    (location) => new KMSClient({ ...optionsIn(location), retryMode: 'adaptive', maxAttempts: 8 }),
+  );
   const records = new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log);
   const shared = {
     continuation:

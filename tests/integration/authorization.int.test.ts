@@ -41,10 +41,12 @@ import {
   type ResolvedStack,
   resolveStack,
 } from '../../scripts/lib/authorization/template';
-import { type AwsProxy, startAwsProxy } from '../../scripts/lib/aws-proxy';
+import { type AwsProxy, kmsQuotaLimits, startAwsProxy } from '../../scripts/lib/aws-proxy';
 import { accessKeyIdFor, type InvokeResult, invokeBundled } from '../../scripts/lib/invoke';
 import { importedMaterialGap } from '../../scripts/lib/kms-gaps/imported-material';
 import { type LastUsageGap, lastUsageGap } from '../../scripts/lib/kms-gaps/last-usage';
+import { serviceQuotasGap } from '../../scripts/lib/kms-gaps/service-quotas';
+import { kmsUsage, usageMetricsGap } from '../../scripts/lib/kms-gaps/usage-metrics';
 import { rotationEvent } from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { deployTestStack, type TestStack } from './support/deployed-stack';
@@ -144,12 +146,15 @@ describe('Authorization: every AWS call of every flow, against the policies the 
       clock: () => Date.now() + virtualOffsetMs,
     });
     // What moto lacks, filled in the proxy (docs/kms-facts.md#moto), and recorded and evaluated like any call:
-    // imported material for the keys a flow seeds, and GetKeyLastUsage.
+    // imported material for the keys a flow seeds, GetKeyLastUsage, and the audit's reads of its
+    // headroom (KMS's AWS/Usage CallCount, Service Quotas' KMS request quotas).
     lastUsage = lastUsageGap();
+    const usage = kmsUsage();
     proxy = await startAwsProxy({
       target: deployed.emulator.endpoint,
       inspector: recorder,
-      gaps: [importedGap, lastUsage],
+      usage,
+      gaps: [importedGap, lastUsage, usageMetricsGap(usage), serviceQuotasGap(kmsQuotaLimits())],
     });
     const resolve = (driftMode: string, retireMode = 'enforce') =>
       resolveStack(deployed.pkg.template as CfnTemplate, {
@@ -476,7 +481,9 @@ describe('Authorization: every AWS call of every flow, against the policies the 
       'audit report',
       'audit',
       {},
-      { mustCall: ['ListKeys', 'GetFindings', 'BatchImportFindings', 'PutObject'] },
+      {
+        mustCall: ['ListKeys', 'GetMetricData', 'ListServiceQuotas', 'GetFindings', 'BatchImportFindings', 'PutObject'],
+      },
     );
   });
 

@@ -122,6 +122,8 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
     'kms:Decrypt',
     'sns:Publish',
     'sqs:SendMessage',
+    'cloudwatch:GetMetricData',
+    'servicequotas:ListServiceQuotas',
   ],
   SelfTestRole: [
     'logs:CreateLogStream',
@@ -159,7 +161,15 @@ const ALLOWED_ACTIONS: Record<string, string[]> = {
 };
 
 /** Actions AWS cannot scope to a resource; anything else on "*" must be conditioned. */
-const UNSCOPABLE = ['kms:ListAliases', 'kms:ListKeys', 'tag:GetResources'];
+// Actions with no resource type for what the service asks (docs/authorization.md): the listings, and the
+// audit's reads of its headroom (GetMetricData of classic metrics, ListServiceQuotas).
+const UNSCOPABLE = [
+  'kms:ListAliases',
+  'kms:ListKeys',
+  'tag:GetResources',
+  'cloudwatch:GetMetricData',
+  'servicequotas:ListServiceQuotas',
+];
 
 describe('Template: serverless package output', () => {
   let pkg: PackagedService;

@@ -404,6 +404,26 @@ export const evaluateRequest = async (
   if (response.resultType === 'error') {
     return `the evaluator refused the request: ${JSON.stringify(response.errors).slice(0, 400)}`;
   }
+  if (response.resultType === 'wildcard' && request.resource === '*') {
+    // An action whose resource types are all optional, called on no resource (cloudwatch:GetMetricData
+    // on classic metrics: its one resource type, `dataset`, is for OTLP metrics only; docs/authorization.md):
+    // the evaluator simulates each pattern the policies grant; the call is allowed when `*` is, and no pattern is denied.
+    for (const result of response.results) {
+      for (const statement of result.analysis.identityAnalysis?.allowStatements ?? []) {
+        const key = `${statement.policyId}#${statement.statement.index()}`;
+        const used = evaluation.grantsUsed.get(key) ?? new Set<string>();
+        used.add(request.action.toLowerCase());
+        evaluation.grantsUsed.set(key, used);
+      }
+    }
+    // A grant on some resource pattern (datasets) does not reach a call on no resource: `*` itself must be allowed.
+    const onStar = response.results.find((result) => result.resourcePattern === '*');
+    if (response.overallResult === 'Allowed' && onStar?.analysis.result === 'Allowed') return undefined;
+    const refused = response.results.find((result) => result.analysis.result !== 'Allowed');
+    return refused
+      ? describeDenial(request, refused.analysis, roleName)
+      : `no statement of ${roleName}'s policies allows ${request.action} on *`;
+  }
   if (response.resultType !== 'single') return `unexpected wildcard result for ${request.resource}`;
   const analysis = response.result.analysis;
   if (!analysis) return 'the evaluator returned no analysis';

@@ -72,7 +72,7 @@ export interface CallRecorder extends CallInspector {
 }
 
 /** IAM service prefix of a SigV4 signing name, where they differ. */
-const IAM_PREFIX: Record<string, string> = { tagging: 'tag' };
+const IAM_PREFIX: Record<string, string> = { tagging: 'tag', monitoring: 'cloudwatch' };
 
 const parseJson = (text: string): Record<string, unknown> => {
   if (!text.startsWith('{')) return {};

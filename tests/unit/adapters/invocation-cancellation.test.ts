@@ -197,7 +197,7 @@ describe('Function: observedHandler, when an invocation ends with AWS calls outs
     // Prepare: one DescribeKey every 100 s; the first is refused, the second waits for its token.
     const { endpoint, received } = await fakeKms({ DescribeKey: 'deny' });
     const kms = kmsAt(endpoint);
-    paceKmsCalls(kms, { DescribeKey: 0.01 });
+    paceKmsCalls(kms, { overrides: { DescribeKey: 0.01 }, share: 1 });
     let waiting: Promise<unknown> = Promise.resolve();
     const handler = handlerOf(async () => {
       const first = describeKey(kms);

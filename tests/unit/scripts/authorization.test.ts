@@ -328,6 +328,45 @@ describe('Function: evaluateRequest (iam-simulate with KMS key-policy trust)', (
     expect(await evaluateRequest(decrypt(namesRole), [], ACCOUNT, emptyEvaluation(), 'AppRole')).toBeUndefined();
   });
 
+  it('evaluates an action whose resource types are all optional on `*` (GetMetricData of classic metrics): allowed only by a grant on `*`', async () => {
+    const metrics = {
+      principal: ROLE_ARN,
+      action: 'cloudwatch:GetMetricData',
+      resource: '*',
+      context: {},
+      what: 'GetMetricData',
+    };
+    const evaluation = emptyEvaluation();
+
+    expect(
+      await evaluateRequest(
+        metrics,
+        identity({ Effect: 'Allow', Action: 'cloudwatch:GetMetricData', Resource: '*' }),
+        ACCOUNT,
+        evaluation,
+        'AppRole',
+      ),
+    ).toBeUndefined();
+    expect(evaluation.grantsUsed.get('AppRole/app#1')).toEqual(new Set(['cloudwatch:getmetricdata']));
+    expect(await evaluateRequest(metrics, allowDecrypt, ACCOUNT, emptyEvaluation(), 'AppRole')).toContain(
+      "no statement of AppRole's policies allows cloudwatch:GetMetricData",
+    );
+    // A grant on datasets alone does not reach classic metrics.
+    expect(
+      await evaluateRequest(
+        metrics,
+        identity({
+          Effect: 'Allow',
+          Action: 'cloudwatch:GetMetricData',
+          Resource: `arn:aws:cloudwatch:us-east-1:${ACCOUNT}:dataset/*`,
+        }),
+        ACCOUNT,
+        emptyEvaluation(),
+        'AppRole',
+      ),
+    ).toBeDefined();
+  });
+
   it('names what is missing and records which statement granted what', async () => {
     const evaluation = emptyEvaluation();
     const reason = await evaluateRequest(

@@ -17,6 +17,7 @@ import {
   signerOf,
   startAwsProxy,
 } from '../../../scripts/lib/aws-proxy';
+import { kmsUsage } from '../../../scripts/lib/kms-gaps/usage-metrics';
 import { clientOptions } from '../../../src/adapters/aws-clients';
 import { KMS_DEFAULT_QUOTAS } from '../../../src/adapters/pacing';
 
@@ -101,6 +102,27 @@ describe('Function: startAwsProxy', () => {
     expect(reached).toHaveLength(quota);
     // Another API has a quota of its own.
     await expect(kms.send(new DescribeKeyCommand({ KeyId: KEY_ID }))).resolves.toBeDefined();
+  });
+
+  it('leaves to its callers only what the simulated other callers leave of each quota, and records what it answered for the usage metrics', async () => {
+    // One frozen second; other callers take 30% of ListKeyRotations' 10 a second (a tenth of the quota).
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date('2026-12-01T00:00:00.000Z'));
+    const limits = kmsQuotaLimits(0.1);
+    const usage = kmsUsage(limits, 0.3);
+    const { endpoint, throttled } = await start({ rateLimits: limits, usage });
+    const kms = kmsThrough(endpoint);
+
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 10 }, () => kms.send(new ListKeyRotationsCommand({ KeyId: KEY_ID }))),
+    );
+
+    // 7 of 10 answered, 3 throttled: the other callers' 3 slots were not there to take.
+    expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(7);
+    expect(throttled()).toBe(3);
+    // The second's usage: the 7 answered calls plus the other callers' 3.
+    const second = Date.parse('2026-12-01T00:00:00.000Z');
+    expect(usage.callsIn('ListKeyRotations', second, second + 1000)).toBe(10);
   });
 
   it('fills what the upstream lacks: a gap answers an API it does not serve, another amends an answer it gives; both are recorded and inspected', async () => {
