@@ -201,17 +201,3 @@ describe('Template: organization mode, the organization audit', () => {
     }
   });
 });
-
-describe('Template: organization stage parameters', () => {
-  it.each([
-    [{ organizationUnitIds: 'ou-bad' }, /organizationUnitIds.*organization unit or root ids/],
-    [{ organizationUnitIds: 'ou-ab12-cdefgh12' }, /organizationId.*o-abcdef1234/],
-    [{ ...ORGANIZATION, orgAuditConcurrency: '1' }, /orgAuditConcurrency.*from 2 to 1000/],
-    [{ ...ORGANIZATION, orgAuditAttempts: '11' }, /orgAuditAttempts.*from 1 to 10/],
-    [{ ...ORGANIZATION, organizationRegions: 'mars-1' }, /organizationRegions.*Region names/],
-  ])('refuses %o at package time, naming the parameter', async (params, message) => {
-    await expect(
-      packageService({ stage: 'tplorgbad', region: 'us-east-1', outDir: join('.tmp', 'template-org-bad'), params }),
-    ).rejects.toThrow(message);
-  });
-});

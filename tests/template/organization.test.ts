@@ -76,6 +76,13 @@ const envOf = (template: Template, name: string): Record<string, unknown> =>
       .map(([id, fn]) => [id, (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables[name]]),
   );
 
+/**
+ * What the organization audit's files add (resources/org-audit.yml, resources/org-audit-functions.yml):
+ * included in organization mode only, so they carry no condition (docs/org-audit.md).
+ */
+const ORG_AUDIT_ONLY = (id: string): boolean =>
+  id.startsWith('OrgAudit') || /orgAuditrule\d+EventBridgeRule$/.test(id) || id === 'CentralRoleArns';
+
 /** The template with what organization mode may change taken out: MEMBER_ROLE_NAME, and the function versions and their outputs (hashes of the function configuration). */
 const withoutOrganizationChanges = (template: Template): Record<string, unknown> => {
   const copy = JSON.parse(JSON.stringify(template)) as Template & {
@@ -83,7 +90,7 @@ const withoutOrganizationChanges = (template: Template): Record<string, unknown>
     Parameters: Record<string, unknown>;
   };
   for (const [id, resource] of Object.entries(copy.Resources)) {
-    if (resource.Type === 'AWS::Lambda::Version' || resource.Condition === 'OrganizationMode')
+    if (resource.Type === 'AWS::Lambda::Version' || resource.Condition === 'OrganizationMode' || ORG_AUDIT_ONLY(id))
       delete copy.Resources[id];
     const variables = (resource.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
       ?.Variables;
@@ -92,7 +99,8 @@ const withoutOrganizationChanges = (template: Template): Record<string, unknown>
     if (code) delete code.S3Key;
   }
   for (const [id, output] of Object.entries(copy.Outputs)) {
-    if (id.endsWith('LambdaFunctionQualifiedArn') || output.Condition === 'OrganizationMode') delete copy.Outputs[id];
+    if (id.endsWith('LambdaFunctionQualifiedArn') || output.Condition === 'OrganizationMode' || ORG_AUDIT_ONLY(id))
+      delete copy.Outputs[id];
   }
   delete copy.Parameters.OrganizationMode;
   return copy;
@@ -136,20 +144,23 @@ describe('Template: organization mode (the central stack)', () => {
     expect(withoutOrganizationChanges(org.template)).toEqual(withoutOrganizationChanges(single.template));
     const added = Object.entries(resources).filter(([id]) => !(id in resourcesOfTemplate(single.template)));
     expect(
-      added.filter(([id, resource]) => resource.Condition !== 'OrganizationMode' && !id.includes('LambdaVersion')),
+      added.filter(
+        ([id, resource]) =>
+          resource.Condition !== 'OrganizationMode' && !id.includes('LambdaVersion') && !ORG_AUDIT_ONLY(id),
+      ),
     ).toEqual([]);
   });
 
-  it('sets MEMBER_ROLE_NAME on onRotation, rotate, onKeyActivity and audit only: the prefix here, empty by default', () => {
-    const expected = (value: string) =>
+  it('sets MEMBER_ROLE_NAME on onRotation, rotate, onKeyActivity, audit and the org audit only: the prefix here, empty by default', () => {
+    // The org audit's two functions exist in organization mode only, and are told the prefix too.
+    const acting = [...ACTING_FUNCTIONS, 'OrgAuditLambdaFunction', 'OrgAuditItemLambdaFunction'];
+    const expected = (template: Template, value: string) =>
       Object.fromEntries(
-        Object.keys(envOf(org.template, 'MEMBER_ROLE_NAME')).map((id) => [
-          id,
-          ACTING_FUNCTIONS.includes(id) ? value : undefined,
-        ]),
+        Object.keys(envOf(template, 'MEMBER_ROLE_NAME')).map((id) => [id, acting.includes(id) ? value : undefined]),
       );
-    expect(envOf(org.template, 'MEMBER_ROLE_NAME')).toEqual(expected('kms-rotation-member'));
-    expect(envOf(single.template, 'MEMBER_ROLE_NAME')).toEqual(expected(''));
+    expect(envOf(org.template, 'MEMBER_ROLE_NAME')).toEqual(expected(org.template, 'kms-rotation-member'));
+    expect(envOf(single.template, 'MEMBER_ROLE_NAME')).toEqual(expected(single.template, ''));
+    expect(Object.keys(envOf(single.template, 'MEMBER_ROLE_NAME'))).not.toContain('OrgAuditItemLambdaFunction');
   });
 
   it('has a bus of its own that admits PutEvents from the organization only', () => {
@@ -228,7 +239,7 @@ describe('Template: organization mode (the central stack)', () => {
     }
   });
 
-  it('lets only the four acting roles assume member roles, by name prefix, of the organization only', () => {
+  it('lets only the four acting roles and the org audit worker assume member roles, by name prefix, of the organization only', () => {
     const documentsOf = (resource: Resource): { Statement: Statement[] }[] =>
       resource.Type === 'AWS::IAM::Role'
         ? ((resource.Properties.Policies ?? []) as { PolicyDocument: { Statement: Statement[] } }[]).map(
@@ -243,7 +254,10 @@ describe('Template: organization mode (the central stack)', () => {
         .filter((statement) => actionsOf(statement).some((action) => action.startsWith('sts:')))
         .map((statement) => ({ id, statement })),
     );
-    expect(grants.map((grant) => grant.id)).toEqual(['MemberAccessPolicy']);
+    // The org audit's worker holds the same grant in its own role (resources/org-audit.yml).
+    expect(grants.map((grant) => grant.id)).toEqual(['MemberAccessPolicy', 'OrgAuditItemRole']);
+    expect(grants[1]?.statement).toEqual(expect.objectContaining({ Action: 'sts:AssumeRole' }));
+    expect(grants[1]?.statement.Condition).toEqual({ StringEquals: { 'aws:ResourceOrgID': ORGANIZATION_ID } });
     expect(grants[0]?.statement).toEqual({
       Sid: 'AssumeMemberRolesOfTheOrganization',
       Effect: 'Allow',
@@ -408,7 +422,13 @@ describe('Template: the member stack (member/member-stack.yml)', () => {
         if (resource === '*') {
           expect(
             actionsOf(statement).every((action) =>
-              ['kms:ListKeys', 'kms:ListAliases', 'tag:GetResources', 'cloudwatch:GetMetricData'].includes(action),
+              [
+                'kms:ListKeys',
+                'kms:ListAliases',
+                'tag:GetResources',
+                'cloudwatch:GetMetricData',
+                'servicequotas:ListServiceQuotas',
+              ].includes(action),
             ) || statement.Sid === 'CreateSuccessorKeysWithLineageOnly',
             statement.Sid,
           ).toBe(true);
