@@ -1,29 +1,25 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { LambdaClient } from '@aws-sdk/client-lambda';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import { STSClient } from '@aws-sdk/client-sts';
 import type { ServiceConfig } from '../config';
 import { required } from '../config';
 import type { AuditDeps, Continuation } from '../domain/audit-fleet';
 import { EVENT_LEASE_WAIT_MS } from '../domain/key-lease';
 import type { ServiceLocation } from '../domain/model';
 import type { Log } from '../domain/ports';
+import { actingLocations } from './acting-location';
 import { clientOptions } from './aws-clients';
 import { DynamoKeyLeases } from './dynamodb-key-leases';
 import { KmsKeyGateway } from './kms-key-gateway';
 import { KmsReplicaReader } from './kms-replica-reader';
 import { LambdaContinuation } from './lambda-continuation';
-import { MemberCredentials, perLocation } from './member-access';
 import { auditReportsWhenSet, securityHubWhenOn } from './opt-in';
 import { accountUsageVia, pacedKmsClient } from './pacing';
 import { realSleeper, secureRandom, sha256, systemClock, uuidGenerator } from './runtime';
 import { SnsNotifier } from './sns-notifier';
 import { SsmKeyRecordStore } from './ssm-key-record-store';
-
-const sameLocation = (a: ServiceLocation, b: ServiceLocation): boolean =>
-  a.partition === b.partition && a.account === b.account && a.region === b.region;
 
 /** The audit's dependencies for one invocation, apart from its lease holder and clock of remaining time. */
 export type AuditDepsFor = (target: ServiceLocation, own: ServiceLocation) => Omit<AuditDeps, 'holder' | 'remainingMs'>;
@@ -42,37 +38,32 @@ export const auditDependencies = (
   continuation?: Continuation,
 ) => {
   const sdk = () => clientOptions(config.clientTimeoutMs);
-  const members = config.memberRoleName
-    ? new MemberCredentials(new STSClient(sdk()), config.memberRoleName, `kms-rotation-${functionName}`)
-    : undefined;
-  let own: ServiceLocation | undefined;
-  /** Options of a client acting in `location`: the function's own role there, a member role elsewhere. */
-  const optionsIn = (location: ServiceLocation): KMSClientConfig => {
-    const base = { ...sdk(), region: location.region };
-    if (own && sameLocation(location, own)) return base;
-    if (!members) {
-      throw new Error(
-        `No member role (MEMBER_ROLE_NAME) to act in account ${location.account}, Region ${location.region}`,
-      );
-    }
-    return { ...base, credentials: members.providerFor(location) };
-  };
-  // Paced to the account's own headroom (its AWS/Usage and Service Quotas, read in that account), else the
-  // fixed share of the documented quotas; a throttle slows only its API (docs/audit.md#pacing).
-  const kmsIn = perLocation(
-    (location) =>
-      new KmsKeyGateway(
-        pacedKmsClient(optionsIn(location), {
-          overrides: config.audit.rateLimits,
-          share: config.audit.quotaShare,
-          usage: accountUsageVia(() => optionsIn(location)),
-          log,
-        }),
-      ),
-  );
-  const replicaClientIn = perLocation(
-    (location) => new KMSClient({ ...optionsIn(location), retryMode: 'adaptive', maxAttempts: 8 }),
-  );
+  // Where the audit acts, and its clients there (the one decision of every acting function,
+  // acting-location.ts): its own account and Region with its own role, any other through the
+  // member role. Each account-Region's KMS client is paced to that account's own headroom (its
+  // AWS/Usage and Service Quotas, read there), else to the fixed share of the documented quotas;
+  // a throttle slows only its API (docs/audit.md, "Pacing").
+  const acting = actingLocations({
+    fn: functionName,
+    memberRoleName: config.memberRoleName,
+    clientOptions: sdk,
+    make: (optionsIn) => {
+      const options = () => ({ ...sdk(), ...optionsIn() });
+      return {
+        kms: new KmsKeyGateway(
+          pacedKmsClient(options(), {
+            overrides: config.audit.rateLimits,
+            share: config.audit.quotaShare,
+            usage: accountUsageVia(options),
+            log,
+          }),
+        ),
+        replicas: new KmsReplicaReader(
+          (region) => new KMSClient({ ...sdk(), ...optionsIn(region), retryMode: 'adaptive', maxAttempts: 8 }),
+        ),
+      };
+    },
+  });
   const records = new SsmKeyRecordStore(new SSMClient(sdk()), config.stateParameterPrefix, log);
   const shared = {
     continuation:
@@ -98,25 +89,23 @@ export const auditDependencies = (
     leaseWait: { ms: EVENT_LEASE_WAIT_MS, sleeper: realSleeper },
   };
   const depsFor: AuditDepsFor = (target, ownLocation) => {
-    own = ownLocation;
-    const kms = kmsIn(target);
-    const isOwn = sameLocation(target, ownLocation);
+    const { location, inMember, clients } = acting(ownLocation, target);
     return {
       ...shared,
-      location: target,
-      fleet: kms,
-      keys: kms,
-      admin: kms,
+      location,
+      fleet: clients.kms,
+      keys: clients.kms,
+      admin: clients.kms,
       // The records name keys by id only: the declared keys are this stack's own account and Region's
       // (docs/org-audit.md#what-a-member-audit-does-not-check).
-      records: isOwn ? records : { declaredKeyIds: async () => [] },
+      records: inMember ? { declaredKeyIds: async () => [] } : records,
       // Reconciling rotations whose event was lost (onRotation's validation), and multi-Region primaries' replicas.
       rotations: {
         store: records,
-        crypto: kms,
+        crypto: clients.kms,
         random: secureRandom,
         digest: sha256,
-        replicas: new KmsReplicaReader((region) => replicaClientIn({ ...target, region })),
+        replicas: clients.replicas,
       },
     };
   };
