@@ -50,3 +50,31 @@ export const EXPLAINED_GRANTS: Record<string, string> = {
   'OnKeyActivityRemediationPolicy/on-key-activity-remediation#PutBackRotationAndAliasesOfManagedKeys kms:GetPublicKey':
     'an alias of a managed asymmetric ENCRYPT_DECRYPT key is re-pointed only after it decrypts what its public key encrypted',
 };
+
+/**
+ * The same, for organization mode (tests/integration/authorization-organization.int.test.ts): the
+ * member role's grants (member/member-stack.yml, as deployed in a member account and Region), the
+ * forwarding role's, and the central `MemberAccessPolicy` (resources/organization.yml).
+ */
+export const EXPLAINED_ORGANIZATION_GRANTS: Record<string, string> = {
+  'MemberRole/kms-rotation-member#ListingsHaveNoResourceScope kms:ListKeys':
+    "the audit lists every key of an account and Region; the organization audit's flows (another branch) are its use in a member",
+  'MemberRole/kms-rotation-member#ReadOwnKmsUsage cloudwatch:GetMetricData':
+    "the audit's pacing reads the member's KMS request rates; the organization audit's flows (another branch) are its use",
+  'MemberRole/kms-rotation-member#ReadOwnKmsQuotas servicequotas:GetServiceQuota':
+    "the audit's pacing reads the member's KMS quotas; the organization audit's flows (another branch) are its use",
+  'MemberRole/kms-rotation-member#ActOnManagedKeysOnly kms:CreateAlias':
+    "onKeyActivity re-creates a declared alias deleted from a managed key (declared-alias-missing), and the audit's remediation; the central flow is evaluated in authorization.int.test.ts, the same call here only changes its signer",
+  'MemberRole/kms-rotation-member#ActOnManagedKeysOnly kms:GenerateMac':
+    're-running the rollback of an HMAC swap verifies the predecessor again, managed by then (the test re-runs an RSA one)',
+  'MemberRole/kms-rotation-member#ActOnManagedKeysOnly kms:VerifyMac':
+    're-running the rollback of an HMAC swap verifies the predecessor again, managed by then (the test re-runs an RSA one)',
+  'MemberRole/kms-rotation-member#ActOnManagedKeysOnly kms:GetPublicKey':
+    'asymmetric ENCRYPT_DECRYPT keys are verified by encrypting locally with their public key; no flow here uses one',
+  'MemberRole/kms-rotation-member#RollBackToRetiredPredecessors kms:CreateAlias':
+    'a rollback re-creates a declared alias that was deleted after the swap; the test deletes none',
+  'MemberRole/kms-rotation-member#RollBackToRetiredPredecessors kms:GetPublicKey':
+    'the rollback of an asymmetric ENCRYPT_DECRYPT swap verifies the predecessor through its public key; no flow here uses one',
+  'MemberRole/kms-rotation-member#MoveAliasesInScope kms:CreateAlias':
+    'a declared alias that does not exist yet is created on the successor (promoteAliases) or predecessor (rollback)',
+};
