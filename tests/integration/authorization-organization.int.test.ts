@@ -264,6 +264,8 @@ describe('Authorization in organization mode: the member flows, against the cent
     mergeEvaluation(total, evaluation);
     expect(evaluation.evaluated, `${flow}: nothing was evaluated`).toBeGreaterThan(0);
     expect(evaluation.denials, `${flow}: denied calls\n${formatDenials(evaluation.denials)}`).toEqual([]);
+    // A key the recorder could not find would be left out as "not authorized at all": none may be.
+    expect(evaluation.notAuthorized, `${flow}: calls left unevaluated`).toEqual([]);
     return outcome;
   };
 
