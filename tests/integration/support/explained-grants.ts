@@ -63,8 +63,6 @@ export const EXPLAINED_ORGANIZATION_GRANTS: Record<string, string> = {
     "the audit's pacing reads the member's KMS request rates; the organization audit's flows (another branch) are its use",
   'MemberRole/kms-rotation-member#ReadOwnKmsQuotas servicequotas:GetServiceQuota':
     "the audit's pacing reads the member's KMS quotas; the organization audit's flows (another branch) are its use",
-  'MemberRole/kms-rotation-member#ActOnManagedKeysOnly kms:CreateAlias':
-    "onKeyActivity re-creates a declared alias deleted from a managed key (declared-alias-missing), and the audit's remediation; the central flow is evaluated in authorization.int.test.ts, the same call here only changes its signer",
   'MemberRole/kms-rotation-member#ActOnManagedKeysOnly kms:GenerateMac':
     're-running the rollback of an HMAC swap verifies the predecessor again, managed by then (the test re-runs an RSA one)',
   'MemberRole/kms-rotation-member#ActOnManagedKeysOnly kms:VerifyMac':
@@ -75,6 +73,4 @@ export const EXPLAINED_ORGANIZATION_GRANTS: Record<string, string> = {
     'a rollback re-creates a declared alias that was deleted after the swap; the test deletes none',
   'MemberRole/kms-rotation-member#RollBackToRetiredPredecessors kms:GetPublicKey':
     'the rollback of an asymmetric ENCRYPT_DECRYPT swap verifies the predecessor through its public key; no flow here uses one',
-  'MemberRole/kms-rotation-member#MoveAliasesInScope kms:CreateAlias':
-    'a declared alias that does not exist yet is created on the successor (promoteAliases) or predecessor (rollback)',
 };
