@@ -37,18 +37,18 @@ import { type CallRecorder, createCallRecorder } from '../../scripts/lib/authori
 import {
   type CfnTemplate,
   defaultKeyPolicy,
-  type PolicyStatement,
   type ResolvedStack,
   resolveStack,
 } from '../../scripts/lib/authorization/template';
 import { type AwsProxy, kmsQuotaLimits, startAwsProxy } from '../../scripts/lib/aws-proxy';
-import { accessKeyIdFor, type InvokeResult, invokeBundled } from '../../scripts/lib/invoke';
+import { type InvokeResult, invokeBundled } from '../../scripts/lib/invoke';
 import { importedMaterialGap } from '../../scripts/lib/kms-gaps/imported-material';
 import { type LastUsageGap, lastUsageGap } from '../../scripts/lib/kms-gaps/last-usage';
 import { serviceQuotasGap } from '../../scripts/lib/kms-gaps/service-quotas';
 import { kmsUsage, usageMetricsGap } from '../../scripts/lib/kms-gaps/usage-metrics';
 import { rotationEvent } from '../../scripts/lib/local-aws';
 import type { DeployedStack } from '../../scripts/lib/stack';
+import { functionCallers, leastPrivilege, mergeEvaluation } from './support/authorization';
 import { deployTestStack, type TestStack } from './support/deployed-stack';
 import { EXPLAINED_GRANTS } from './support/explained-grants';
 
@@ -88,19 +88,6 @@ const cloudTrailEvent = (eventName: string, requestParameters: Record<string, un
     recipientAccountId: ACCOUNT,
   },
 });
-
-/** `kms:GenerateDataKey*` matches `kms:generatedatakey`: IAM's action globbing, case-insensitive. */
-const actionMatches = (pattern: string, action: string): boolean =>
-  new RegExp(
-    `^${pattern
-      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-      .replace(/\*/g, '.*')
-      .replace(/\?/g, '.')}$`,
-    'i',
-  ).test(action);
-
-const statementsOf = (policy: { Statement: PolicyStatement[] | PolicyStatement }): PolicyStatement[] =>
-  Array.isArray(policy.Statement) ? policy.Statement : [policy.Statement];
 
 /**
  * Authorization as a tested property. moto authorizes every call; here every AWS call the bundled
@@ -182,27 +169,8 @@ describe('Authorization: every AWS call of every flow, against the policies the 
     await deployed?.stop();
   });
 
-  /** Access key id -> the function that signs with it and its role, in one resolution of the template. */
-  const callersOf = (resolved: ResolvedStack): Record<string, Caller> =>
-    Object.fromEntries(
-      Object.entries(deployed.pkg.functions).map(([functionName, packaged]) => {
-        const fn = resolved.functions[packaged.logicalId];
-        const role = fn ? resolved.roles[fn.roleLogicalId] : undefined;
-        if (!fn || !role) throw new Error(`No role resolved for function ${functionName} (${packaged.logicalId})`);
-        return [accessKeyIdFor(stack.functions[functionName]?.name ?? ''), { functionName, role }];
-      }),
-    );
-
-  const merge = (evaluation: Evaluation) => {
-    total.evaluated += evaluation.evaluated;
-    total.denials.push(...evaluation.denials);
-    total.notAuthorized.push(...evaluation.notAuthorized);
-    for (const [grant, actions] of evaluation.grantsUsed) {
-      const used = total.grantsUsed.get(grant) ?? new Set<string>();
-      for (const action of actions) used.add(action);
-      total.grantsUsed.set(grant, used);
-    }
-  };
+  const callersOf = (resolved: ResolvedStack): Record<string, Caller> => functionCallers(deployed.pkg, stack, resolved);
+  const merge = (evaluation: Evaluation) => mergeEvaluation(total, evaluation);
 
   const lambdaTimeoutMs = (functionName: string): number => {
     const logicalId = deployed.pkg.functions[functionName]?.logicalId as string;
@@ -965,25 +933,11 @@ describe('Authorization: every AWS call of every flow, against the policies the 
 
   // --- least privilege, measured ----------------------------------------------------------------
   it('uses every action each role policy grants, or explains it (tests/integration/support/explained-grants.ts)', () => {
-    const unused: string[] = [];
-    const grants = new Set<string>();
-    for (const role of Object.values(remediate.roles)) {
-      for (const { name, policy } of role.policies) {
-        statementsOf(policy).forEach((statement, index) => {
-          if (statement.Effect !== 'Allow') return;
-          const actions = ([] as unknown[]).concat(statement.Action ?? []).map(String);
-          const used = total.grantsUsed.get(`${name}#${index + 1}`) ?? new Set<string>();
-          for (const action of actions) {
-            const grant = `${name}#${String(statement.Sid ?? index + 1)} ${action}`;
-            grants.add(grant);
-            if ([...used].some((usedAction) => actionMatches(action, usedAction))) continue;
-            if (EXPLAINED_GRANTS[grant]) continue;
-            unused.push(`- ${grant}: granted, used by no recorded call, not explained`);
-          }
-        });
-      }
-    }
-    const stale = Object.keys(EXPLAINED_GRANTS).filter((grant) => !grants.has(grant));
+    const { unused, stale } = leastPrivilege(
+      Object.values(remediate.roles).flatMap((role) => role.policies),
+      total,
+      EXPLAINED_GRANTS,
+    );
     expect(total.evaluated, 'the flows above evaluated nothing').toBeGreaterThan(0);
     expect(stale, 'explained grants that no policy grants any more').toEqual([]);
     expect(

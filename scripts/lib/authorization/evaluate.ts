@@ -27,6 +27,22 @@ export interface Caller {
   /** The function's name in serverless.yml, e.g. `rotate`. */
   functionName: string;
   role: ResolvedRole;
+  /**
+   * The stack whose account, Region and policies the caller's calls are judged in, when it is not
+   * the one `evaluateCalls` is given: a member role's session is judged in its member stack.
+   */
+  stack?: ResolvedStack;
+}
+
+/**
+ * What `sts:AssumeRole` into another account is authorized against: the role's trust policy (its
+ * resource policy) and the organization of each account (`aws:ResourceOrgID`, `aws:PrincipalOrgID`).
+ */
+export interface OrganizationView {
+  /** The role of that ARN as deployed (its trust policy); undefined when no stack deploys it. */
+  roleOf(roleArn: string): ResolvedRole | undefined;
+  /** The organization id of an account; undefined for an account outside any organization. */
+  organizationOf(account: string): string | undefined;
 }
 
 /** A denial: what was refused and why, one line each. */
@@ -130,10 +146,13 @@ export const requestsForCall = (
   caller: Caller,
   detail: CallDetail,
   history: Record<string, TagWrite[]>,
+  organization?: OrganizationView,
 ): { requests: AuthzRequest[]; refusals: { what: string; resource: string; reason: string }[]; skip?: string } => {
   const principal = caller.role.arn;
   const { action, params, at } = detail;
-  const base = baseContext(stack, principal, action);
+  // aws:RequestedRegion: the Region the request was sent to (IAM User Guide, "AWS global condition
+  // context keys"); the member role's CreateKey is bounded by it.
+  const base = { ...baseContext(stack, principal, action), 'aws:RequestedRegion': detail.region ?? stack.region };
   const requests: AuthzRequest[] = [];
   const refusals: { what: string; resource: string; reason: string }[] = [];
   const api = action.split(':')[1] ?? action;
@@ -199,6 +218,45 @@ export const requestsForCall = (
     } else {
       requests.push({ principal, action, resource: '*', context: base, what: api });
     }
+  } else if (action === 'sts:AssumeRole') {
+    // Authorized by the caller's identity policy and the role's trust policy, both (IAM User Guide,
+    // "Cross account resource access in IAM"); the request carries the session name
+    // (sts:RoleSessionName) and the organizations of both accounts (aws:ResourceOrgID, aws:PrincipalOrgID).
+    const roleArn = String(params.RoleArn);
+    const roleAccount = roleArn.split(':')[4] ?? '';
+    const role = organization?.roleOf(roleArn);
+    const resourceOrg = organization?.organizationOf(roleAccount);
+    const principalOrg = organization?.organizationOf(stack.accountId);
+    if (!role?.trustPolicy) {
+      refusals.push({
+        what: 'AssumeRole',
+        resource: roleArn,
+        reason: `no stack deploys the role ${roleArn}: AWS refuses to assume a role that does not exist (moto assumes any)`,
+      });
+    } else {
+      requests.push({
+        principal,
+        action,
+        resource: roleArn,
+        resourcePolicy: role.trustPolicy,
+        context: {
+          ...base,
+          'sts:RoleSessionName': String(params.RoleSessionName ?? ''),
+          ...(resourceOrg ? { 'aws:ResourceOrgID': resourceOrg, 'aws:ResourceAccount': roleAccount } : {}),
+          ...(principalOrg ? { 'aws:PrincipalOrgID': principalOrg } : {}),
+        },
+        what: `AssumeRole ${roleArn} as ${String(params.RoleSessionName ?? '')}`,
+      });
+    }
+  } else if (action === 'organizations:ListParents' || action === 'organizations:DescribeOrganizationalUnit') {
+    // Authorized on the account or OU named (Service Authorization Reference, "Actions, resources, and
+    // condition keys for AWS Organizations"), whose ARNs name the management account: the caller's,
+    // as only the management account (or a delegated administrator) may call them.
+    const id = String(params.ChildId ?? params.OrganizationalUnitId ?? '');
+    const org = organization?.organizationOf(stack.accountId) ?? 'o-unknown';
+    const kind = /^\d{12}$/.test(id) ? 'account' : id.startsWith('r-') ? 'root' : 'ou';
+    const resource = `arn:${stack.partition}:organizations::${stack.accountId}:${kind}/${org}/${id}`;
+    requests.push({ principal, action, resource, context: base, what: `${api} ${id}` });
   } else if (action === 'sns:Publish') {
     const topicArn = String(params.TopicArn ?? params.TargetArn);
     requests.push({
@@ -465,6 +523,7 @@ export const evaluateCalls = async (
   calls: FlowCall[],
   history: Record<string, TagWrite[]>,
   evaluation: Evaluation = emptyEvaluation(),
+  organization?: OrganizationView,
 ): Promise<Evaluation> => {
   for (const { flow, record } of calls) {
     const detail = record.detail as CallDetail | undefined;
@@ -491,7 +550,8 @@ export const evaluateCalls = async (
       });
       continue;
     }
-    const { requests, refusals, skip } = requestsForCall(stack, caller, detail, history);
+    const judgedIn = caller.stack ?? stack;
+    const { requests, refusals, skip } = requestsForCall(judgedIn, caller, detail, history, organization);
     if (skip) {
       evaluation.notAuthorized.push(`${flow}: ${caller.functionName} ${skip}`);
       continue;
@@ -504,7 +564,8 @@ export const evaluateCalls = async (
       const reason = await evaluateRequest(
         request,
         caller.role.policies,
-        stack.accountId,
+        // The resource's own account (a role of another account for AssumeRole), else the caller's stack's.
+        /^arn:[^:]+:[^:]*:[^:]*:(\d{12}):/.exec(request.resource)?.[1] ?? judgedIn.accountId,
         evaluation,
         caller.role.logicalId,
       );

@@ -38,6 +38,8 @@ export interface CallDetail {
   at: number;
   /** The IAM action, e.g. `kms:CreateKey`, `sns:Publish`, `lambda:InvokeFunction`. */
   action: string;
+  /** The Region the call was signed for (`aws:RequestedRegion`); absent when it carried no SigV4 header. */
+  region?: string;
   /** The request parameters that matter for authorization. */
   params: Record<string, unknown>;
   /** The key the call names (KeyId or TargetKeyId, aliases resolved), as it was just before it. */
@@ -65,9 +67,20 @@ export interface TagWrite {
   at: number;
 }
 
+/** A role session a caller got from `sts:AssumeRole` through the proxy: who signs with its access key id. */
+export interface AssumedSession {
+  /** The role assumed, as the request named it. */
+  roleArn: string;
+  sessionName: string;
+  /** The access key id that signed the AssumeRole: the principal that assumed the role. */
+  assumedBy?: string;
+}
+
 export interface CallRecorder extends CallInspector {
   /** Per key id: every tag the service wrote, oldest first. */
   tagHistory(): Record<string, TagWrite[]>;
+  /** Access key id -> the role session it belongs to, learnt from the AssumeRole answers the proxy carried. */
+  sessions(): Record<string, AssumedSession>;
   reset(): void;
 }
 
@@ -154,13 +167,18 @@ export const actionOf = (request: InspectedRequest): { action: string; params: R
         'EncryptionContext',
         'TableName',
         'PendingWindowInDays',
+        'RoleArn',
+        'RoleSessionName',
+        'ChildId',
+        'OrganizationalUnitId',
       ),
     };
   }
   // Query protocol (SNS): Action=Publish&TopicArn=...
   const query = parseQuery(request.body);
   const params: Record<string, unknown> = {};
-  for (const name of ['TopicArn', 'TargetArn', 'QueueUrl', 'Name']) if (query[name]) params[name] = query[name];
+  for (const name of ['TopicArn', 'TargetArn', 'QueueUrl', 'Name', 'RoleArn', 'RoleSessionName'])
+    if (query[name]) params[name] = query[name];
   return { action: `${prefix}:${request.api}`, params };
 };
 
@@ -179,6 +197,22 @@ const errorTypeOf = (body: string): string | undefined => {
   return /<Code>([^<]+)<\/Code>/.exec(body)?.[1];
 };
 
+/** The credentials of an AssumeRole answer (STS's query XML, or JSON). */
+export const assumedCredentialsOf = (
+  body: string,
+): { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined => {
+  const json = parseJson(body);
+  const fromJson = (json.Credentials ?? (json.AssumeRoleResult as Record<string, unknown> | undefined)?.Credentials) as
+    | Record<string, string>
+    | undefined;
+  const field = (name: string) => fromJson?.[name] ?? new RegExp(`<${name}>([^<]+)</${name}>`).exec(body)?.[1];
+  const accessKeyId = field('AccessKeyId');
+  const secretAccessKey = field('SecretAccessKey');
+  const sessionToken = field('SessionToken');
+  if (!accessKeyId || !secretAccessKey) return undefined;
+  return { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) };
+};
+
 /** KMS APIs whose resource is `*` even when they carry a KeyId (ListAliases filters by it). */
 const KMS_WITHOUT_KEY_RESOURCE = new Set(['ListAliases', 'ListKeys', 'CreateKey']);
 
@@ -195,21 +229,37 @@ export const createCallRecorder = (opts: { target: string; region: string; clock
   };
   const kms = new KMSClient(config);
   const sns = new SNSClient(config);
-  // A call signed for another Region (a multi-Region primary's replica, read where it lives) names a key there.
-  const kmsIn = new Map<string, KMSClient>([[opts.region, kms]]);
-  const kmsFor = (region: string | undefined): KMSClient => {
-    if (!region) return kms;
-    let client = kmsIn.get(region);
+  let history: Record<string, TagWrite[]> = {};
+  /** Access key id -> the role session and its credentials (moto: they act in the role's account). */
+  const sessions = new Map<string, AssumedSession & { secretAccessKey: string; sessionToken?: string }>();
+  // A call signed for another Region (a multi-Region primary's replica, read where it lives) names a
+  // key there; a call signed with a role session's key (a member role) names a key of that role's
+  // account: the state is read there, with the same session's credentials.
+  const kmsIn = new Map<string, KMSClient>([[`${opts.region} `, kms]]);
+  const kmsFor = (region: string | undefined, caller?: string): KMSClient => {
+    const session = caller ? sessions.get(caller) : undefined;
+    const where = `${region ?? opts.region} ${session ? caller : ''}`;
+    let client = kmsIn.get(where);
     if (!client) {
-      client = new KMSClient({ ...config, region });
-      kmsIn.set(region, client);
+      client = new KMSClient({
+        ...config,
+        region: region ?? opts.region,
+        ...(session && caller
+          ? {
+              credentials: {
+                accessKeyId: caller,
+                secretAccessKey: session.secretAccessKey,
+                ...(session.sessionToken ? { sessionToken: session.sessionToken } : {}),
+              },
+            }
+          : {}),
+      });
+      kmsIn.set(where, client);
     }
     return client;
   };
-  let history: Record<string, TagWrite[]> = {};
 
-  const snapshot = async (keyRef: string, inRegion?: string): Promise<KeySnapshot | undefined> => {
-    const kms = kmsFor(inRegion);
+  const snapshot = async (keyRef: string, kms: KMSClient): Promise<KeySnapshot | undefined> => {
     let m: Record<string, string>;
     try {
       const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: keyRef }));
@@ -240,7 +290,7 @@ export const createCallRecorder = (opts: { target: string; region: string; clock
     };
   };
 
-  const aliasTargetOf = async (aliasName: string): Promise<string | undefined> => {
+  const aliasTargetOf = async (aliasName: string, kms: KMSClient): Promise<string | undefined> => {
     let marker: string | undefined;
     do {
       const page = await kms.send(new ListAliasesCommand({ Marker: marker }));
@@ -254,6 +304,7 @@ export const createCallRecorder = (opts: { target: string; region: string; clock
   interface Kept {
     at: number;
     action: string;
+    region?: string;
     params: Record<string, unknown>;
     key?: KeySnapshot;
     keyNotFound?: string;
@@ -264,25 +315,27 @@ export const createCallRecorder = (opts: { target: string; region: string; clock
   const before = async (request: InspectedRequest): Promise<Kept> => {
     const at = clock();
     const { action, params } = actionOf(request);
-    const kept: Kept = { at, action, params };
+    const signedRegion = signedRegionOf(request.headers);
+    const kept: Kept = { at, action, params, ...(signedRegion ? { region: signedRegion } : {}) };
     if (action.startsWith('kms:')) {
       const api = action.slice(4);
       const named = (params.TargetKeyId ?? params.KeyId) as string | undefined;
+      const where = kmsFor(signedRegionOf(request.headers), request.caller);
       if (named && !KMS_WITHOUT_KEY_RESOURCE.has(api)) {
-        const key = await snapshot(named, signedRegionOf(request.headers));
+        const key = await snapshot(named, where);
         if (key) kept.key = key;
         else kept.keyNotFound = named;
       }
       if (typeof params.AliasName === 'string' && (api === 'UpdateAlias' || api === 'DeleteAlias')) {
-        const target = await aliasTargetOf(params.AliasName);
-        const targetKey = target ? await snapshot(target) : undefined;
+        const target = await aliasTargetOf(params.AliasName, where);
+        const targetKey = target ? await snapshot(target, where) : undefined;
         if (targetKey) kept.aliasTarget = targetKey;
       }
     }
     if (action === 'sns:Publish' && typeof params.TopicArn === 'string') {
       const { Attributes = {} } = await sns.send(new GetTopicAttributesCommand({ TopicArn: params.TopicArn }));
       if (Attributes.KmsMasterKeyId) {
-        const topicKey = await snapshot(Attributes.KmsMasterKeyId);
+        const topicKey = await snapshot(Attributes.KmsMasterKeyId, kms);
         if (topicKey) kept.topicKey = topicKey;
       }
     }
@@ -294,7 +347,7 @@ export const createCallRecorder = (opts: { target: string; region: string; clock
     history[keyId].push(write);
   };
 
-  const after: CallInspector['after'] = (_request, keptValue, answer): CallDetail => {
+  const after: CallInspector['after'] = (request, keptValue, answer): CallDetail => {
     const kept = keptValue as Kept;
     const detail: CallDetail = { ...kept, ...(answer.status !== undefined ? { status: answer.status } : {}) };
     const ok = answer.status === 200;
@@ -302,6 +355,18 @@ export const createCallRecorder = (opts: { target: string; region: string; clock
       const errorType = errorTypeOf(answer.body);
       if (errorType) detail.errorType = errorType;
       return detail;
+    }
+    if (kept.action === 'sts:AssumeRole') {
+      const credentials = assumedCredentialsOf(answer.body);
+      if (credentials && typeof kept.params.RoleArn === 'string') {
+        sessions.set(credentials.accessKeyId, {
+          roleArn: kept.params.RoleArn,
+          sessionName: String(kept.params.RoleSessionName ?? ''),
+          ...(request.caller ? { assumedBy: request.caller } : {}),
+          secretAccessKey: credentials.secretAccessKey,
+          ...(credentials.sessionToken ? { sessionToken: credentials.sessionToken } : {}),
+        });
+      }
     }
     const requestTags = tagsAsRecord(kept.params.Tags);
     if (kept.action === 'kms:CreateKey') {
@@ -332,6 +397,13 @@ export const createCallRecorder = (opts: { target: string; region: string; clock
     before,
     after,
     tagHistory: () => structuredClone(history),
+    sessions: () =>
+      Object.fromEntries(
+        [...sessions].map(([accessKeyId, { roleArn, sessionName, assumedBy }]) => [
+          accessKeyId,
+          { roleArn, sessionName, ...(assumedBy ? { assumedBy } : {}) },
+        ]),
+      ),
     reset: () => {
       history = {};
     },

@@ -33,6 +33,8 @@ export interface ResolvedRole {
   arn: string;
   /** Inline policies, then attached `AWS::IAM::Policy` resources whose Condition holds, each named `<Logical>/<PolicyName>`. */
   policies: { name: string; policy: PolicyDocument }[];
+  /** The role's trust policy (`AssumeRolePolicyDocument`): the resource policy of `sts:AssumeRole` on it. */
+  trustPolicy?: PolicyDocument;
 }
 
 export interface ResolvedStack {
@@ -191,7 +193,8 @@ export const intrinsicResolver = (template: CfnTemplate, ctx: StackContext) => {
     if (template.Parameters?.[name]) {
       const value = parameter(name);
       if (value === undefined) throw new TemplateResolutionError(`Parameter ${name} has no value`);
-      return value;
+      // A CommaDelimitedList parameter is a list where it is referenced (CloudFormation's parameter types).
+      return template.Parameters[name]?.Type === 'CommaDelimitedList' ? value.split(',') : value;
     }
     return attributeOf(ctx, template, name, 'Ref');
   };
@@ -329,6 +332,9 @@ export const resolveStack = (template: CfnTemplate, ctx: StackContext): Resolved
         const { PolicyName, PolicyDocument } = entry as { PolicyName: string; PolicyDocument: unknown };
         return { name: `${logicalId}/${PolicyName}`, policy: asPolicy(PolicyDocument) };
       }),
+      ...(properties.AssumeRolePolicyDocument !== undefined
+        ? { trustPolicy: asPolicy(properties.AssumeRolePolicyDocument) }
+        : {}),
     };
   }
   const roleByName = new Map(Object.values(out.roles).map((role) => [role.name, role]));

@@ -50,3 +50,21 @@ export const EXPLAINED_GRANTS: Record<string, string> = {
   'OnKeyActivityRemediationPolicy/on-key-activity-remediation#PutBackRotationAndAliasesOfManagedKeys kms:GetPublicKey':
     'an alias of a managed asymmetric ENCRYPT_DECRYPT key is re-pointed only after it decrypts what its public key encrypted',
 };
+
+/**
+ * The same, for organization mode (tests/integration/authorization-organization.int.test.ts): the
+ * member role's grants (member/member-stack.yml, as deployed in a member account and Region), the
+ * forwarding role's, and the central `MemberAccessPolicy` (resources/organization.yml).
+ */
+export const EXPLAINED_ORGANIZATION_GRANTS: Record<string, string> = {
+  'MemberRole/kms-rotation-member#ActOnManagedKeysOnly kms:GenerateMac':
+    're-running the rollback of an HMAC swap verifies the predecessor again, managed by then (the test re-runs an RSA one)',
+  'MemberRole/kms-rotation-member#ActOnManagedKeysOnly kms:VerifyMac':
+    're-running the rollback of an HMAC swap verifies the predecessor again, managed by then (the test re-runs an RSA one)',
+  'MemberRole/kms-rotation-member#ActOnManagedKeysOnly kms:GetPublicKey':
+    'asymmetric ENCRYPT_DECRYPT keys are verified by encrypting locally with their public key; no flow here uses one',
+  'MemberRole/kms-rotation-member#RollBackToRetiredPredecessors kms:CreateAlias':
+    'a rollback re-creates a declared alias that was deleted after the swap; the test deletes none',
+  'MemberRole/kms-rotation-member#RollBackToRetiredPredecessors kms:GetPublicKey':
+    'the rollback of an asymmetric ENCRYPT_DECRYPT swap verifies the predecessor through its public key; no flow here uses one',
+};

@@ -25,6 +25,28 @@ export interface EventSourceRun {
   peakConcurrency: number;
 }
 
+/** The event Lambda's SQS event source mapping gives a function for one received message (BatchSize 1). */
+export const sqsEventOf = (message: Message) => ({
+  Records: [
+    {
+      messageId: message.MessageId,
+      receiptHandle: message.ReceiptHandle,
+      body: message.Body,
+      attributes: {
+        ApproximateReceiveCount: String(Number(message.Attributes?.ApproximateReceiveCount ?? '0')),
+        SentTimestamp: String(Date.now()),
+        SenderId: 'AIDAEXAMPLE',
+        ApproximateFirstReceiveTimestamp: String(Date.now()),
+      },
+      messageAttributes: {},
+      md5OfBody: message.MD5OfBody,
+      eventSource: 'aws:sqs',
+      eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:org-audit',
+      awsRegion: 'us-east-1',
+    },
+  ],
+});
+
 export const drainQueue = async (opts: {
   sqs: SQSClient;
   queueUrl: string;
@@ -41,26 +63,7 @@ export const drainQueue = async (opts: {
   const maxInvocations = opts.maxInvocations ?? 200;
   const handle = async (message: Message): Promise<void> => {
     const receiveCount = Number(message.Attributes?.ApproximateReceiveCount ?? '0');
-    const event = {
-      Records: [
-        {
-          messageId: message.MessageId,
-          receiptHandle: message.ReceiptHandle,
-          body: message.Body,
-          attributes: {
-            ApproximateReceiveCount: String(receiveCount),
-            SentTimestamp: String(Date.now()),
-            SenderId: 'AIDAEXAMPLE',
-            ApproximateFirstReceiveTimestamp: String(Date.now()),
-          },
-          messageAttributes: {},
-          md5OfBody: message.MD5OfBody,
-          eventSource: 'aws:sqs',
-          eventSourceARN: 'arn:aws:sqs:us-east-1:123456789012:org-audit',
-          awsRegion: 'us-east-1',
-        },
-      ],
-    };
+    const event = sqsEventOf(message);
     const result = await opts.invoke(event);
     const failures =
       result.ok && typeof result.result === 'object' && result.result !== null

@@ -16,7 +16,12 @@ import {
   settledTags,
   topicKeyUsable,
 } from '../../../scripts/lib/authorization/kms-rules';
-import { actionOf, type CallDetail, type KeySnapshot } from '../../../scripts/lib/authorization/recorder';
+import {
+  actionOf,
+  assumedCredentialsOf,
+  type CallDetail,
+  type KeySnapshot,
+} from '../../../scripts/lib/authorization/recorder';
 import {
   type CfnTemplate,
   defaultKeyPolicy,
@@ -892,5 +897,194 @@ describe('Function: actionOf', () => {
         signingService: 'tagging',
       }).action,
     ).toBe('tag:GetResources');
+  });
+});
+
+describe('Organization mode: AssumeRole, member sessions, Organizations reads', () => {
+  const MEMBER = '111111111111';
+  const MEMBER_ROLE = `arn:aws:iam::${MEMBER}:role/member-us-east-1`;
+  const MEMBER_TEMPLATE: CfnTemplate = {
+    Parameters: { CentralRoleArns: { Type: 'CommaDelimitedList' }, CentralAccountId: { Type: 'String' } },
+    Resources: {
+      MemberRole: {
+        Type: 'AWS::IAM::Role',
+        Properties: {
+          AssumeRolePolicyDocument: policy({
+            Effect: 'Allow',
+            Principal: { AWS: { Ref: 'CentralRoleArns' } },
+            Action: 'sts:AssumeRole',
+            Condition: {
+              StringEquals: { 'aws:PrincipalAccount': { Ref: 'CentralAccountId' } },
+              StringLike: { 'sts:RoleSessionName': 'kms-rotation-*' },
+            },
+          }),
+          Policies: [
+            {
+              PolicyName: 'member',
+              PolicyDocument: policy({
+                Effect: 'Allow',
+                Action: 'kms:CreateKey',
+                Resource: '*',
+                Condition: { StringEquals: { 'aws:RequestedRegion': { Ref: 'AWS::Region' } } },
+              }),
+            },
+          ],
+        },
+      },
+    },
+  };
+  const member = resolveStack(MEMBER_TEMPLATE, {
+    accountId: MEMBER,
+    region: 'us-east-1',
+    partition: 'aws',
+    physicalIds: { MemberRole: 'member-us-east-1' },
+    parameters: { CentralRoleArns: `${ROLE_ARN},arn:aws:iam::${ACCOUNT}:role/other`, CentralAccountId: ACCOUNT },
+  });
+  const central = resolveStack(
+    {
+      ...TEMPLATE,
+      Resources: {
+        ...TEMPLATE.Resources,
+        Assume: {
+          Type: 'AWS::IAM::Policy',
+          Properties: {
+            PolicyName: 'assume',
+            Roles: [{ Ref: 'AppRole' }],
+            PolicyDocument: policy({
+              Effect: 'Allow',
+              Action: 'sts:AssumeRole',
+              Resource: 'arn:aws:iam::*:role/member-*',
+              Condition: { StringEquals: { 'aws:ResourceOrgID': 'o-test' } },
+            }),
+          },
+        },
+      },
+    },
+    CTX,
+  );
+  const appCaller: Caller = { functionName: 'app', role: central.roles.AppRole as Caller['role'] };
+  const view = {
+    roleOf: (arn: string) => Object.values(member.roles).find((role) => role.arn === arn),
+    organizationOf: (account: string) => ([ACCOUNT, MEMBER].includes(account) ? 'o-test' : undefined),
+  };
+  const assumeCall = (sessionName: string, roleArn = MEMBER_ROLE) => ({
+    flow: 'f',
+    record: {
+      api: 'AssumeRole',
+      startedAt: 0,
+      endedAt: 0,
+      outcome: 'forwarded' as const,
+      caller: 'AKIAAPP',
+      detail: { at: 0, action: 'sts:AssumeRole', params: { RoleArn: roleArn, RoleSessionName: sessionName } },
+    },
+  });
+
+  it('resolves a CommaDelimitedList parameter to a list, and keeps the role trust policy', () => {
+    expect(member.roles.MemberRole?.trustPolicy?.Statement).toEqual([
+      expect.objectContaining({ Principal: { AWS: [ROLE_ARN, `arn:aws:iam::${ACCOUNT}:role/other`] } }),
+    ]);
+  });
+
+  it('judges AssumeRole against the identity grant and the trust policy, with the session name and org ids', async () => {
+    const allowed = await evaluateCalls(
+      central,
+      { AKIAAPP: appCaller },
+      [assumeCall('kms-rotation-app')],
+      {},
+      emptyEvaluation(),
+      view,
+    );
+    expect(allowed.denials).toEqual([]);
+    expect(allowed.evaluated).toBe(1);
+    const badSession = await evaluateCalls(
+      central,
+      { AKIAAPP: appCaller },
+      [assumeCall('someone')],
+      {},
+      emptyEvaluation(),
+      view,
+    );
+    expect(badSession.denials.map((denial) => denial.reason)).toEqual([
+      expect.stringContaining(`the resource policy of ${MEMBER_ROLE} does not allow it`),
+    ]);
+    const outside = await evaluateCalls(
+      central,
+      { AKIAAPP: appCaller },
+      [assumeCall('kms-rotation-app', 'arn:aws:iam::999999999999:role/member-us-east-1')],
+      {},
+      emptyEvaluation(),
+      view,
+    );
+    expect(outside.denials.map((denial) => denial.reason)).toEqual([
+      expect.stringContaining('no stack deploys the role arn:aws:iam::999999999999:role/member-us-east-1'),
+    ]);
+  });
+
+  it("judges a member session's call in its member stack, with aws:RequestedRegion the signed Region", async () => {
+    const session: Caller = {
+      functionName: 'app as member-us-east-1',
+      role: member.roles.MemberRole as Caller['role'],
+      stack: member,
+    };
+    const createIn = (region: string) => ({
+      flow: 'f',
+      record: {
+        api: 'CreateKey',
+        startedAt: 0,
+        endedAt: 0,
+        outcome: 'forwarded' as const,
+        caller: 'ASIAMEMBER',
+        detail: { at: 0, action: 'kms:CreateKey', params: {}, region },
+      },
+    });
+    const here = await evaluateCalls(central, { ASIAMEMBER: session }, [createIn('us-east-1')], {});
+    expect(here.denials).toEqual([]);
+    expect(here.grantsUsed.has('MemberRole/member#1')).toBe(true);
+    const elsewhere = await evaluateCalls(central, { ASIAMEMBER: session }, [createIn('eu-west-1')], {});
+    expect(elsewhere.denials.map((denial) => `${denial.functionName}|${denial.reason}`)).toEqual([
+      expect.stringMatching(/^app as member-us-east-1\|no statement of MemberRole's policies allows kms:CreateKey/),
+    ]);
+  });
+
+  it('names the account or OU an Organizations read is authorized on', () => {
+    const [listParents] = requestsForCall(
+      central,
+      appCaller,
+      { at: 0, action: 'organizations:ListParents', params: { ChildId: MEMBER } },
+      {},
+      view,
+    ).requests;
+    expect(listParents?.resource).toBe(`arn:aws:organizations::${ACCOUNT}:account/o-test/${MEMBER}`);
+    const [describe] = requestsForCall(
+      central,
+      appCaller,
+      { at: 0, action: 'organizations:DescribeOrganizationalUnit', params: { OrganizationalUnitId: 'ou-ab12-x' } },
+      {},
+      view,
+    ).requests;
+    expect(describe?.resource).toBe(`arn:aws:organizations::${ACCOUNT}:ou/o-test/ou-ab12-x`);
+  });
+
+  it('reads the credentials of an AssumeRole answer (query XML or JSON), and its request parameters', () => {
+    expect(
+      assumedCredentialsOf(
+        '<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIA1</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken></Credentials></AssumeRoleResult></AssumeRoleResponse>',
+      ),
+    ).toEqual({ accessKeyId: 'ASIA1', secretAccessKey: 's', sessionToken: 't' });
+    expect(assumedCredentialsOf('{"Credentials":{"AccessKeyId":"ASIA2","SecretAccessKey":"s"}}')).toEqual({
+      accessKeyId: 'ASIA2',
+      secretAccessKey: 's',
+    });
+    expect(assumedCredentialsOf('<Error><Code>AccessDenied</Code></Error>')).toBeUndefined();
+    expect(
+      actionOf({
+        method: 'POST',
+        url: '/',
+        headers: {},
+        body: `Action=AssumeRole&RoleArn=${encodeURIComponent(MEMBER_ROLE)}&RoleSessionName=kms-rotation-app`,
+        api: 'AssumeRole',
+        signingService: 'sts',
+      }),
+    ).toEqual({ action: 'sts:AssumeRole', params: { RoleArn: MEMBER_ROLE, RoleSessionName: 'kms-rotation-app' } });
   });
 });
