@@ -351,6 +351,16 @@ export const requestsForCall = (
       context: base,
       what: 'Invoke',
     });
+  } else if (action.startsWith('sqs:')) {
+    // On the queue its URL names (`<endpoint>/<account>/<name>`). A batch API is authorized as its
+    // single-message action: SQS has no SendMessageBatch permission (SQS Developer Guide, "Amazon SQS
+    // API permissions: Actions and resource reference",
+    // https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-api-permissions-reference.html).
+    const [account = stack.accountId, name = ''] = String(params.QueueUrl ?? '')
+      .split('/')
+      .slice(-2);
+    const resource = `arn:${stack.partition}:sqs:${stack.region}:${account}:${name}`;
+    requests.push({ principal, action: action.replace(/Batch$/, ''), resource, context: base, what: api });
   } else {
     // tag:GetResources and other calls without a resource type.
     requests.push({ principal, action, resource: '*', context: base, what: api });

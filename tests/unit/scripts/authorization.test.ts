@@ -516,6 +516,22 @@ describe('Function: requestsForCall and evaluateCalls', () => {
     ]);
   });
 
+  it('authorizes an SQS batch call as its single-message action, on the queue its URL names', () => {
+    const { requests } = requestsForCall(
+      resolved,
+      caller,
+      {
+        at: 0,
+        action: 'sqs:SendMessageBatch',
+        params: { QueueUrl: `http://127.0.0.1:5000/${ACCOUNT}/kms-rotation-dev-org-audit` },
+      },
+      {},
+    );
+    expect(requests.map((request) => [request.action, request.resource, request.what])).toEqual([
+      ['sqs:SendMessage', `arn:aws:sqs:us-east-1:${ACCOUNT}:kms-rotation-dev-org-audit`, 'SendMessageBatch'],
+    ]);
+  });
+
   it('ScheduleKeyDeletion carries its window as kms:ScheduleKeyDeletionPendingWindowInDays, and none when the request names none', () => {
     const key = snapshot({});
     const [withWindow] = requestsForCall(
