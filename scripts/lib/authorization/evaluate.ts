@@ -331,6 +331,24 @@ export const requestsForCall = (
       context,
       what: 'PutObject',
     });
+  } else if (action === 'dynamodb:TransactWriteItems') {
+    // Each item is authorized as its own action on its own table: DynamoDB has no separate
+    // permission for the transaction (DynamoDB Developer Guide, "Using IAM with DynamoDB transactions",
+    // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html).
+    const ITEM_ACTIONS: Record<string, string> = {
+      Put: 'dynamodb:PutItem',
+      Update: 'dynamodb:UpdateItem',
+      Delete: 'dynamodb:DeleteItem',
+      ConditionCheck: 'dynamodb:ConditionCheckItem',
+    };
+    for (const item of (Array.isArray(params.TransactItems) ? params.TransactItems : []) as Record<string, unknown>[]) {
+      for (const [kind, itemAction] of Object.entries(ITEM_ACTIONS)) {
+        const table = (item[kind] as { TableName?: string } | undefined)?.TableName;
+        if (table === undefined) continue;
+        const resource = `arn:${stack.partition}:dynamodb:${stack.region}:${stack.accountId}:table/${table}`;
+        requests.push({ principal, action: itemAction, resource, context: base, what: `${api} ${kind}` });
+      }
+    }
   } else if (action.startsWith('dynamodb:')) {
     const resource = `arn:${stack.partition}:dynamodb:${stack.region}:${stack.accountId}:table/${String(params.TableName)}`;
     requests.push({ principal, action, resource, context: base, what: api });

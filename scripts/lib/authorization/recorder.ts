@@ -166,6 +166,7 @@ export const actionOf = (request: InspectedRequest): { action: string; params: R
         'ResourceTypeFilters',
         'EncryptionContext',
         'TableName',
+        'TransactItems',
         'PendingWindowInDays',
         'RoleArn',
         'RoleSessionName',

@@ -532,6 +532,30 @@ describe('Function: requestsForCall and evaluateCalls', () => {
     ]);
   });
 
+  it('authorizes each item of a DynamoDB TransactWriteItems as its own action on its own table', () => {
+    const { requests } = requestsForCall(
+      resolved,
+      caller,
+      {
+        at: 0,
+        action: 'dynamodb:TransactWriteItems',
+        params: {
+          TransactItems: [
+            { Put: { TableName: 'runs' } },
+            { Update: { TableName: 'runs' } },
+            { ConditionCheck: { TableName: 'other' } },
+          ],
+        },
+      },
+      {},
+    );
+    expect(requests.map((request) => [request.action, request.resource])).toEqual([
+      ['dynamodb:PutItem', `arn:aws:dynamodb:us-east-1:${ACCOUNT}:table/runs`],
+      ['dynamodb:UpdateItem', `arn:aws:dynamodb:us-east-1:${ACCOUNT}:table/runs`],
+      ['dynamodb:ConditionCheckItem', `arn:aws:dynamodb:us-east-1:${ACCOUNT}:table/other`],
+    ]);
+  });
+
   it('ScheduleKeyDeletion carries its window as kms:ScheduleKeyDeletionPendingWindowInDays, and none when the request names none', () => {
     const key = snapshot({});
     const [withWindow] = requestsForCall(
