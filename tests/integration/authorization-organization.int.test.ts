@@ -716,18 +716,23 @@ describe('Authorization in organization mode: the member flows, against the cent
   });
 
   // --- least privilege, measured ----------------------------------------------------------------
-  it('uses every action the member role and the central organization grants give, or explains it (EXPLAINED_ORGANIZATION_GRANTS)', () => {
+  it('uses every action the member role, the central organization grants and the org audit roles give, or explains it (EXPLAINED_ORGANIZATION_GRANTS)', () => {
     const memberStack = memberStackIn(member, REGION).remediate;
     const memberPolicies = Object.values(memberStack.roles).flatMap((role) => role.policies);
     const centralPolicies = [
       ...new Map(
         Object.values(central.remediate.roles)
           .flatMap((role) => role.policies)
-          .filter((policy) => policy.name.startsWith('MemberAccessPolicy/'))
+          .filter((policy) => /^(MemberAccessPolicy|OrgAuditRole|OrgAuditItemRole)\//.test(policy.name))
           .map((policy) => [policy.name, policy]),
       ).values(),
     ];
-    expect(centralPolicies.map((policy) => policy.name)).toEqual(['MemberAccessPolicy/member-access']);
+    // The org audit's two roles exist in organization mode only: held to least privilege here.
+    expect(centralPolicies.map((policy) => policy.name.split('/')[0]).sort()).toEqual([
+      'MemberAccessPolicy',
+      'OrgAuditItemRole',
+      'OrgAuditRole',
+    ]);
     expect(memberPolicies.map((policy) => policy.name).sort()).toEqual([
       'ForwardToCentralBusRole/put-events-on-the-central-bus',
       'MemberRemediationPolicy/kms-rotation-member-remediation',

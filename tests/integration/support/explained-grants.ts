@@ -57,6 +57,62 @@ export const EXPLAINED_GRANTS: Record<string, string> = {
  * forwarding role's, and the central `MemberAccessPolicy` (resources/organization.yml).
  */
 export const EXPLAINED_ORGANIZATION_GRANTS: Record<string, string> = {
+  'OrgAuditRole/org-audit#WriteOwnLogs logs:CreateLogStream':
+    "Lambda's runtime writes the function's logs with its role; no call of the code",
+  'OrgAuditRole/org-audit#WriteOwnLogs logs:PutLogEvents':
+    "Lambda's runtime writes the function's logs with its role; no call of the code",
+  'OrgAuditRole/org-audit#FailedEventsToDeadLetterQueue sqs:SendMessage':
+    "Lambda's on-failure destination of a failed scheduled run, sent with the function's role; no call of the code",
+  'OrgAuditRole/org-audit#RecordRuns dynamodb:GetItem':
+    'orgAudit combines the run itself only when the items it could not send were the last ones (docs/org-audit.md); every send succeeds here',
+  'OrgAuditRole/org-audit#RecordRuns dynamodb:Query':
+    'orgAudit combines the run itself only when the items it could not send were the last ones (docs/org-audit.md); every send succeeds here',
+  'OrgAuditRole/org-audit#Notify sns:Publish':
+    "orgAudit sends the run's AuditCompleted only when it combines the run itself (unsent last items); every send succeeds here",
+  'OrgAuditRole/org-audit#PublishToEncryptedTopic kms:GenerateDataKey*':
+    "the topic's key, used by SNS on orgAudit's Publish, made only when it combines the run itself",
+  'OrgAuditRole/org-audit#PublishToEncryptedTopic kms:Decrypt':
+    "the topic's key, used by SNS on orgAudit's Publish, made only when it combines the run itself",
+  'OrgAuditItemRole/org-audit-item#WriteOwnLogs logs:CreateLogStream':
+    "Lambda's runtime writes the function's logs with its role; no call of the code",
+  'OrgAuditItemRole/org-audit-item#WriteOwnLogs logs:PutLogEvents':
+    "Lambda's runtime writes the function's logs with its role; no call of the code",
+  'OrgAuditItemRole/org-audit-item#ReadOwnQueue sqs:ReceiveMessage':
+    "Lambda's SQS event source mapping polls the queue with the function's role; the test hands the items over itself (moto cannot run the mapping)",
+  'OrgAuditItemRole/org-audit-item#ReadOwnQueue sqs:DeleteMessage':
+    "Lambda's SQS event source mapping deletes a handled message with the function's role; the test does it itself",
+  'OrgAuditItemRole/org-audit-item#ReadOwnQueue sqs:GetQueueAttributes':
+    "Lambda's SQS event source mapping reads the queue's attributes with the function's role",
+  'OrgAuditItemRole/org-audit-item#HoldKeyLeases dynamodb:PutItem':
+    "a lease is taken only to check a managed multi-Region primary's replicas or to reconcile a lost rotation of a managed key; the member here has neither",
+  'OrgAuditItemRole/org-audit-item#HoldKeyLeases dynamodb:GetItem':
+    "a lease is taken only to check a managed multi-Region primary's replicas or to reconcile a lost rotation of a managed key; the member here has neither",
+  'OrgAuditItemRole/org-audit-item#HoldKeyLeases dynamodb:DeleteItem':
+    "a lease is taken only to check a managed multi-Region primary's replicas or to reconcile a lost rotation of a managed key; the member here has neither",
+  'OrgAuditItemRole/org-audit-item#ListingsHaveNoResourceScope kms:ListKeys':
+    "the central account's own account-Region, audited by the worker with its own role when an OU the stage lists holds the central account; the test's OU holds member accounts only. The same statement of the audit role is evaluated by the single-account authorization test",
+  'OrgAuditItemRole/org-audit-item#ListingsHaveNoResourceScope kms:ListAliases':
+    "the central account's own account-Region, audited by the worker with its own role when an OU the stage lists holds the central account; the test's OU holds member accounts only. The same statement of the audit role is evaluated by the single-account authorization test",
+  'OrgAuditItemRole/org-audit-item#ReadEveryOwnKey kms:DescribeKey':
+    "the central account's own account-Region, audited by the worker with its own role when an OU the stage lists holds the central account; the test's OU holds member accounts only. The same statement of the audit role is evaluated by the single-account authorization test",
+  'OrgAuditItemRole/org-audit-item#ReadEveryOwnKey kms:ListResourceTags':
+    "the central account's own account-Region, audited by the worker with its own role when an OU the stage lists holds the central account; the test's OU holds member accounts only. The same statement of the audit role is evaluated by the single-account authorization test",
+  'OrgAuditItemRole/org-audit-item#ReadEveryOwnKey kms:GetKeyRotationStatus':
+    "the central account's own account-Region, audited by the worker with its own role when an OU the stage lists holds the central account; the test's OU holds member accounts only. The same statement of the audit role is evaluated by the single-account authorization test",
+  'OrgAuditItemRole/org-audit-item#ReadEveryOwnKey kms:ListKeyRotations':
+    "the central account's own account-Region, audited by the worker with its own role when an OU the stage lists holds the central account; the test's OU holds member accounts only. The same statement of the audit role is evaluated by the single-account authorization test",
+  'OrgAuditItemRole/org-audit-item#JudgeManagedKeysOnly kms:GetKeyPolicy':
+    "the central account's own account-Region, audited by the worker with its own role when an OU the stage lists holds the central account; the test's OU holds member accounts only. The same statement of the audit role is evaluated by the single-account authorization test",
+  'OrgAuditItemRole/org-audit-item#ReconcileManagedKeysOnly kms:Encrypt':
+    "the central account's own account-Region, audited by the worker with its own role when an OU the stage lists holds the central account; the test's OU holds member accounts only. The same statement of the audit role is evaluated by the single-account authorization test",
+  'OrgAuditItemRole/org-audit-item#ReconcileManagedKeysOnly kms:Decrypt':
+    "the central account's own account-Region, audited by the worker with its own role when an OU the stage lists holds the central account; the test's OU holds member accounts only. The same statement of the audit role is evaluated by the single-account authorization test",
+  'OrgAuditItemRole/org-audit-item#ReadReplicasInTheirRegions kms:DescribeKey':
+    "the central account's own account-Region, audited by the worker with its own role when an OU the stage lists holds the central account; the test's OU holds member accounts only. The same statement of the audit role is evaluated by the single-account authorization test",
+  'OrgAuditItemRole/org-audit-item#KeepKeyRecords ssm:PutParameter':
+    "a reconciled rotation's record, written after it is validated; no member key here has a lost rotation to reconcile",
+  'OrgAuditItemRole/org-audit-item#ReadDeclaredKeyRecords ssm:GetParametersByPath':
+    "the central account's own account-Region, audited by the worker with its own role when an OU the stage lists holds the central account; the test's OU holds member accounts only. The same statement of the audit role is evaluated by the single-account authorization test",
   'MemberRole/kms-rotation-member#ActOnManagedKeysOnly kms:GenerateMac':
     're-running the rollback of an HMAC swap verifies the predecessor again, managed by then (the test re-runs an RSA one)',
   'MemberRole/kms-rotation-member#ActOnManagedKeysOnly kms:VerifyMac':
