@@ -20,10 +20,10 @@ import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AwsProxy, startAwsProxy } from '../../scripts/lib/aws-proxy';
 import { invokeBundled } from '../../scripts/lib/invoke';
+import { drainQueue } from '../../scripts/lib/sqs-event-source';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { denyMemberAccounts } from './support/deny-member-account';
 import { deployTestStack, type TestStack } from './support/deployed-stack';
-import { drainQueue } from './support/sqs-event-source';
 
 const REGIONS = ['us-east-1', 'eu-west-1'] as const;
 const ATTEMPTS = 2;
