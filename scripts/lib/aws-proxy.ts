@@ -8,6 +8,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { KMS_DEFAULT_QUOTAS } from '../../src/adapters/pacing';
 import { keyIdOf } from '../../src/domain/key-ref';
+import type { AccountRegion, SyntheticAccounts } from './kms-gaps/synthetic-accounts';
 import type { KmsUsage } from './kms-gaps/usage-metrics';
 import { createStaleReads } from './stale-reads';
 
@@ -42,6 +43,13 @@ export interface ProxyOptions {
    * request rates: fleet-scale benchmarks then measure the audit and the quotas, not moto.
    */
   syntheticKeys?: number;
+  /**
+   * A simulated organization (scripts/lib/kms-gaps/synthetic-accounts.ts): the synthetic KMS answers
+   * are those of the caller's account-Region (its own number of keys, its account and Region in
+   * their ARNs), and `rateLimits` hold per account-Region, as KMS's quotas do. Its gap (learning
+   * accounts from AssumeRole answers) is asked before `gaps`. Takes the place of `syntheticKeys`.
+   */
+  syntheticAccounts?: SyntheticAccounts;
   /** KMS and tagging-API reads may answer with the state of up to this many ms earlier (see stale-reads.ts). */
   staleReadsMs?: number;
   /**
@@ -205,15 +213,19 @@ class RateLimiter {
     private readonly others: (api: string) => number = () => 0,
   ) {}
 
-  /** Fixed one-second windows, as KMS's quotas are stated; other callers' calls taken from each first. */
-  allow(api: string, now: number): boolean {
+  /**
+   * Fixed one-second windows, as KMS's quotas are stated; other callers' calls taken from each first.
+   * Each `scope` (an account-Region) has windows of its own.
+   */
+  allow(api: string, now: number, scope = ''): boolean {
     const quota = this.limits[api];
     if (quota === undefined) return true;
     const limit = quota - this.others(api);
     const second = Math.floor(now / 1000);
-    const window = this.windows.get(api);
+    const windowKey = `${scope}|${api}`;
+    const window = this.windows.get(windowKey);
     if (!window || window.second !== second) {
-      this.windows.set(api, { second, used: 1 });
+      this.windows.set(windowKey, { second, used: 1 });
       return limit >= 1;
     }
     window.used += 1;
@@ -243,6 +255,22 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
   let inFlight = 0;
   let idleWaiters: (() => void)[] = [];
   const staleReads = options.staleReadsMs ? createStaleReads(options.staleReadsMs) : undefined;
+  /** The synthetic fleet's answer to a KMS read: the caller's account-Region's, or the one fleet's. */
+  const syntheticAnswerOf = (
+    api: string,
+    text: string,
+    service: string | undefined,
+    caller: string | undefined,
+    region: string | undefined,
+  ): object | undefined => {
+    const organization = options.syntheticAccounts;
+    if (organization) {
+      if (service !== 'kms') return undefined;
+      const location = organization.locate(caller, region);
+      return syntheticKmsAnswer(api, text, organization.keysIn(location), location);
+    }
+    return options.syntheticKeys ? syntheticKmsAnswer(api, text, options.syntheticKeys) : undefined;
+  };
 
   /** The caller has given up on its request (a client timeout): it gets nothing more. */
   const gone = (req: IncomingMessage, res: ServerResponse) => res.destroyed || req.socket.destroyed;
@@ -338,7 +366,9 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
       record(fault);
       return;
     }
-    if (!limiter.allow(api, Date.now())) {
+    const signedRegion = signedRegionOf(req.headers);
+    const scope = options.syntheticAccounts?.scopeOf(signer.caller, signedRegion) ?? '';
+    if (!limiter.allow(api, Date.now(), scope)) {
       throttles += 1;
       res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1' });
       res.end(
@@ -354,7 +384,7 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
       record('stale');
       return;
     }
-    const synthetic = options.syntheticKeys ? syntheticKmsAnswer(api, text, options.syntheticKeys) : undefined;
+    const synthetic = syntheticAnswerOf(api, text, signer.signingService, signer.caller, signedRegion);
     const holdMs = fault === 'slow' ? (options.slowMs ?? 5_000) : 0;
     if (synthetic) {
       await sleep(holdMs);
@@ -366,11 +396,11 @@ export const startAwsProxy = async (options: ProxyOptions): Promise<AwsProxy> =>
       options.usage?.record(api, Date.now());
       return;
     }
-    const gaps = options.gaps ?? [];
+    const gaps = [...(options.syntheticAccounts ? [options.syntheticAccounts.gap] : []), ...(options.gaps ?? [])];
     const call: GapCall = {
       api,
       body: text,
-      region: signedRegionOf(req.headers),
+      region: signedRegion,
       target: options.target,
       ...(signer.caller ? { caller: signer.caller } : {}),
     };
@@ -485,8 +515,15 @@ const SYNTHETIC_APIS = new Set([
   'ListKeyRotations',
 ]);
 
-const syntheticKmsAnswer = (api: string, body: string, count: number): object | undefined => {
+/** KMS's answer to `api` for `count` synthetic keys of `location` (exported for its unit test). */
+export const syntheticKmsAnswer = (
+  api: string,
+  body: string,
+  count: number,
+  location: AccountRegion = { account: '123456789012', region: 'us-east-1' },
+): object | undefined => {
   if (!SYNTHETIC_APIS.has(api)) return undefined;
+  const arnOf = (keyId: string) => `arn:aws:kms:${location.region}:${location.account}:key/${keyId}`;
   const input = JSON.parse(body || '{}') as { KeyId?: string; Marker?: string; Limit?: number };
   const created = Date.parse('2026-06-01T00:00:00Z') / 1000;
   switch (api) {
@@ -495,7 +532,7 @@ const syntheticKmsAnswer = (api: string, body: string, count: number): object | 
       const end = Math.min(count, start + (input.Limit ?? 1000));
       const keys = Array.from({ length: end - start }, (_, offset) => {
         const keyId = syntheticKeyId(start + offset);
-        return { KeyId: keyId, KeyArn: `arn:aws:kms:us-east-1:123456789012:key/${keyId}` };
+        return { KeyId: keyId, KeyArn: arnOf(keyId) };
       });
       return end < count ? { Keys: keys, Truncated: true, NextMarker: String(end) } : { Keys: keys, Truncated: false };
     }
@@ -506,7 +543,7 @@ const syntheticKmsAnswer = (api: string, body: string, count: number): object | 
       return {
         KeyMetadata: {
           KeyId: keyId,
-          Arn: `arn:aws:kms:us-east-1:123456789012:key/${keyId}`,
+          Arn: arnOf(keyId),
           KeyState: 'Enabled',
           Enabled: true,
           KeySpec: 'SYMMETRIC_DEFAULT',

@@ -40,12 +40,12 @@ import { type InvokeResult, invokeBundled } from '../../scripts/lib/invoke';
 import { serviceQuotasGap } from '../../scripts/lib/kms-gaps/service-quotas';
 import { kmsUsage, usageMetricsGap } from '../../scripts/lib/kms-gaps/usage-metrics';
 import { kmsCallRecord, rotationEvent } from '../../scripts/lib/local-aws';
+import { sqsEventOf } from '../../scripts/lib/sqs-event-source';
 import { type DeployedStack, readCloudFormationYaml } from '../../scripts/lib/stack';
 import { functionCallers, leastPrivilege, mergeEvaluation } from './support/authorization';
 import { deployTestStack, type TestStack } from './support/deployed-stack';
 import { EXPLAINED_ORGANIZATION_GRANTS } from './support/explained-grants';
 import { credentialsIn, MEMBER_TEMPLATE_PATH, type Organization, rollOutToOrganization } from './support/organization';
-import { sqsEventOf } from './support/sqs-event-source';
 
 const REGION = 'us-east-1';
 const OTHER_REGION = 'eu-west-1';

@@ -25,11 +25,11 @@ import { type AwsProxy, startAwsProxy } from '../../scripts/lib/aws-proxy';
 import { emulatorKeys } from '../../scripts/lib/emulator-keys';
 import { invokeBundled } from '../../scripts/lib/invoke';
 import { kmsCallRecord, rotationEvent } from '../../scripts/lib/local-aws';
+import { drainQueue } from '../../scripts/lib/sqs-event-source';
 import type { DeployedStack } from '../../scripts/lib/stack';
 import { denyMemberAccounts } from './support/deny-member-account';
 import { deployTestStack, type TestStack } from './support/deployed-stack';
 import { credentialsIn, type Organization, rollOutToOrganization } from './support/organization';
-import { drainQueue } from './support/sqs-event-source';
 
 const REGIONS = ['us-east-1', 'eu-west-1'] as const;
 const ATTEMPTS = 2;

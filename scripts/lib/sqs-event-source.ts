@@ -6,7 +6,7 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { InvokeResult } from '../../../scripts/lib/invoke';
+import type { InvokeResult } from './invoke';
 
 /**
  * What Lambda's SQS event source mapping does, against the real (moto) queue: moto cannot run the
