@@ -227,6 +227,18 @@ const COMMON: readonly Setting[] = [
   'AWS_CLIENT_TIMEOUT_MS',
   'LEASE_TABLE',
 ];
+/** What the audit judges by and how it paces itself: the same for `audit` and the org audit's worker. */
+const AUDITING: readonly Setting[] = [
+  'AUDIT_REMEDIATE',
+  'AUDIT_MAX_ROTATION_PERIOD_DAYS',
+  'AUDIT_MAX_MATERIAL_AGE_DAYS',
+  'AUDIT_CONCURRENCY',
+  'AUDIT_QUOTA_SHARE',
+  'AUDIT_RATE_LIMITS',
+  'AUDIT_REPORTS_BUCKET',
+  'AUDIT_IMPORT_EXPIRY_WARNING_DAYS',
+  'AUDIT_ROTATION_DUE_WARNING_DAYS',
+];
 const ROTATION: readonly Setting[] = [
   'ROTATION_EVENT_TOLERANCE_MINUTES',
   'ON_DEMAND_ROTATION_LIMIT',
@@ -255,20 +267,7 @@ export const SETTINGS_OF = {
     'SELF_TEST_ROLE_NAME',
     'MEMBER_ROLE_NAME',
   ],
-  audit: [
-    ...COMMON,
-    'AUDIT_REMEDIATE',
-    'AUDIT_MAX_ROTATION_PERIOD_DAYS',
-    'AUDIT_MAX_MATERIAL_AGE_DAYS',
-    'AUDIT_CONCURRENCY',
-    'AUDIT_QUOTA_SHARE',
-    'AUDIT_RATE_LIMITS',
-    'SECURITY_HUB_FINDINGS',
-    'AUDIT_REPORTS_BUCKET',
-    'AUDIT_IMPORT_EXPIRY_WARNING_DAYS',
-    'AUDIT_ROTATION_DUE_WARNING_DAYS',
-    'MEMBER_ROLE_NAME',
-  ],
+  audit: [...COMMON, ...AUDITING, 'SECURITY_HUB_FINDINGS', 'MEMBER_ROLE_NAME'],
   selfTest: [...COMMON, ...ROTATION, 'SELF_TEST_ROLE_NAME'],
   retire: [...COMMON, 'RETIRE_MODE', 'RETIRE_DISABLE_AFTER_DAYS', 'RETIRE_DELETE_AFTER_DAYS'],
   // Organization mode only (ORGANIZATION_ONLY): the fan-out and the worker of the organization audit.
@@ -281,21 +280,7 @@ export const SETTINGS_OF = {
     'ORG_AUDIT_TABLE',
     'AUDIT_REPORTS_BUCKET',
   ],
-  orgAuditItem: [
-    ...COMMON,
-    'MEMBER_ROLE_NAME',
-    'ORG_AUDIT_TABLE',
-    'ORG_AUDIT_ATTEMPTS',
-    'AUDIT_REMEDIATE',
-    'AUDIT_MAX_ROTATION_PERIOD_DAYS',
-    'AUDIT_MAX_MATERIAL_AGE_DAYS',
-    'AUDIT_CONCURRENCY',
-    'AUDIT_QUOTA_SHARE',
-    'AUDIT_RATE_LIMITS',
-    'AUDIT_REPORTS_BUCKET',
-    'AUDIT_IMPORT_EXPIRY_WARNING_DAYS',
-    'AUDIT_ROTATION_DUE_WARNING_DAYS',
-  ],
+  orgAuditItem: [...COMMON, ...AUDITING, 'MEMBER_ROLE_NAME', 'ORG_AUDIT_TABLE', 'ORG_AUDIT_ATTEMPTS'],
 } as const satisfies Record<string, readonly Setting[]>;
 
 export type FunctionName = keyof typeof SETTINGS_OF;
